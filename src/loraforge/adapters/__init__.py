@@ -1,0 +1,1 @@
+"""Implementations of the ports: the only code that imports infrastructure libraries."""

@@ -1,0 +1,1 @@
+"""SQLAlchemy 2 persistence: tables, engine, unit of work, Alembic migrations."""

@@ -1,0 +1,24 @@
+"""Alembic environment: online migrations against the URL the caller configured."""
+
+from __future__ import annotations
+
+from alembic import context
+
+from loraforge.adapters.db.engine import make_engine
+from loraforge.adapters.db.tables import Base
+
+url = context.config.get_main_option("sqlalchemy.url")
+assert url is not None
+engine = make_engine(url)
+try:
+    with engine.connect() as connection:
+        context.configure(
+            connection=connection,
+            target_metadata=Base.metadata,
+            render_as_batch=connection.dialect.name == "sqlite",
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+        connection.commit()
+finally:
+    engine.dispose()

@@ -1,0 +1,191 @@
+"""SQLAlchemy implementations of the repository ports. Rows never leave this module."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import delete, func, or_, select
+from sqlalchemy.orm import Session
+
+from loraforge.adapters.db.tables import AccountRow, ApiKeyRow, ImageRow, ModelRow
+from loraforge.domain.entities import Account, ApiKey, Image, ImageFormat, ImageKind, Model
+
+
+def _fields(obj: Any, names: Iterable[str]) -> dict[str, Any]:
+    return {n: getattr(obj, n) for n in names}
+
+
+_ACCOUNT = ("id", "name", "created_at")
+_KEY = ("id", "account_id", "name", "prefix", "created_at", "revoked_at", "last_used_at")
+_MODEL = (
+    "id",
+    "account_id",
+    "display_name",
+    "custom_model_type",
+    "base_model",
+    "created_at",
+    "updated_at",
+    "deleted_at",
+)
+_IMAGE = (
+    "id",
+    "account_id",
+    "model_id",
+    "width",
+    "height",
+    "size_bytes",
+    "sha256",
+    "name",
+    "caption",
+    "description",
+    "original_key",
+    "display_key",
+    "display_mime",
+    "thumbnail_key",
+    "thumbnail_mime",
+    "created_at",
+    "last_used_at",
+)
+
+
+def _image(row: ImageRow) -> Image:
+    return Image(kind=ImageKind(row.kind), format=ImageFormat(row.format), **_fields(row, _IMAGE))
+
+
+class SqlAccountRepository:
+    def __init__(self, session: Session) -> None:
+        self._s = session
+
+    def add(self, account: Account) -> None:
+        self._s.add(AccountRow(**_fields(account, _ACCOUNT)))
+
+    def get(self, account_id: str) -> Account | None:
+        row = self._s.get(AccountRow, account_id)
+        return Account(**_fields(row, _ACCOUNT)) if row else None
+
+
+class SqlApiKeyRepository:
+    def __init__(self, session: Session) -> None:
+        self._s = session
+
+    def add(self, key: ApiKey, *, key_hash: str) -> None:
+        self._s.add(ApiKeyRow(key_hash=key_hash, **_fields(key, _KEY)))
+
+    def get(self, key_id: str) -> ApiKey | None:
+        row = self._s.get(ApiKeyRow, key_id)
+        return ApiKey(**_fields(row, _KEY)) if row else None
+
+    def find_by_prefix(self, prefix: str) -> list[tuple[ApiKey, str]]:
+        rows = self._s.scalars(select(ApiKeyRow).where(ApiKeyRow.prefix == prefix))
+        return [(ApiKey(**_fields(r, _KEY)), r.key_hash) for r in rows]
+
+    def list(self) -> list[ApiKey]:
+        rows = self._s.scalars(select(ApiKeyRow).order_by(ApiKeyRow.created_at, ApiKeyRow.id))
+        return [ApiKey(**_fields(r, _KEY)) for r in rows]
+
+    def update(self, key: ApiKey) -> None:
+        row = self._s.get_one(ApiKeyRow, key.id)
+        row.name, row.revoked_at, row.last_used_at = key.name, key.revoked_at, key.last_used_at
+
+
+class SqlModelRepository:
+    def __init__(self, session: Session) -> None:
+        self._s = session
+
+    def add(self, model: Model) -> None:
+        self._s.add(ModelRow(**_fields(model, _MODEL)))
+
+    def get(self, account_id: str, model_id: str, *, lock: bool = False) -> Model | None:
+        query = select(ModelRow).where(
+            ModelRow.id == model_id,
+            ModelRow.account_id == account_id,
+            ModelRow.deleted_at.is_(None),
+        )
+        if lock:
+            query = query.with_for_update()
+        row = self._s.scalars(query).first()
+        return Model(**_fields(row, _MODEL)) if row else None
+
+    def list(self, account_id: str, *, offset: int, limit: int) -> tuple[list[Model], int]:
+        live = (ModelRow.account_id == account_id, ModelRow.deleted_at.is_(None))
+        total = self._s.scalar(select(func.count()).select_from(ModelRow).where(*live)) or 0
+        rows = self._s.scalars(
+            select(ModelRow)
+            .where(*live)
+            .order_by(ModelRow.created_at.desc(), ModelRow.id.desc())
+            .offset(offset)
+            .limit(limit)
+        )
+        return [Model(**_fields(r, _MODEL)) for r in rows], total
+
+    def update(self, model: Model) -> None:
+        row = self._s.get_one(ModelRow, model.id)
+        for name in ("display_name", "custom_model_type", "base_model", "updated_at", "deleted_at"):
+            setattr(row, name, getattr(model, name))
+
+
+class SqlImageRepository:
+    def __init__(self, session: Session) -> None:
+        self._s = session
+
+    def add(self, image: Image) -> None:
+        self._s.add(
+            ImageRow(kind=image.kind.value, format=image.format.value, **_fields(image, _IMAGE))
+        )
+
+    def _visible(self) -> Any:
+        # Images of a soft-deleted model disappear with it; model-less images stay visible.
+        live_model = select(ModelRow.id).where(ModelRow.deleted_at.is_(None))
+        return or_(ImageRow.model_id.is_(None), ImageRow.model_id.in_(live_model))
+
+    def get(self, account_id: str, image_id: str) -> Image | None:
+        row = self._s.scalars(
+            select(ImageRow).where(
+                ImageRow.id == image_id, ImageRow.account_id == account_id, self._visible()
+            )
+        ).first()
+        return _image(row) if row else None
+
+    def get_unscoped(self, image_id: str) -> Image | None:
+        query = select(ImageRow).where(ImageRow.id == image_id, self._visible())
+        row = self._s.scalars(query).first()
+        return _image(row) if row else None
+
+    def list_for_model(
+        self, model_id: str, *, kinds: Iterable[ImageKind], offset: int, limit: int
+    ) -> tuple[list[Image], int]:
+        where = (ImageRow.model_id == model_id, ImageRow.kind.in_([k.value for k in kinds]))
+        total = self._s.scalar(select(func.count()).select_from(ImageRow).where(*where)) or 0
+        rows = self._s.scalars(
+            select(ImageRow)
+            .where(*where)
+            .order_by(ImageRow.created_at.desc(), ImageRow.id.desc())
+            .offset(offset)
+            .limit(limit)
+        )
+        return [_image(r) for r in rows], total
+
+    def count_for_model(self, model_id: str, kind: ImageKind) -> int:
+        query = select(func.count()).where(
+            ImageRow.model_id == model_id, ImageRow.kind == kind.value
+        )
+        return self._s.scalar(query) or 0
+
+    def update(self, image: Image) -> None:
+        row = self._s.get_one(ImageRow, image.id)
+        for name in _IMAGE:
+            setattr(row, name, getattr(image, name))
+        row.kind, row.format = image.kind.value, image.format.value
+
+    def delete(self, image_id: str) -> None:
+        self._s.execute(delete(ImageRow).where(ImageRow.id == image_id))
+
+    def referenced_blob_keys(self, keys: Iterable[str]) -> set[str]:
+        wanted = list(set(keys))
+        found: set[str] = set()
+        for column in (ImageRow.original_key, ImageRow.display_key, ImageRow.thumbnail_key):
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                found.update(self._s.scalars(select(column).where(column.in_(chunk)).distinct()))
+        return found

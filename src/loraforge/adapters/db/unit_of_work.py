@@ -1,0 +1,61 @@
+"""Unit of work over one SQLAlchemy session; the factory is the ``UnitOfWorkFactory`` port."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from loraforge.adapters.db.engine import WRITE_OPTION
+from loraforge.adapters.db.repositories import (
+    SqlAccountRepository,
+    SqlApiKeyRepository,
+    SqlImageRepository,
+    SqlModelRepository,
+)
+from loraforge.domain.errors import Unavailable
+
+
+class SqlUnitOfWork:
+    def __init__(self, session: Session) -> None:
+        self._session = session
+        self.accounts = SqlAccountRepository(session)
+        self.api_keys = SqlApiKeyRepository(session)
+        self.models = SqlModelRepository(session)
+        self.images = SqlImageRepository(session)
+
+    def commit(self) -> None:
+        self._session.commit()
+
+    def rollback(self) -> None:
+        self._session.rollback()
+
+
+class SqlUnitOfWorkFactory:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._read = sessionmaker(engine, expire_on_commit=False)
+        self._write = sessionmaker(
+            engine.execution_options(**{WRITE_OPTION: True}), expire_on_commit=False
+        )
+
+    @contextmanager
+    def __call__(self, *, write: bool = False) -> Iterator[SqlUnitOfWork]:
+        session = (self._write if write else self._read)()
+        try:
+            yield SqlUnitOfWork(session)
+        except OperationalError as exc:
+            session.rollback()
+            raise Unavailable("The database is not available.") from exc
+        finally:
+            session.close()
+
+    def check(self) -> None:
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except DBAPIError as exc:
+            raise Unavailable("The database is not available.") from exc

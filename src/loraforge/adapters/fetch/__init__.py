@@ -1,0 +1,1 @@
+"""Outbound HTTP adapters: SSRF-guarded fetching of user-supplied URLs."""

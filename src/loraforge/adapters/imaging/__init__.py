@@ -1,0 +1,1 @@
+"""Image pipeline adapters: format sniffing, safe decoding and derived variants (Pillow)."""

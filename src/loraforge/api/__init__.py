@@ -1,0 +1,1 @@
+"""The native HTTP API (FastAPI), mounted at ``/v1``."""

@@ -1,0 +1,116 @@
+"""The one place that maps domain errors to HTTP for the native API.
+
+Every error answers ``{"error": {"code": "<machine_code>", "message": "...", "field"?: ...}}``.
+Dialects install their own handlers with the same status table (``status_for``).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from loraforge.domain import errors as e
+
+log = logging.getLogger("loraforge.api")
+
+STATUS: dict[type[e.DomainError], int] = {
+    e.BadRequest: 400,
+    e.Unauthenticated: 401,
+    e.Forbidden: 403,
+    e.NotFound: 404,
+    e.Conflict: 409,
+    e.LimitReached: 409,
+    e.PayloadTooLarge: 413,
+    e.UnsupportedFormat: 415,
+    e.InvalidInput: 422,
+    e.ImageRejected: 422,
+    e.FetchFailed: 422,
+    e.RateLimited: 429,
+    e.Unavailable: 503,
+    e.InsufficientStorage: 507,
+}
+
+HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_format",
+    422: "validation_error",
+    429: "rate_limited",
+    503: "unavailable",
+}
+
+
+def status_for(exc: e.DomainError) -> int:
+    for cls in type(exc).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
+    return 400
+
+
+def headers_for(exc: e.DomainError) -> dict[str, str]:
+    if isinstance(exc, e.RateLimited | e.Unavailable):
+        return {"Retry-After": str(exc.retry_after)}
+    if isinstance(exc, e.Unauthenticated):
+        return {"WWW-Authenticate": "Bearer"}
+    return {}
+
+
+def error_body(code: str, message: str, field: str | None = None) -> dict[str, Any]:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if field:
+        error["field"] = field
+    return {"error": error}
+
+
+def describe_validation(exc: RequestValidationError) -> tuple[str, str | None]:
+    """A readable message and the offending field from pydantic's error list."""
+    first = exc.errors()[0] if exc.errors() else {}
+    loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path", "header")]
+    field = ".".join(loc) or None
+    message = str(first.get("msg", "Invalid request."))
+    return (f"{field}: {message}" if field else message), field
+
+
+async def _domain(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, e.DomainError)
+    return JSONResponse(
+        error_body(exc.code, exc.message, exc.field),
+        status_code=status_for(exc),
+        headers=headers_for(exc),
+    )
+
+
+async def _validation(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    message, field = describe_validation(exc)
+    return JSONResponse(error_body("validation_error", message, field), status_code=422)
+
+
+async def _http(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = HTTP_CODES.get(exc.status_code, "error")
+    return JSONResponse(
+        error_body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers
+    )
+
+
+async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error", exc_info=exc)
+    return JSONResponse(error_body("internal_error", "Internal server error."), status_code=500)
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(e.DomainError, _domain)
+    app.add_exception_handler(RequestValidationError, _validation)
+    app.add_exception_handler(StarletteHTTPException, _http)
+    app.add_exception_handler(Exception, _unexpected)

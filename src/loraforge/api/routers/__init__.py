@@ -1,0 +1,1 @@
+"""Native routers, one module per resource."""

@@ -1,0 +1,213 @@
+"""/v1/images: every kind of image, three ways in; and model image listings."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from typing import Annotated, BinaryIO, Literal, TypeVar
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import StreamingResponse
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from loraforge.api.deps import ContainerDep, PrincipalDep, get_principal
+from loraforge.api.presenters import image_read
+from loraforge.api.schemas.images import (
+    ImageJsonUpload,
+    ImagePage,
+    ImageRead,
+    ImageUploadData,
+)
+from loraforge.api.uploads import read_multipart, spool_body
+from loraforge.bootstrap import Container
+from loraforge.domain.entities import (
+    ALL_FORMATS,
+    KIND_BY_TYPE_NAME,
+    KINDS_BY_FILTER,
+    Image,
+    ImageVariant,
+    Principal,
+)
+from loraforge.domain.errors import BadRequest, InvalidInput
+from loraforge.services.images import Upload
+from loraforge.services.inline_images import decode_inline, is_url
+from loraforge.services.paging import page_request
+
+router = APIRouter(tags=["images"])
+
+UPLOAD_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": (
+            "multipart/form-data with a `file` part and a `data` part holding JSON "
+            '`{"modelID" or "modelId", "type"}`; or JSON `{"image", "modelId", "type"}` where '
+            "image is a data URI, bare base64 or an http(s) URL; or the raw image bytes with "
+            "`modelId` and `type` as query parameters."
+        ),
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file", "data"],
+                    "properties": {
+                        "file": {"type": "string", "format": "binary"},
+                        "data": {"type": "string", "description": "JSON {modelID, type}"},
+                    },
+                }
+            },
+            "application/json": {"schema": ImageJsonUpload.model_json_schema()},
+            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+        },
+    }
+}
+
+
+@router.post("/v1/images", status_code=201, response_model=ImageRead, openapi_extra=UPLOAD_BODY)
+async def upload_image(
+    request: Request,
+    who: PrincipalDep,
+    c: ContainerDep,
+    model_id: Annotated[str | None, Query(alias="modelId")] = None,
+    type_: Annotated[Literal["modelInput", "auxiliaryType"] | None, Query(alias="type")] = None,
+    name: Annotated[str | None, Query(max_length=255)] = None,
+) -> ImageRead:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type == "multipart/form-data":
+        form = await read_multipart(request)
+        data = _parse(ImageUploadData, form.data)
+        image = await _ingest(c, who, form.upload, data.modelId, data.type)
+    elif content_type == "application/json":
+        body = _parse(ImageJsonUpload, await _json(request))
+        image = await _ingest_json(c, who, body)
+    else:
+        if type_ is None:
+            raise InvalidInput("The query parameter 'type' is required.", field="type")
+        upload = await spool_body(request, limit=c.limits.max_request_bytes, name=name)
+        image = await _ingest(c, who, upload, model_id, type_)
+    return image_read(request, c, image)
+
+
+@router.get("/v1/images/{imageId}", response_model=ImageRead)
+async def get_image(
+    imageId: str, request: Request, who: PrincipalDep, c: ContainerDep
+) -> ImageRead:
+    return image_read(request, c, await run_in_threadpool(c.images.get, who, imageId))
+
+
+@router.get(
+    "/v1/images/{imageId}/content",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"image/*": {}}}},
+)
+async def get_image_content(
+    imageId: str,
+    request: Request,
+    c: ContainerDep,
+    variant: ImageVariant = ImageVariant.ORIGINAL,
+    expires: int | None = None,
+    sig: str | None = None,
+) -> StreamingResponse:
+    """Works with the API key, or with no headers at all on a signed link (``url``)."""
+    if sig is not None or expires is not None:
+        c.links.verify(imageId, variant, expires=expires or 0, sig=sig or "")
+        image = await run_in_threadpool(c.images.get_for_link, imageId)
+    else:
+        who = await get_principal(request)
+        image = await run_in_threadpool(c.images.get, who, imageId)
+    content = await run_in_threadpool(c.images.open, image, variant)
+    return StreamingResponse(
+        _chunks(content.stream),
+        media_type=content.mime,
+        headers={
+            "Content-Length": str(content.size),
+            "X-Content-Type-Options": "nosniff",
+            "Cache-Control": "private, max-age=3600",
+            "Content-Security-Policy": "default-src 'none'; sandbox",
+        },
+    )
+
+
+@router.delete("/v1/images/{imageId}", status_code=204, response_class=Response)
+async def delete_image(imageId: str, who: PrincipalDep, c: ContainerDep) -> Response:
+    await run_in_threadpool(c.images.delete, who, imageId)
+    return Response(status_code=204)
+
+
+@router.get("/v1/models/{modelId}/images", response_model=ImagePage)
+async def list_model_images(
+    modelId: str,
+    request: Request,
+    who: PrincipalDep,
+    c: ContainerDep,
+    image_type: Annotated[
+        Literal["all", "input", "output", "auxiliaryType"], Query(alias="imageType")
+    ] = "all",
+    page_num: Annotated[int, Query(alias="pageNum")] = 1,
+    page_size: Annotated[int, Query(alias="pageSize")] = 20,
+) -> ImagePage:
+    page = page_request(page_num, page_size, max_page_size=c.limits.max_page_size)
+    kinds = KINDS_BY_FILTER[image_type]
+    result = await run_in_threadpool(
+        lambda: c.images.list_for_model(who, modelId, kinds=kinds, page=page)
+    )
+    return ImagePage(
+        items=[image_read(request, c, i) for i in result.items],
+        total=result.total,
+        pageNum=result.page_num,
+        pageSize=result.page_size,
+    )
+
+
+async def _ingest(
+    c: Container, who: Principal, upload: Upload, model_id: str | None, type_name: str
+) -> Image:
+    kind = KIND_BY_TYPE_NAME[type_name]
+    with upload.stream:
+        return await run_in_threadpool(
+            lambda: c.images.ingest(who, upload, kind=kind, model_id=model_id, allowed=ALL_FORMATS)
+        )
+
+
+async def _ingest_json(c: Container, who: Principal, body: ImageJsonUpload) -> Image:
+    kind = KIND_BY_TYPE_NAME[body.type]
+    if is_url(body.image):
+        return await run_in_threadpool(
+            lambda: c.images.ingest_url(
+                who, body.image, kind=kind, model_id=body.modelId, allowed=ALL_FORMATS
+            )
+        )
+    data = decode_inline(body.image, max_bytes=c.limits.max_request_bytes)
+    return await _ingest(
+        c, who, Upload(stream=io.BytesIO(data), name=body.name), body.modelId, body.type
+    )
+
+
+async def _json(request: Request) -> object:
+    try:
+        return json.loads(await request.body())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BadRequest("The body is not valid JSON.") from exc
+
+
+M = TypeVar("M", ImageJsonUpload, ImageUploadData)
+
+
+def _parse(schema: type[M], data: object) -> M:
+    try:
+        return schema.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or None
+        raise InvalidInput(
+            f"{field}: {first['msg']}" if field else first["msg"], field=field
+        ) from exc
+
+
+def _chunks(stream: BinaryIO) -> Iterator[bytes]:
+    try:
+        while chunk := stream.read(256 * 1024):
+            yield chunk
+    finally:
+        stream.close()

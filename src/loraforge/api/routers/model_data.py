@@ -1,0 +1,90 @@
+"""/v1/models/{modelId}/data: seed 003 training data, raw image bodies (webp, png, jpeg)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from loraforge.api.deps import ContainerDep, PrincipalDep
+from loraforge.api.presenters import training_data_content, training_data_read
+from loraforge.api.schemas.images import DataCreated, TrainingDataContent, TrainingDataRead
+from loraforge.api.uploads import spool_body
+from loraforge.bootstrap import Container
+from loraforge.domain.entities import Image, ImageFormat, ImageKind
+from loraforge.services.paging import PageRequest
+
+router = APIRouter(prefix="/v1/models/{modelId}/data", tags=["training data"])
+
+DATA_FORMATS = frozenset({ImageFormat.WEBP, ImageFormat.PNG, ImageFormat.JPEG})
+TRAINING = ImageKind.TRAINING
+RAW_IMAGE_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": "Raw binary image data (webp, png, jpeg, jpg; at most 10 MB).",
+        "content": {
+            m: {"schema": {"type": "string", "format": "binary"}}
+            for m in ("image/webp", "image/png", "image/jpeg", "application/octet-stream")
+        },
+    }
+}
+
+
+@router.post("", status_code=201, response_model=DataCreated, openapi_extra=RAW_IMAGE_BODY)
+async def add_data(
+    modelId: str, request: Request, who: PrincipalDep, c: ContainerDep
+) -> DataCreated:
+    upload = await spool_body(request, limit=c.limits.max_data_bytes)
+    with upload.stream:
+        image = await run_in_threadpool(
+            lambda: c.images.ingest(
+                who, upload, kind=TRAINING, model_id=modelId, allowed=DATA_FORMATS
+            )
+        )
+    return DataCreated(dataId=image.id)
+
+
+@router.get("", response_model=list[TrainingDataRead])
+async def list_data(
+    modelId: str, request: Request, who: PrincipalDep, c: ContainerDep
+) -> list[TrainingDataRead]:
+    page = await run_in_threadpool(
+        lambda: c.images.list_for_model(who, modelId, kinds=[TRAINING], page=_all(c))
+    )
+    return [training_data_read(request, c, image) for image in page.items]
+
+
+@router.get("/{dataId}", response_model=TrainingDataContent)
+async def get_data(
+    modelId: str, dataId: str, request: Request, who: PrincipalDep, c: ContainerDep
+) -> TrainingDataContent:
+    def load() -> tuple[Image, bytes]:
+        image = c.images.get(who, dataId, model_id=modelId, kind=TRAINING)
+        return image, c.images.read_original(image)
+
+    image, original = await run_in_threadpool(load)
+    return training_data_content(request, c, image, original)
+
+
+@router.put("/{dataId}", response_model=TrainingDataRead, openapi_extra=RAW_IMAGE_BODY)
+async def replace_data(
+    modelId: str, dataId: str, request: Request, who: PrincipalDep, c: ContainerDep
+) -> TrainingDataRead:
+    upload = await spool_body(request, limit=c.limits.max_data_bytes)
+    with upload.stream:
+        image = await run_in_threadpool(
+            lambda: c.images.replace(
+                who, dataId, upload, allowed=DATA_FORMATS, model_id=modelId, kind=TRAINING
+            )
+        )
+    return training_data_read(request, c, image)
+
+
+@router.delete("/{dataId}", status_code=204, response_class=Response)
+async def delete_data(modelId: str, dataId: str, who: PrincipalDep, c: ContainerDep) -> Response:
+    await run_in_threadpool(lambda: c.images.delete(who, dataId, model_id=modelId, kind=TRAINING))
+    return Response(status_code=204)
+
+
+def _all(c: Container) -> PageRequest:
+    # Training images are capped per model, so one page always holds them all.
+    return PageRequest(page_num=1, page_size=max(c.limits.max_images_per_type, 1))

@@ -1,0 +1,62 @@
+"""/v1/models: seed 003 custom models."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+from starlette.concurrency import run_in_threadpool
+
+from loraforge.api.deps import ContainerDep, PrincipalDep
+from loraforge.api.schemas.models import ModelCreate, ModelPage, ModelRead, ModelRename
+from loraforge.services.paging import page_request
+
+router = APIRouter(prefix="/v1/models", tags=["models"])
+
+PageNum = Annotated[int, Query(alias="pageNum")]
+PageSize = Annotated[int, Query(alias="pageSize")]
+
+
+@router.post("", status_code=201, response_model=ModelRead)
+async def create_model(body: ModelCreate, who: PrincipalDep, c: ContainerDep) -> ModelRead:
+    model = await run_in_threadpool(
+        lambda: c.models.create(
+            who, display_name=body.displayName, custom_model_type=body.customModelType
+        )
+    )
+    return ModelRead.of(model)
+
+
+@router.get("", response_model=ModelPage)
+async def list_models(
+    who: PrincipalDep, c: ContainerDep, page_num: PageNum = 1, page_size: PageSize = 20
+) -> ModelPage:
+    page = page_request(page_num, page_size, max_page_size=c.limits.max_page_size)
+    result = await run_in_threadpool(c.models.list, who, page)
+    return ModelPage(
+        items=[ModelRead.of(m) for m in result.items],
+        total=result.total,
+        pageNum=result.page_num,
+        pageSize=result.page_size,
+    )
+
+
+@router.get("/{modelId}", response_model=ModelRead)
+async def get_model(modelId: str, who: PrincipalDep, c: ContainerDep) -> ModelRead:
+    return ModelRead.of(await run_in_threadpool(c.models.get, who, modelId))
+
+
+@router.put("/{modelId}", response_model=ModelRead)
+async def rename_model(
+    modelId: str, body: ModelRename, who: PrincipalDep, c: ContainerDep
+) -> ModelRead:
+    model = await run_in_threadpool(
+        lambda: c.models.rename(who, modelId, display_name=body.updatedDisplayName)
+    )
+    return ModelRead.of(model)
+
+
+@router.delete("/{modelId}", status_code=204, response_class=Response)
+async def delete_model(modelId: str, who: PrincipalDep, c: ContainerDep) -> Response:
+    await run_in_threadpool(c.models.delete, who, modelId)
+    return Response(status_code=204)

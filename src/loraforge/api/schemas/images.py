@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import AliasChoices, BaseModel, Field
+
+from loraforge.api.schemas.common import WireModel
+
+ImageTypeName = Literal["modelInput", "auxiliaryType"]
+
+
+class ImageRead(BaseModel):
+    id: str
+    url: str = Field(description="Signed, expiring link to the original bytes; no headers needed.")
+    displayUrl: str = Field(description="Signed link to the display variant (≤ 2048 px).")
+    thumbnailUrl: str = Field(description="Signed link to the thumbnail (≤ 256 px).")
+    modelId: str | None
+    type: Literal["modelInput", "auxiliaryType", "output"]
+    format: str
+    width: int
+    height: int
+    bytes: int
+    sha256: str
+    name: str | None
+    createdAt: datetime
+    lastUsedAt: datetime
+
+
+class ImagePage(BaseModel):
+    items: list[ImageRead]
+    total: int
+    pageNum: int
+    pageSize: int
+
+
+class ImageJsonUpload(WireModel):
+    image: str = Field(description="A data URI, bare base64, or an http(s) URL to fetch.")
+    modelId: str | None = Field(None, validation_alias=AliasChoices("modelId", "modelID"))
+    type: ImageTypeName
+    name: str | None = Field(None, max_length=255)
+
+
+class ImageUploadData(BaseModel):
+    """The JSON of a multipart ``data`` part (seeds 000/001)."""
+
+    modelId: str | None = Field(None, validation_alias=AliasChoices("modelId", "modelID"))
+    type: ImageTypeName
+
+
+class TrainingDataRead(BaseModel):
+    dataId: str
+    url: str
+    format: str
+    width: int
+    height: int
+    bytes: int
+    sha256: str
+    name: str | None
+    createdAt: datetime
+
+
+class TrainingDataContent(TrainingDataRead):
+    dataUrl: str = Field(description="data:<mime>;base64,… with the original bytes.")
+
+
+class DataCreated(BaseModel):
+    dataId: str

@@ -1,0 +1,143 @@
+"""Composition root: the only place that picks adapters. Tests pass their own overrides."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from loraforge.adapters.db.engine import make_engine
+from loraforge.adapters.db.migrate import upgrade
+from loraforge.adapters.db.unit_of_work import SqlUnitOfWorkFactory
+from loraforge.adapters.fetch.safe_http import SafeHttpFetcher
+from loraforge.adapters.imaging.pillow_processor import PillowImageProcessor
+from loraforge.adapters.storage.local import LocalBlobStore
+from loraforge.domain.entities import Limits
+from loraforge.domain.errors import Unauthenticated
+from loraforge.ports import BlobStore, Clock, IdFactory, ImageProcessor, UrlFetcher
+from loraforge.services.blobs import BlobSweeper
+from loraforge.services.clock import SystemClock, new_id
+from loraforge.services.images import ImageService
+from loraforge.services.keys import FailureLimiter, KeyService
+from loraforge.services.links import LinkSigner
+from loraforge.services.models import ModelService
+from loraforge.settings import Settings
+
+DEV_KEY_FILE = "dev-api-key"
+SECRET_FILE = "signing-secret"  # noqa: S105 - a file name, not a secret
+
+
+@dataclass
+class Container:
+    settings: Settings
+    limits: Limits
+    clock: Clock
+    uow: SqlUnitOfWorkFactory
+    blobs: BlobStore
+    keys: KeyService
+    auth_failures: FailureLimiter
+    models: ModelService
+    images: ImageService
+    links: LinkSigner
+    sweeper: BlobSweeper
+
+    def close(self) -> None:
+        self.uow.engine.dispose()
+
+
+def limits_from(settings: Settings) -> Limits:
+    return Limits(
+        max_request_bytes=settings.max_request_bytes,
+        max_data_bytes=settings.max_data_bytes,
+        max_images_per_type=settings.max_images_per_type,
+        max_pixels=settings.max_pixels,
+        max_frames=settings.max_frames,
+        max_page_size=settings.max_page_size,
+    )
+
+
+def migrate(settings: Settings) -> None:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.resolved_database_url())
+
+
+def build(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    ids: IdFactory = new_id,
+    processor: ImageProcessor | None = None,
+    fetcher: UrlFetcher | None = None,
+) -> Container:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    clock = clock or SystemClock()
+    limits = limits_from(settings)
+    uow = SqlUnitOfWorkFactory(make_engine(settings.resolved_database_url()))
+    blobs = LocalBlobStore(settings.data_dir / "blobs")
+    processor = processor or PillowImageProcessor(
+        max_pixels=settings.max_pixels, max_frames=settings.max_frames
+    )
+    fetcher = fetcher or SafeHttpFetcher(
+        total_timeout_s=settings.fetch_timeout_s,
+        allow_hosts=frozenset(settings.fetch_allow_hosts),
+    )
+    return Container(
+        settings=settings,
+        limits=limits,
+        clock=clock,
+        uow=uow,
+        blobs=blobs,
+        keys=KeyService(uow=uow, clock=clock, new_id=ids),
+        auth_failures=FailureLimiter(max_failures=settings.auth_max_failures),
+        models=ModelService(uow=uow, clock=clock, new_id=ids),
+        images=ImageService(
+            uow=uow,
+            blobs=blobs,
+            processor=processor,
+            fetcher=fetcher,
+            clock=clock,
+            new_id=ids,
+            limits=limits,
+            decode_slots=settings.image_workers,
+        ),
+        links=LinkSigner(
+            secret=_signing_secret(settings), ttl_s=settings.signed_url_ttl_s, clock=clock
+        ),
+        sweeper=BlobSweeper(uow=uow, blobs=blobs, clock=clock, grace_s=settings.blob_sweep_grace_s),
+    )
+
+
+def _signing_secret(settings: Settings) -> bytes:
+    if settings.signing_secret:
+        return settings.signing_secret.encode()
+    return _private_file(settings.data_dir / SECRET_FILE, lambda: secrets.token_hex(32)).encode()
+
+
+def ensure_dev_key(container: Container) -> tuple[str, Path, bool]:
+    """The local development key: made once, kept (mode 0600) in the data dir.
+
+    Returns the key, the file it is stored in, and whether it was created now.
+    """
+    path = container.settings.data_dir / DEV_KEY_FILE
+    if path.exists():
+        key = path.read_text().strip()
+        try:
+            container.keys.authenticate(key)
+            return key, path, False
+        except Unauthenticated:  # revoked, or made for another database: issue a new one
+            path.unlink()
+    issued = container.keys.create(name="local development")
+    _private_file(path, lambda: issued.plaintext)
+    return issued.plaintext, path, True
+
+
+def _private_file(path: Path, make: Callable[[], str]) -> str:
+    if path.exists():
+        return path.read_text().strip()
+    value = make()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(value + "\n")
+    return value

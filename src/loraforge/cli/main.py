@@ -1,0 +1,143 @@
+"""``loraforge serve | db | keys | blobs``. Settings come from ``LORAFORGE_*`` and flags."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from loraforge.bootstrap import Container, build, ensure_dev_key, migrate
+from loraforge.settings import Settings
+
+app = typer.Typer(help="loraforge: custom image models, self-hosted.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
+blobs_app = typer.Typer(help="Stored image bytes.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(keys_app, name="keys")
+app.add_typer(blobs_app, name="blobs")
+
+err = Console(stderr=True, soft_wrap=True)
+
+DataDir = Annotated[
+    Path | None, typer.Option("--data-dir", help="Data folder (LORAFORGE_DATA_DIR).")
+]
+
+
+def _settings(data_dir: Path | None = None, **overrides: object) -> Settings:
+    values = {k: v for k, v in overrides.items() if v is not None}
+    if data_dir is not None:
+        values["data_dir"] = data_dir
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+def _container(data_dir: Path | None) -> Container:
+    settings = _settings(data_dir)
+    migrate(settings)
+    return build(settings)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (LORAFORGE_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (LORAFORGE_PORT).")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Apply migrations, make sure a development key exists, and serve the API."""
+    import uvicorn
+
+    from loraforge.api.app import create_app
+
+    settings = _settings(data_dir, host=host, port=port)
+    migrate(settings)
+    container = build(settings)
+    key, path, created = ensure_dev_key(container)
+    err.print(f"[bold]Development API key[/bold] ({'new' if created else 'existing'}): {key}")
+    err.print(f"  stored in {path.resolve()} (mode 0600)")
+    err.print(
+        f"  try: curl -H 'Authorization: Bearer {key}' http://{settings.host}:{settings.port}/v1/models"
+    )
+    container.close()
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        proxy_headers=False,
+    )
+
+
+@db_app.command("upgrade")
+def db_upgrade(data_dir: DataDir = None) -> None:
+    """Apply every pending migration."""
+    settings = _settings(data_dir)
+    migrate(settings)
+    err.print("database is up to date")
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option(help="A label for the key.")],
+    account: Annotated[
+        str | None, typer.Option(help="Add the key to this account (default: a new account).")
+    ] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Issue a key. It is printed once, on the last line; only its hash is stored."""
+    container = _container(data_dir)
+    try:
+        issued = container.keys.create(name=name, account_id=account)
+    finally:
+        container.close()
+    err.print(f"key {issued.key.id} for account {issued.key.account_id}")
+    typer.echo(issued.plaintext)
+
+
+@keys_app.command("list")
+def keys_list(data_dir: DataDir = None) -> None:
+    """List keys (never their secret part)."""
+    container = _container(data_dir)
+    try:
+        keys = container.keys.list()
+    finally:
+        container.close()
+    table = Table("id", "name", "account", "prefix", "created", "revoked")
+    for key in keys:
+        revoked = key.revoked_at.isoformat() if key.revoked_at else ""
+        table.add_row(
+            key.id, key.name, key.account_id, key.prefix, key.created_at.isoformat(), revoked
+        )
+    Console().print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: str, data_dir: DataDir = None) -> None:
+    """Revoke a key: it stops working at once."""
+    from loraforge.domain.errors import NotFound
+
+    container = _container(data_dir)
+    try:
+        container.keys.revoke(key_id)
+    except NotFound as exc:
+        err.print(f"[red]{exc.message}[/red]")
+        raise typer.Exit(1) from exc
+    finally:
+        container.close()
+    err.print(f"revoked {key_id}")
+
+
+@blobs_app.command("sweep")
+def blobs_sweep(data_dir: DataDir = None) -> None:
+    """Remove stored bytes that no image references (older than the grace period)."""
+    container = _container(data_dir)
+    try:
+        report = container.sweeper.sweep()
+    finally:
+        container.close()
+    err.print(
+        f"examined {report.examined} blobs, removed {report.removed}, "
+        f"removed {report.temp_files_removed} stale temp files"
+    )

@@ -1,0 +1,1 @@
+"""Entities, value types and errors. Pure Python: imports nothing else of loraforge."""

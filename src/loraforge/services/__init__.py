@@ -1,0 +1,1 @@
+"""Use cases: one module per resource. Business rules live here, once."""

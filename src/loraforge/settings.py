@@ -1,0 +1,61 @@
+"""Runtime configuration, read from ``LORAFORGE_*`` environment variables (and CLI flags).
+
+Every field is documented in the README's settings table; a test fails when one is missing.
+Nothing reads settings at import time: build ``Settings()`` and pass it down.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MiB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LORAFORGE_", extra="ignore")
+
+    data_dir: Path = Field(Path("data"), description="Folder for the SQLite database, blobs, keys.")
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL; default sqlite:///<data_dir>/loraforge.db."
+    )
+    blob_store: Literal["local"] = Field("local", description="Where image bytes are kept.")
+    host: str = Field("127.0.0.1", description="Address `loraforge serve` binds to.")
+    port: int = Field(8000, description="Port `loraforge serve` listens on.")
+    public_url: str | None = Field(
+        None, description="Base URL used in links (image `url`); default: the request's own."
+    )
+    signing_secret: str | None = Field(
+        None, description="Secret for signed image links; default: generated in the data dir."
+    )
+    signed_url_ttl_s: int = Field(3600, ge=1, description="Lifetime of signed image links (s).")
+    max_request_bytes: int = Field(20 * MiB, ge=1, description="Largest request body (413 above).")
+    max_data_bytes: int = Field(10 * MiB, ge=1, description="Largest body for .../data uploads.")
+    max_images_per_type: int = Field(20, ge=0, description="Images of each type per model.")
+    max_pixels: int = Field(50_000_000, ge=1, description="Largest width x height accepted.")
+    max_frames: int = Field(1000, ge=1, description="Most frames in an animated upload.")
+    max_page_size: int = Field(100, ge=1, description="Largest `pageSize` of a listing.")
+    image_workers: int = Field(
+        2, ge=1, description="Images decoded at once; bounds CPU and memory under load."
+    )
+    fetch_timeout_s: float = Field(10.0, gt=0, description="Total time to fetch an image URL.")
+    fetch_allow_hosts: list[str] = Field(
+        default_factory=list,
+        description="host:port entries exempt from the SSRF address checks (test servers).",
+    )
+    blob_sweep_interval_s: int = Field(
+        3600, ge=0, description="Seconds between unreferenced-blob sweeps in the server (0: off)."
+    )
+    blob_sweep_grace_s: int = Field(
+        3600, ge=0, description="Blobs younger than this are never swept (uploads in flight)."
+    )
+    auth_max_failures: int = Field(
+        20, ge=1, description="Failed authentications per client per minute before 429."
+    )
+    log_level: str = Field("info", description="Log level of the server.")
+
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'loraforge.db'}"
