@@ -4,25 +4,51 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
+from loraforge.adapters.captioning.transformers_captioner import TransformersCaptioner
 from loraforge.adapters.db.engine import make_engine
 from loraforge.adapters.db.migrate import upgrade
 from loraforge.adapters.db.unit_of_work import SqlUnitOfWorkFactory
 from loraforge.adapters.fetch.safe_http import SafeHttpFetcher
 from loraforge.adapters.imaging.pillow_processor import PillowImageProcessor
+from loraforge.adapters.ml.registry import BaseModelRegistry
+from loraforge.adapters.queue.inline import InlineJobQueue
 from loraforge.adapters.storage.local import LocalBlobStore
 from loraforge.domain.entities import Limits
 from loraforge.domain.errors import Unauthenticated
-from loraforge.ports import BlobStore, Clock, IdFactory, ImageProcessor, UrlFetcher
+from loraforge.ports import (
+    BaseModelCatalog,
+    BlobStore,
+    Captioner,
+    Clock,
+    Generator,
+    IdFactory,
+    ImageProcessor,
+    JobQueue,
+    Trainer,
+    UrlFetcher,
+    WebhookSender,
+)
 from loraforge.services.blobs import BlobSweeper
 from loraforge.services.clock import SystemClock, new_id
 from loraforge.services.images import ImageService
+from loraforge.services.jobs import JobService
 from loraforge.services.keys import FailureLimiter, KeyService
 from loraforge.services.links import LinkSigner
 from loraforge.services.models import ModelService
+from loraforge.services.prediction_runs import PredictionRunner
+from loraforge.services.predictions import PredictionService
+from loraforge.services.retention import RetentionService
+from loraforge.services.training_images import TrainingImageService
+from loraforge.services.training_runs import TrainingRunner
+from loraforge.services.trainings import TrainingService
+from loraforge.services.webhooks import WebhookService
+from loraforge.services.worker import JobHandler, Worker
 from loraforge.settings import Settings
 
 DEV_KEY_FILE = "dev-api-key"
@@ -42,8 +68,17 @@ class Container:
     images: ImageService
     links: LinkSigner
     sweeper: BlobSweeper
+    catalog: BaseModelCatalog
+    queue: JobQueue
+    jobs: JobService
+    trainings: TrainingService
+    predictions: PredictionService
+    webhooks: WebhookService
+    retention: RetentionService
+    training_images: TrainingImageService
 
     def close(self) -> None:
+        self.images.close()
         self.uow.engine.dispose()
 
 
@@ -70,6 +105,10 @@ def build(
     ids: IdFactory = new_id,
     processor: ImageProcessor | None = None,
     fetcher: UrlFetcher | None = None,
+    sender: WebhookSender | None = None,
+    catalog: BaseModelCatalog | None = None,
+    queue: JobQueue | None = None,
+    captioner: Captioner | None = None,
 ) -> Container:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     clock = clock or SystemClock()
@@ -79,9 +118,37 @@ def build(
     processor = processor or PillowImageProcessor(
         max_pixels=settings.max_pixels, max_frames=settings.max_frames
     )
-    fetcher = fetcher or SafeHttpFetcher(
+    http = SafeHttpFetcher(
         total_timeout_s=settings.fetch_timeout_s,
         allow_hosts=frozenset(settings.fetch_allow_hosts),
+    )
+    fetcher = fetcher or http
+    sender = sender or http
+    catalog = catalog or BaseModelRegistry(
+        config=settings.base_models_config, default=settings.default_base_model
+    )
+    queue = queue or InlineJobQueue()
+    if captioner is None and settings.captioning_model_dir is not None:
+        captioner = TransformersCaptioner(settings.captioning_model_dir)
+    jobs = JobService(
+        uow=uow,
+        clock=clock,
+        new_id=ids,
+        lease_s=settings.job_lease_s,
+        max_attempts=settings.job_max_attempts,
+    )
+    # Origins whose images are deleted a while after their last use (seed 002: Runware).
+    keep_after_use = {"runware": timedelta(days=settings.runware_retention_days)}
+    images = ImageService(
+        uow=uow,
+        blobs=blobs,
+        processor=processor,
+        fetcher=fetcher,
+        clock=clock,
+        new_id=ids,
+        limits=limits,
+        decode_slots=settings.image_workers,
+        track_use=frozenset(keep_after_use),
     )
     return Container(
         settings=settings,
@@ -89,23 +156,81 @@ def build(
         clock=clock,
         uow=uow,
         blobs=blobs,
-        keys=KeyService(uow=uow, clock=clock, new_id=ids),
+        keys=KeyService(uow=uow, clock=clock, new_id=ids, cache_s=settings.auth_cache_s),
         auth_failures=FailureLimiter(max_failures=settings.auth_max_failures),
-        models=ModelService(uow=uow, clock=clock, new_id=ids),
-        images=ImageService(
-            uow=uow,
-            blobs=blobs,
-            processor=processor,
-            fetcher=fetcher,
-            clock=clock,
-            new_id=ids,
-            limits=limits,
-            decode_slots=settings.image_workers,
-        ),
+        models=ModelService(uow=uow, clock=clock, new_id=ids, catalog=catalog),
+        images=images,
         links=LinkSigner(
             secret=_signing_secret(settings), ttl_s=settings.signed_url_ttl_s, clock=clock
         ),
         sweeper=BlobSweeper(uow=uow, blobs=blobs, clock=clock, grace_s=settings.blob_sweep_grace_s),
+        catalog=catalog,
+        queue=queue,
+        jobs=jobs,
+        trainings=TrainingService(
+            uow=uow, jobs=jobs, blobs=blobs, catalog=catalog, clock=clock, new_id=ids
+        ),
+        predictions=PredictionService(uow=uow, jobs=jobs, clock=clock, new_id=ids),
+        webhooks=WebhookService(
+            uow=uow,
+            sender=sender,
+            clock=clock,
+            new_id=ids,
+            retry_window_s=settings.webhook_retry_window_s,
+        ),
+        retention=RetentionService(images=images, clock=clock, keep_after_use=keep_after_use),
+        training_images=TrainingImageService(
+            uow=uow, blobs=blobs, captioner=captioner, clock=clock, new_id=ids, limits=limits
+        ),
+    )
+
+
+def build_worker(
+    container: Container,
+    *,
+    trainer: Trainer | None = None,
+    generator: Generator | None = None,
+    owner: str | None = None,
+) -> Worker:
+    """A worker over the container's services, with the real ML adapters unless given."""
+    settings = container.settings
+    if trainer is None or generator is None:
+        from loraforge.adapters.ml.generator import DiffusersGenerator
+        from loraforge.adapters.ml.trainer import DiffusersLoraTrainer
+
+        trainer = trainer or DiffusersLoraTrainer()
+        generator = generator or DiffusersGenerator()
+    work = settings.data_dir / "work"
+    handlers: list[JobHandler] = [
+        TrainingRunner(
+            uow=container.uow,
+            jobs=container.jobs,
+            blobs=container.blobs,
+            trainer=trainer,
+            catalog=container.catalog,
+            webhooks=container.webhooks,
+            clock=container.clock,
+            workdir=work / "trainings",
+        ),
+        PredictionRunner(
+            jobs=container.jobs,
+            blobs=container.blobs,
+            images=container.images,
+            generator=generator,
+            catalog=container.catalog,
+            webhooks=container.webhooks,
+            clock=container.clock,
+            lora_cache=work / "loras",
+        ),
+    ]
+    return Worker(
+        jobs=container.jobs,
+        handlers=handlers,
+        webhooks=container.webhooks,
+        queue=container.queue,
+        owner=owner or f"{socket.gethostname()}:{os.getpid()}",
+        poll_s=settings.worker_poll_s,
+        heartbeat_s=settings.job_heartbeat_s,
     )
 
 

@@ -52,10 +52,60 @@ class Settings(BaseSettings):
     blob_sweep_grace_s: int = Field(
         3600, ge=0, description="Blobs younger than this are never swept (uploads in flight)."
     )
+    auth_cache_s: float = Field(
+        0.0,
+        ge=0,
+        description="Seconds a checked API key is remembered; a revoke in another process "
+        "takes effect after at most this long (0: check every request).",
+    )
     auth_max_failures: int = Field(
         20, ge=1, description="Failed authentications per client per minute before 429."
     )
     log_level: str = Field("info", description="Log level of the server.")
+    workers: int = Field(
+        1, ge=0, description="Worker processes `loraforge serve` starts and supervises (0: none)."
+    )
+    worker_poll_s: float = Field(0.5, gt=0, description="How often an idle worker looks for jobs.")
+    job_lease_s: float = Field(
+        60.0, gt=0, description="A job whose worker sent no heartbeat this long is taken over."
+    )
+    job_heartbeat_s: float = Field(
+        5.0, gt=0, description="Seconds between a busy worker's heartbeats (keep < lease)."
+    )
+    job_max_attempts: int = Field(
+        3, ge=1, description="Attempts before a job whose workers keep dying is failed."
+    )
+    base_models_config: Path | None = Field(
+        None, description="JSON file listing operator base models (SD 1.5 / SDXL)."
+    )
+    default_base_model: str | None = Field(
+        None, description="Base model for new models; default: the config's first, else tiny."
+    )
+    webhook_retry_window_s: float = Field(
+        90_000, gt=0, description="How long failed webhook deliveries are retried (s, >= 24 h)."
+    )
+    runware_retention_days: int = Field(
+        30,
+        ge=0,
+        description=(
+            "Days after its last use (upload, fetch, use in a task) that an image uploaded "
+            "through the Runware endpoint is deleted, at the next blob sweep (0: kept forever)."
+        ),
+    )
+    captioning_model_dir: Path | None = Field(
+        None,
+        description=(
+            "Local transformers image-to-text (BLIP-style) model folder that captions "
+            "Scenario training images; unset: captions are empty."
+        ),
+    )
+    scenario_base_models: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            'Scenario LoRA type to base model, JSON such as {"flux.1-lora": "tiny"}; '
+            "unmapped types train on the default base model."
+        ),
+    )
 
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'loraforge.db'}"

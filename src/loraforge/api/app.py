@@ -6,8 +6,9 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from typing import Protocol
 
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
@@ -16,8 +17,17 @@ from starlette.types import Scope
 from loraforge import __version__
 from loraforge.api import errors
 from loraforge.api.body_limit import BodyLimitMiddleware
-from loraforge.api.routers import health, images, model_data, models
+from loraforge.api.routers import (
+    health,
+    images,
+    model_data,
+    models,
+    platform,
+    predictions,
+    trainings,
+)
 from loraforge.bootstrap import Container, build
+from loraforge.dialects import photogpt, runware, scenario
 from loraforge.settings import Settings
 
 log = logging.getLogger("loraforge.api")
@@ -25,8 +35,22 @@ log = logging.getLogger("loraforge.api")
 _DATA_PATH = re.compile(r"^/v1/models/[^/]+/data(/[^/]+)?/?$")
 
 
-def create_app(settings: Settings | None = None, *, container: Container | None = None) -> FastAPI:
-    """Build the ASGI app. Pass ``container`` to inject fakes (tests); it is then not closed."""
+class BackgroundService(Protocol):
+    """Something that runs beside the server for its lifetime (e.g. supervised workers)."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    container: Container | None = None,
+    background: Sequence[BackgroundService] = (),
+) -> FastAPI:
+    """Build the ASGI app. Pass ``container`` to inject fakes (tests); it is then not closed.
+    ``background`` services start with the app and stop when it shuts down."""
     settings = settings or (container.settings if container else Settings())
     owned = container is None
 
@@ -34,9 +58,13 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.container = container or build(settings)
         sweeper = asyncio.create_task(_sweep_periodically(app.state.container))
+        for service in background:
+            service.start()
         try:
             yield
         finally:
+            for service in background:
+                await run_in_threadpool(service.stop)
             sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
@@ -52,8 +80,21 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     if container is not None:
         app.state.container = container
     errors.install(app)
-    for router in (health.router, models.router, model_data.router, images.router):
-        app.include_router(router)
+    routers = (
+        health.router,
+        models.router,
+        model_data.router,
+        images.router,
+        trainings.router,
+        predictions.router,
+        platform.router,
+    )
+    for router in routers:
+        app.include_router(router, responses=errors.RESPONSES)
+    # Vendor dialects: sub-apps with their own error shapes (loraforge.dialects).
+    app.mount("/compat/photogpt", photogpt.create_app(app))
+    app.mount("/compat/runware", runware.create_app(app))  # serves /v1 (HTTP + WebSocket)
+    app.mount(scenario.PREFIX, scenario.create_app(app))
 
     def limit_for(scope: Scope) -> int:
         if _DATA_PATH.match(scope["path"]):
@@ -75,3 +116,8 @@ async def _sweep_periodically(container: Container) -> None:
             log.info("blob sweep: %s", report)
         except Exception:
             log.exception("blob sweep failed")
+        try:
+            retention = await run_in_threadpool(container.retention.sweep)
+            log.info("retention sweep: %s", retention)
+        except Exception:
+            log.exception("retention sweep failed")

@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from loraforge.api.schemas.common import ErrorBody
 from loraforge.domain import errors as e
 
 log = logging.getLogger("loraforge.api")
@@ -47,6 +48,17 @@ HTTP_CODES = {
     422: "validation_error",
     429: "rate_limited",
     503: "unavailable",
+}
+
+
+# Documents the one error shape on every native route. A "4XX" entry also stops FastAPI from
+# documenting its own {"detail": [...]} 422 body, which this API never sends.
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    "4XX": {
+        "model": ErrorBody,
+        "description": 'Client error: `{"error": {code, message, field?}}`.',
+    },
+    "5XX": {"model": ErrorBody, "description": "Server error, same shape."},
 }
 
 
@@ -92,12 +104,20 @@ async def _domain(_: Request, exc: Exception) -> JSONResponse:
 
 async def _validation(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
+    if any(err.get("type") == "json_invalid" for err in exc.errors()):
+        # A body that is not JSON at all is malformed (400), as on every other native route;
+        # pydantic's "loc" would otherwise report the character offset as the field.
+        return JSONResponse(error_body("bad_request", "The body is not valid JSON."), 400)
     message, field = describe_validation(exc)
     return JSONResponse(error_body("validation_error", message, field), status_code=422)
 
 
-async def _http(_: Request, exc: Exception) -> JSONResponse:
+async def _http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if isinstance(exc.__cause__, e.DomainError):
+        # FastAPI turns any error raised while it reads a body parameter into a generic 400;
+        # the domain error underneath (PayloadTooLarge from BodyLimitMiddleware) is the answer.
+        return await _domain(request, exc.__cause__)
     code = HTTP_CODES.get(exc.status_code, "error")
     return JSONResponse(
         error_body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers

@@ -61,5 +61,10 @@ async def read_multipart(request: Request) -> MultipartImage:
     if not isinstance(data, dict):
         await form.close()
         raise BadRequest("The 'data' part must be a JSON object.")
+    # Only the image travels on: every other part (``data`` sent as a file, stray parts) is
+    # spooled to a temp file by the parser and must be closed here.
+    for _, value in form.multi_items():
+        if isinstance(value, UploadFile) and value is not file:
+            await value.close()
     file.file.seek(0)
     return MultipartImage(upload=Upload(stream=file.file, name=file.filename), data=data)

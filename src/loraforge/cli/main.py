@@ -7,9 +7,12 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from loraforge.bootstrap import Container, build, ensure_dev_key, migrate
+from loraforge.bootstrap import Container, build, build_worker, ensure_dev_key, migrate
+from loraforge.cli.supervisor import WorkerSupervisor
+from loraforge.domain.errors import NotFound
 from loraforge.settings import Settings
 
 app = typer.Typer(help="loraforge: custom image models, self-hosted.", no_args_is_help=True)
@@ -19,6 +22,8 @@ blobs_app = typer.Typer(help="Stored image bytes.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
 app.add_typer(blobs_app, name="blobs")
+webhooks_app = typer.Typer(help="Webhook signing.", no_args_is_help=True)
+app.add_typer(webhooks_app, name="webhooks")
 
 err = Console(stderr=True, soft_wrap=True)
 
@@ -61,13 +66,38 @@ def serve(
         f"  try: curl -H 'Authorization: Bearer {key}' http://{settings.host}:{settings.port}/v1/models"
     )
     container.close()
+    # The supervisor lives in the app's lifespan: uvicorn re-raises SIGTERM after its
+    # shutdown, so a try/finally here would never see the workers stopped.
+    supervisor = WorkerSupervisor(count=settings.workers, data_dir=settings.data_dir)
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, background=[supervisor]),
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
         proxy_headers=False,
+        # Runware sends images base64-encoded inside WebSocket frames: allow a full request.
+        ws_max_size=settings.max_request_bytes * 4 // 3 + 1024 * 1024,
     )
+
+
+@app.command()
+def worker(data_dir: DataDir = None) -> None:
+    """Run a worker: trainings, predictions and webhook deliveries (until SIGTERM/SIGINT)."""
+    import logging
+    import signal
+    import threading
+
+    settings = _settings(data_dir)
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    migrate(settings)
+    container = build(settings)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        build_worker(container).run_forever(stop)
+    finally:
+        container.close()
 
 
 @db_app.command("upgrade")
@@ -90,6 +120,9 @@ def keys_create(
     container = _container(data_dir)
     try:
         issued = container.keys.create(name=name, account_id=account)
+    except NotFound as exc:
+        err.print(f"[red]{escape(exc.message)}[/red]")
+        raise typer.Exit(1) from exc
     finally:
         container.close()
     err.print(f"key {issued.key.id} for account {issued.key.account_id}")
@@ -98,35 +131,50 @@ def keys_create(
 
 @keys_app.command("list")
 def keys_list(data_dir: DataDir = None) -> None:
-    """List keys (never their secret part)."""
+    """List keys (never their secret part): a table, or tab-separated lines when piped."""
     container = _container(data_dir)
     try:
         keys = container.keys.list()
     finally:
         container.close()
-    table = Table("id", "name", "account", "prefix", "created", "revoked")
-    for key in keys:
-        revoked = key.revoked_at.isoformat() if key.revoked_at else ""
-        table.add_row(
-            key.id, key.name, key.account_id, key.prefix, key.created_at.isoformat(), revoked
+    header = ("id", "name", "account", "prefix", "created", "revoked")
+    rows = [
+        (
+            key.id,
+            key.name,
+            key.account_id,
+            key.prefix,
+            key.created_at.isoformat(timespec="seconds"),
+            key.revoked_at.isoformat(timespec="seconds") if key.revoked_at else "",
         )
-    Console().print(table)
+        for key in keys
+    ]
+    out = Console()
+    if not out.is_terminal:
+        # Scripts need whole ids (a table narrower than them would cut them short).
+        for row in (header, *rows):
+            typer.echo("\t".join(row))
+        return
+    table = Table(*header)
+    for column in table.columns:
+        column.overflow = "fold"  # wrap long ids inside the cell, never truncate them
+    for row in rows:
+        table.add_row(*(escape(value) for value in row))
+    out.print(table)
 
 
 @keys_app.command("revoke")
 def keys_revoke(key_id: str, data_dir: DataDir = None) -> None:
     """Revoke a key: it stops working at once."""
-    from loraforge.domain.errors import NotFound
-
     container = _container(data_dir)
     try:
         container.keys.revoke(key_id)
     except NotFound as exc:
-        err.print(f"[red]{exc.message}[/red]")
+        err.print(f"[red]{escape(exc.message)}[/red]")
         raise typer.Exit(1) from exc
     finally:
         container.close()
-    err.print(f"revoked {key_id}")
+    err.print(f"revoked {escape(key_id)}")
 
 
 @blobs_app.command("sweep")
@@ -141,3 +189,17 @@ def blobs_sweep(data_dir: DataDir = None) -> None:
         f"examined {report.examined} blobs, removed {report.removed}, "
         f"removed {report.temp_files_removed} stale temp files"
     )
+
+
+@webhooks_app.command("secret")
+def webhooks_secret(
+    account: Annotated[str, typer.Option(help="The account whose webhooks to sign.")],
+    data_dir: DataDir = None,
+) -> None:
+    """Issue a new webhook signing secret (printed once, last line); the old one stops."""
+    container = _container(data_dir)
+    try:
+        secret = container.webhooks.rotate_secret(account)
+    finally:
+        container.close()
+    typer.echo(secret)

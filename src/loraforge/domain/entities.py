@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 
 class ImageKind(enum.StrEnum):
@@ -89,6 +89,7 @@ class Model:
     created_at: datetime
     updated_at: datetime
     deleted_at: datetime | None = None
+    attributes: dict[str, Any] = field(default_factory=dict)  # uninterpreted wire extras
 
 
 @dataclass
@@ -112,6 +113,8 @@ class Image:
     last_used_at: datetime
     caption: str = ""
     description: str = ""
+    prediction_id: str | None = None  # for outputs: the prediction that generated it
+    origin: str = "native"  # the wire format that brought it in
 
     def blob_keys(self) -> set[str]:
         return {self.original_key, self.display_key, self.thumbnail_key}
@@ -178,3 +181,12 @@ KINDS_BY_FILTER: dict[str, frozenset[ImageKind]] = {
     "output": frozenset({ImageKind.OUTPUT}),
     "auxiliaryType": frozenset({ImageKind.REFERENCE}),
 }
+
+
+@dataclass(frozen=True)
+class TrainingPair:
+    """Scenario pairs: a source training image, a target training image, an instruction."""
+
+    source_image_id: str
+    target_image_id: str
+    instruction: str

@@ -3,19 +3,25 @@
 Writes go blob first, then the row in one transaction; when the transaction fails the blobs it
 created are removed again. The per-model count limit is checked inside the write transaction
 with the model row locked, so it holds under concurrency on SQLite and PostgreSQL.
+
+Images of some origins (Runware: deleted 30 days after the last use) record their last use on
+every read and use; ``expire_unused`` is what the retention sweep calls.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
-import threading
 import unicodedata
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import BinaryIO, TypedDict
 
 from loraforge.domain.entities import (
+    ALL_FORMATS,
     Image,
     ImageFormat,
     ImageKind,
@@ -26,8 +32,9 @@ from loraforge.domain.entities import (
     ProcessedImage,
     StoredBlob,
 )
-from loraforge.domain.errors import LimitReached, NotFound
+from loraforge.domain.errors import Conflict, LimitReached, NotFound
 from loraforge.ports import (
+    DUPLICATE_TASK,
     BlobStore,
     Clock,
     IdFactory,
@@ -41,6 +48,10 @@ from loraforge.services.paging import PageRequest
 _Writer = Callable[[UnitOfWork], None]
 LIMITED_KINDS = frozenset({ImageKind.TRAINING, ImageKind.REFERENCE})
 MAX_NAME = 255
+# Reads record a use at most this often per image: retention counts in days, and a read should
+# not turn into a write every time.
+USE_RESOLUTION = timedelta(minutes=1)
+TASK_CONFLICT = "task_conflict"
 
 
 @dataclass(frozen=True)
@@ -49,6 +60,19 @@ class Upload:
 
     stream: BinaryIO
     name: str | None = None
+
+
+@dataclass(frozen=True)
+class TaskKey:
+    """A client-chosen task id (Runware ``taskUUID``): one image per id, per account and scope.
+
+    ``fingerprint`` identifies what the task asked for; the same id with another fingerprint is
+    refused with ``Conflict(code=TASK_CONFLICT)``.
+    """
+
+    scope: str
+    task_id: str
+    fingerprint: str
 
 
 @dataclass(frozen=True)
@@ -89,7 +113,9 @@ class ImageService:
         new_id: IdFactory,
         limits: Limits,
         decode_slots: int,
+        track_use: frozenset[str] = frozenset(),
     ) -> None:
+        """``track_use``: origins whose images record their last use (fetch, task use)."""
         self._uow = uow
         self._blobs = blobs
         self._processor = processor
@@ -97,8 +123,13 @@ class ImageService:
         self._clock = clock
         self._new_id = new_id
         self._limits = limits
+        self._track_use = track_use
         # Decoding is CPU- and memory-heavy: bound how many run at once.
-        self._decode_gate = threading.BoundedSemaphore(decode_slots)
+        # Decoding is CPU- and memory-heavy. A small dedicated pool both bounds how many run at
+        # once and keeps them on the same few threads: glibc gives every thread that decodes a
+        # malloc arena of its own and never returns it, so decoding on the server's many request
+        # threads grew RSS by ~60 MB per thread (benchmarks/ingest.py).
+        self._decoder = ThreadPoolExecutor(decode_slots, thread_name_prefix="decode")
 
     # --- writes -------------------------------------------------------------------------
 
@@ -110,6 +141,64 @@ class ImageService:
         kind: ImageKind,
         model_id: str | None,
         allowed: frozenset[ImageFormat],
+        origin: str = "native",
+    ) -> Image:
+        return self._ingest(
+            who, upload, kind=kind, model_id=model_id, allowed=allowed, origin=origin, task=None
+        )
+
+    def ingest_once(
+        self,
+        who: Principal,
+        task: TaskKey,
+        source: Upload | str,
+        *,
+        kind: ImageKind,
+        allowed: frozenset[ImageFormat],
+        origin: str,
+    ) -> Image:
+        """Ingest ``source`` (bytes, or a URL to fetch) at most once per task id; model-less.
+
+        A repeated id with the same fingerprint returns the first image (a use of it), also when
+        both arrive at once: the receipt is written in the image's own transaction, so the
+        second of two concurrent writers rolls back and replays the first result.
+        """
+        replayed = self._replay(who, task)
+        if replayed is not None:
+            return replayed
+        try:
+            if isinstance(source, str):
+                with self._fetch(source) as fetched:
+                    return self._ingest(
+                        who,
+                        fetched,
+                        kind=kind,
+                        model_id=None,
+                        allowed=allowed,
+                        origin=origin,
+                        task=task,
+                    )
+            return self._ingest(
+                who, source, kind=kind, model_id=None, allowed=allowed, origin=origin, task=task
+            )
+        except Conflict as exc:
+            if exc.code != DUPLICATE_TASK:
+                raise
+            replayed = self._replay(who, task)
+            if replayed is None:  # the receipt that conflicted is committed: never None
+                raise
+            return replayed
+
+    def _ingest(
+        self,
+        who: Principal,
+        upload: Upload,
+        *,
+        kind: ImageKind,
+        model_id: str | None,
+        allowed: frozenset[ImageFormat],
+        origin: str,
+        task: TaskKey | None,
     ) -> Image:
         if model_id is not None:
             self._check_room(who, model_id, kind)  # fail fast, before decoding
@@ -124,6 +213,7 @@ class ImageService:
             name=sanitize_name(upload.name),
             created_at=now,
             last_used_at=now,
+            origin=origin,
             **_content(processed, blobs),
         )
 
@@ -131,9 +221,46 @@ class ImageService:
             if model_id is not None:
                 self._lock_room(uow, who, model_id, kind)
             uow.images.add(image)
+            if task is not None:
+                uow.receipts.add(
+                    who.account_id,
+                    task.scope,
+                    task.task_id,
+                    fingerprint=task.fingerprint,
+                    result={"imageId": image.id},
+                    at=now,
+                )
 
         self._commit(write, blobs, upload.stream, processed)
         return image
+
+    def prepare_output(
+        self, *, account_id: str, model_id: str, prediction_id: str, data: bytes, name: str
+    ) -> Image:
+        """Store a generated image's blobs and return its (not yet committed) Image; the
+        caller adds it inside its own transaction, or calls ``discard`` on failure."""
+        stream = io.BytesIO(data)
+        processed = self._process(stream, ALL_FORMATS)
+        blobs = self._store(stream, processed)
+        now = self._clock.now()
+        return Image(
+            id=self._new_id(),
+            account_id=account_id,
+            model_id=model_id,
+            kind=ImageKind.OUTPUT,
+            name=name,
+            created_at=now,
+            last_used_at=now,
+            prediction_id=prediction_id,
+            **_content(processed, blobs),
+        )
+
+    def discard(self, images: Iterable[Image]) -> None:
+        """Remove the blobs of prepared images that were never committed."""
+        keys: set[str] = set()
+        for image in images:
+            keys |= image.blob_keys()
+        self._release(keys)
 
     def ingest_url(
         self,
@@ -143,15 +270,21 @@ class ImageService:
         kind: ImageKind,
         model_id: str | None,
         allowed: frozenset[ImageFormat],
+        origin: str = "native",
     ) -> Image:
         if model_id is not None:
             self._check_room(who, model_id, kind)
+        with self._fetch(url) as upload:
+            return self.ingest(
+                who, upload, kind=kind, model_id=model_id, allowed=allowed, origin=origin
+            )
+
+    @contextlib.contextmanager
+    def _fetch(self, url: str) -> Iterator[Upload]:
         stream = self._fetcher.fetch(url, max_bytes=self._limits.max_request_bytes)
         with stream:
             name = url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
-            return self.ingest(
-                who, Upload(stream=stream, name=name), kind=kind, model_id=model_id, allowed=allowed
-            )
+            yield Upload(stream=stream, name=name)
 
     def replace(
         self,
@@ -208,7 +341,8 @@ class ImageService:
         model_id: str | None = None,
         kind: ImageKind | None = None,
     ) -> Image:
-        return self._get_scoped(who, image_id, model_id=model_id, kind=kind)
+        """An image of the account; reading it is a use (see ``record_use``)."""
+        return self.record_use(self._get_scoped(who, image_id, model_id=model_id, kind=kind))
 
     def list_for_model(
         self, who: Principal, model_id: str, *, kinds: Iterable[ImageKind], page: PageRequest
@@ -227,7 +361,37 @@ class ImageService:
             image = uow.images.get_unscoped(image_id)
         if image is None:
             raise NotFound(f"No image {image_id}.")
-        return image
+        return self.record_use(image)
+
+    def record_use(self, image: Image) -> Image:
+        """Note that ``image`` was used now (fetched, read, or used in a task) when its origin
+        keeps images by last use; at most once per ``USE_RESOLUTION``. Returns it updated."""
+        if image.origin not in self._track_use:
+            return image
+        now = self._clock.now()
+        if now - image.last_used_at < USE_RESOLUTION:
+            return image
+        with self._uow(write=True) as uow:
+            uow.images.touch(image.id, now)
+            uow.commit()
+        return dataclasses.replace(image, last_used_at=now)
+
+    def expire_unused(self, origin: str, *, before: datetime, limit: int) -> int:
+        """Delete up to ``limit`` images of ``origin`` (every account) whose last use is before
+        ``before``, with their bytes unless shared; returns how many were deleted. An image used
+        while this runs is kept."""
+        with self._uow() as uow:
+            candidates = uow.images.list_unused(origin, before=before, limit=limit)
+        if not candidates:
+            return 0
+        deleted: list[Image] = []
+        with self._uow(write=True) as uow:
+            for image in candidates:
+                if uow.images.delete_unused(image.id, before=before):
+                    deleted.append(image)
+            uow.commit()
+        self._release({key for image in deleted for key in image.blob_keys()})
+        return len(deleted)
 
     def open(self, image: Image, variant: ImageVariant) -> Content:
         key, mime = {
@@ -242,6 +406,24 @@ class ImageService:
             return stream.read()
 
     # --- helpers ------------------------------------------------------------------------
+
+    def _replay(self, who: Principal, task: TaskKey) -> Image | None:
+        """The image a task id already produced, or None when the id is new."""
+        with self._uow() as uow:
+            receipt = uow.receipts.get(who.account_id, task.scope, task.task_id)
+            if receipt is None:
+                return None
+            fingerprint, result = receipt
+            if fingerprint != task.fingerprint:
+                raise Conflict(
+                    "This task id was already used for another request.", code=TASK_CONFLICT
+                )
+            image = uow.images.get(who.account_id, str(result.get("imageId")))
+        if image is None:
+            raise Conflict(
+                "This task id was already used; its image no longer exists.", code=TASK_CONFLICT
+            )
+        return self.record_use(image)
 
     def _get_scoped(
         self, who: Principal, image_id: str, *, model_id: str | None, kind: ImageKind | None
@@ -269,9 +451,14 @@ class ImageService:
             raise LimitReached(f"The model already has {limit} images of this type.")
 
     def _process(self, stream: BinaryIO, allowed: frozenset[ImageFormat]) -> ProcessedImage:
-        with self._decode_gate:
+        def decode() -> ProcessedImage:
             stream.seek(0)
             return self._processor.process(stream, allowed=allowed)
+
+        return self._decoder.submit(decode).result()
+
+    def close(self) -> None:
+        self._decoder.shutdown(wait=True)
 
     def _store(self, stream: BinaryIO, processed: ProcessedImage) -> _Blobs:
         stored: list[StoredBlob] = []

@@ -32,10 +32,22 @@ class IssuedKey:
 
 
 class KeyService:
-    def __init__(self, *, uow: UnitOfWorkFactory, clock: Clock, new_id: IdFactory) -> None:
+    def __init__(
+        self,
+        *,
+        uow: UnitOfWorkFactory,
+        clock: Clock,
+        new_id: IdFactory,
+        cache_s: float = 0.0,
+    ) -> None:
         self._uow = uow
         self._clock = clock
         self._new_id = new_id
+        # Successful checks are remembered briefly (keyed by the hash, never the key): every
+        # request authenticates, and the lookup was a third of a list request's database work.
+        self._cache_s = cache_s
+        self._cache: dict[str, tuple[Principal, float]] = {}
+        self._cache_lock = threading.Lock()
 
     def create(self, *, name: str, account_id: str | None = None) -> IssuedKey:
         """Issue a key; without ``account_id`` a new account is opened for it."""
@@ -62,13 +74,35 @@ class KeyService:
         if not plaintext or not plaintext.startswith(KEY_PREFIX) or len(plaintext) > 200:
             raise Unauthenticated(_INVALID)
         digest = hash_key(plaintext)
+        cached = self._cached(digest)
+        if cached is not None:
+            return cached
         with self._uow() as uow:
             candidates = uow.api_keys.find_by_prefix(plaintext[:PREFIX_LEN])
         # Look up by the public prefix, then compare the secret part in constant time.
         for key, stored in candidates:
             if hmac.compare_digest(stored, digest) and key.active:
-                return Principal(account_id=key.account_id, key_id=key.id)
+                principal = Principal(account_id=key.account_id, key_id=key.id)
+                self._remember(digest, principal)
+                return principal
         raise Unauthenticated(_INVALID)
+
+    def _cached(self, digest: str) -> Principal | None:
+        if self._cache_s <= 0:
+            return None
+        with self._cache_lock:
+            entry = self._cache.get(digest)
+        if entry is None or entry[1] < time.monotonic():
+            return None
+        return entry[0]
+
+    def _remember(self, digest: str, principal: Principal) -> None:
+        if self._cache_s <= 0:
+            return
+        with self._cache_lock:
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[digest] = (principal, time.monotonic() + self._cache_s)
 
     def list(self) -> list[ApiKey]:
         with self._uow() as uow:
@@ -83,6 +117,8 @@ class KeyService:
                 key.revoked_at = self._clock.now()
                 uow.api_keys.update(key)
                 uow.commit()
+        with self._cache_lock:  # effective at once in this process
+            self._cache = {d: e for d, e in self._cache.items() if e[0].key_id != key_id}
         return key
 
 
@@ -104,12 +140,17 @@ class FailureLimiter:
 
     def record_failure(self, client: str) -> None:
         with self._lock:
-            self._recent(client).append(time.monotonic())
+            self._failures[client] = [*self._recent(client), time.monotonic()]
             if len(self._failures) > 10_000:  # bound memory under a spray of clients
-                self._failures = {c: f for c, f in self._failures.items() if f}
+                self._failures = {c: f for c, f in self._failures.items() if self._live(f)}
 
     def _recent(self, client: str) -> list[float]:
-        cutoff = time.monotonic() - self._window
-        recent = [t for t in self._failures.get(client, []) if t > cutoff]
-        self._failures[client] = recent
+        # Only clients with recent failures keep an entry: successful callers cost nothing.
+        recent = self._live(self._failures.pop(client, []))
+        if recent:
+            self._failures[client] = recent
         return recent
+
+    def _live(self, failures: list[float]) -> list[float]:
+        cutoff = time.monotonic() - self._window
+        return [t for t in failures if t > cutoff]

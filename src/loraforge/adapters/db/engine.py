@@ -16,7 +16,8 @@ WRITE_OPTION = "loraforge_write"
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         return _sqlite_engine(url)
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    # LIFO keeps the few hot connections in use instead of cycling through the whole pool.
+    return create_engine(url, pool_pre_ping=True, pool_use_lifo=True, pool_size=10, max_overflow=20)
 
 
 def _sqlite_engine(url: str) -> Engine:

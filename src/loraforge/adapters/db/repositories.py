@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import CursorResult, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from loraforge.adapters.db.tables import AccountRow, ApiKeyRow, ImageRow, ModelRow
+from loraforge.adapters.db.tables import (
+    AccountRow,
+    ApiKeyRow,
+    ImageRow,
+    ModelRow,
+    TrainingBlobRow,
+    TrainingRow,
+)
 from loraforge.domain.entities import Account, ApiKey, Image, ImageFormat, ImageKind, Model
 
 
@@ -27,6 +35,7 @@ _MODEL = (
     "created_at",
     "updated_at",
     "deleted_at",
+    "attributes",
 )
 _IMAGE = (
     "id",
@@ -46,6 +55,8 @@ _IMAGE = (
     "thumbnail_mime",
     "created_at",
     "last_used_at",
+    "prediction_id",
+    "origin",
 )
 
 
@@ -121,7 +132,7 @@ class SqlModelRepository:
 
     def update(self, model: Model) -> None:
         row = self._s.get_one(ModelRow, model.id)
-        for name in ("display_name", "custom_model_type", "base_model", "updated_at", "deleted_at"):
+        for name in _MODEL[2:]:
             setattr(row, name, getattr(model, name))
 
 
@@ -156,15 +167,18 @@ class SqlImageRepository:
         self, model_id: str, *, kinds: Iterable[ImageKind], offset: int, limit: int
     ) -> tuple[list[Image], int]:
         where = (ImageRow.model_id == model_id, ImageRow.kind.in_([k.value for k in kinds]))
-        total = self._s.scalar(select(func.count()).select_from(ImageRow).where(*where)) or 0
-        rows = self._s.scalars(
-            select(ImageRow)
+        # One round trip: the total rides along with each row of the page.
+        rows = self._s.execute(
+            select(ImageRow, func.count().over())
             .where(*where)
             .order_by(ImageRow.created_at.desc(), ImageRow.id.desc())
             .offset(offset)
             .limit(limit)
-        )
-        return [_image(r) for r in rows], total
+        ).all()
+        if rows:
+            return [_image(r[0]) for r in rows], int(rows[0][1])
+        total = self._s.scalar(select(func.count()).select_from(ImageRow).where(*where)) or 0
+        return [], total
 
     def count_for_model(self, model_id: str, kind: ImageKind) -> int:
         query = select(func.count()).where(
@@ -184,8 +198,38 @@ class SqlImageRepository:
     def referenced_blob_keys(self, keys: Iterable[str]) -> set[str]:
         wanted = list(set(keys))
         found: set[str] = set()
-        for column in (ImageRow.original_key, ImageRow.display_key, ImageRow.thumbnail_key):
+        columns = (
+            ImageRow.original_key,
+            ImageRow.display_key,
+            ImageRow.thumbnail_key,
+            TrainingBlobRow.blob_key,
+            TrainingRow.artifact_key,
+        )
+        for column in columns:
             for start in range(0, len(wanted), 500):
                 chunk = wanted[start : start + 500]
                 found.update(self._s.scalars(select(column).where(column.in_(chunk)).distinct()))
         return found
+
+    def touch(self, image_id: str, at: datetime) -> None:
+        self._s.execute(
+            update(ImageRow)
+            .where(ImageRow.id == image_id, ImageRow.last_used_at < at)
+            .values(last_used_at=at)
+        )
+
+    def list_unused(self, origin: str, *, before: datetime, limit: int) -> list[Image]:
+        rows = self._s.scalars(
+            select(ImageRow)
+            .where(ImageRow.origin == origin, ImageRow.last_used_at < before)
+            .order_by(ImageRow.last_used_at, ImageRow.id)
+            .limit(limit)
+        )
+        return [_image(r) for r in rows]
+
+    def delete_unused(self, image_id: str, *, before: datetime) -> bool:
+        result = self._s.execute(
+            delete(ImageRow).where(ImageRow.id == image_id, ImageRow.last_used_at < before)
+        )
+        assert isinstance(result, CursorResult)
+        return bool(result.rowcount)

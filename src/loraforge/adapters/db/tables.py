@@ -5,7 +5,18 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Dialect, ForeignKey, Index, Integer, MetaData, String, Text
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -52,6 +63,8 @@ class AccountRow(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(Timestamp)
+    # Kept readable: it signs webhooks, so it must be usable, like a session secret.
+    webhook_secret: Mapped[str | None] = mapped_column(String(100))
 
 
 class ApiKeyRow(Base):
@@ -76,6 +89,9 @@ class ModelRow(Base):
     display_name: Mapped[str] = mapped_column(String(200))
     custom_model_type: Mapped[str | None] = mapped_column(String(100))
     base_model: Mapped[str] = mapped_column(String(100))
+    # Descriptive fields a wire format carries that the core does not interpret (PhotoGPT's
+    # age/gender, Scenario's shortDescription/parameters...), kept and echoed.
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(Timestamp)
     updated_at: Mapped[datetime] = mapped_column(Timestamp)
     deleted_at: Mapped[datetime | None] = mapped_column(Timestamp)
@@ -86,6 +102,9 @@ class ImageRow(Base):
     __table_args__ = (
         Index("ix_images_model_kind_created", "model_id", "kind", "created_at", "id"),
         Index("ix_images_account_created", "account_id", "created_at"),
+        Index("ix_images_origin_last_used", "origin", "last_used_at"),
+        # imageType=all filters on several kinds: this index still yields the page order.
+        Index("ix_images_model_created", "model_id", "created_at", "id"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -107,3 +126,117 @@ class ImageRow(Base):
     thumbnail_mime: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(Timestamp)
     last_used_at: Mapped[datetime] = mapped_column(Timestamp)
+    prediction_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    # Which wire format brought it in (native, photogpt, runware, scenario): retention rules
+    # such as Runware's 30 days after last use apply per origin.
+    origin: Mapped[str] = mapped_column(String(16), default="native")
+
+
+class TrainingRow(Base):
+    __tablename__ = "trainings"
+    __table_args__ = (Index("ix_trainings_model_created", "model_id", "created_at", "id"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"))
+    model_id: Mapped[str] = mapped_column(ForeignKey("models.id"))
+    status: Mapped[str] = mapped_column(String(16))
+    strength: Mapped[int] = mapped_column(Integer)
+    speed: Mapped[str] = mapped_column(String(16))
+    trigger_word: Mapped[str] = mapped_column(String(16))
+    manifest: Mapped[dict[str, Any]] = mapped_column(JSON)
+    progress: Mapped[dict[str, Any]] = mapped_column(JSON)
+    webhook_url: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+    artifact_key: Mapped[str | None] = mapped_column(String(64), index=True)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+    started_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    finished_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    deleted_at: Mapped[datetime | None] = mapped_column(Timestamp)
+
+
+class PredictionRow(Base):
+    __tablename__ = "predictions"
+    __table_args__ = (Index("ix_predictions_account_created", "account_id", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"))
+    status: Mapped[str] = mapped_column(String(16))
+    params: Mapped[dict[str, Any]] = mapped_column(JSON)
+    progress: Mapped[dict[str, Any]] = mapped_column(JSON)
+    output_image_ids: Mapped[list[str]] = mapped_column(JSON)
+    webhook_url: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+    started_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    finished_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    deleted_at: Mapped[datetime | None] = mapped_column(Timestamp)
+
+
+class JobRow(Base):
+    __tablename__ = "jobs"
+    __table_args__ = (Index("ix_jobs_state_available", "state", "available_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    subject_id: Mapped[str] = mapped_column(String(36), index=True)
+    state: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer)
+    max_attempts: Mapped[int] = mapped_column(Integer)
+    lease_owner: Mapped[str | None] = mapped_column(String(100))
+    lease_token: Mapped[str | None] = mapped_column(String(36))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+    available_at: Mapped[datetime] = mapped_column(Timestamp)
+
+
+class WebhookDeliveryRow(Base):
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        Index("ix_webhook_deliveries_due", "delivered_at", "failed_at", "next_attempt_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"))
+    url: Mapped[str] = mapped_column(Text)
+    event: Mapped[str] = mapped_column(String(64))
+    body: Mapped[str] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+    next_attempt_at: Mapped[datetime] = mapped_column(Timestamp)
+    delivered_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    failed_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class TrainingBlobRow(Base):
+    """Blobs a training's frozen manifest uses: kept while the training exists."""
+
+    __tablename__ = "training_blobs"
+
+    training_id: Mapped[str] = mapped_column(ForeignKey("trainings.id"), primary_key=True)
+    blob_key: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
+
+
+class TaskReceiptRow(Base):
+    """What a client task id produced, so a repeated id returns the first result."""
+
+    __tablename__ = "task_receipts"
+
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), primary_key=True)
+    scope: Mapped[str] = mapped_column(String(32), primary_key=True)
+    task_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    result: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+
+
+class TrainingPairRow(Base):
+    __tablename__ = "training_pairs"
+
+    model_id: Mapped[str] = mapped_column(ForeignKey("models.id"), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source_image_id: Mapped[str] = mapped_column(String(36))
+    target_image_id: Mapped[str] = mapped_column(String(36))
+    instruction: Mapped[str] = mapped_column(Text)

@@ -6,15 +6,26 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import Engine, text
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
+from loraforge.adapters.db.dialect_repositories import (
+    SqlTaskReceiptRepository,
+    SqlTrainingPairRepository,
+)
 from loraforge.adapters.db.engine import WRITE_OPTION
 from loraforge.adapters.db.repositories import (
     SqlAccountRepository,
     SqlApiKeyRepository,
     SqlImageRepository,
     SqlModelRepository,
+)
+from loraforge.adapters.db.work_repositories import (
+    SqlJobRepository,
+    SqlPredictionRepository,
+    SqlTrainingRepository,
+    SqlWebhookRepository,
 )
 from loraforge.domain.errors import Unavailable
 
@@ -26,6 +37,12 @@ class SqlUnitOfWork:
         self.api_keys = SqlApiKeyRepository(session)
         self.models = SqlModelRepository(session)
         self.images = SqlImageRepository(session)
+        self.trainings = SqlTrainingRepository(session)
+        self.predictions = SqlPredictionRepository(session)
+        self.jobs = SqlJobRepository(session)
+        self.webhooks = SqlWebhookRepository(session)
+        self.receipts = SqlTaskReceiptRepository(session)
+        self.pairs = SqlTrainingPairRepository(session)
 
     def commit(self) -> None:
         self._session.commit()
@@ -47,7 +64,7 @@ class SqlUnitOfWorkFactory:
         session = (self._write if write else self._read)()
         try:
             yield SqlUnitOfWork(session)
-        except OperationalError as exc:
+        except (OperationalError, InterfaceError, PoolTimeout) as exc:
             session.rollback()
             raise Unavailable("The database is not available.") from exc
         finally:

@@ -39,10 +39,9 @@ class LocalBlobStore:
         try:
             digest, size = _copy_hashing(source, fd)
             final = self._path(digest)
-            if final.exists():
-                # Identical bytes are stored once; refresh the time so the sweep's grace
-                # period protects a blob that a new row is about to reference.
-                os.utime(final)
+            if _touch(final):
+                # Identical bytes are stored once; the refreshed time makes the sweep's grace
+                # period protect a blob that a new row is about to reference.
                 tmp.unlink()
                 return StoredBlob(key=digest, size=size, created=False)
             final.parent.mkdir(parents=True, exist_ok=True)
@@ -96,7 +95,11 @@ class LocalBlobStore:
         """Temp files left by a crash mid-write; returns how many were removed."""
         removed = 0
         for path in self._tmp.iterdir():
-            if datetime.fromtimestamp(path.stat().st_mtime, UTC) < older_than:
+            try:
+                mtime = path.stat().st_mtime
+            except FileNotFoundError:  # a write in flight finished since the listing
+                continue
+            if datetime.fromtimestamp(mtime, UTC) < older_than:
                 path.unlink(missing_ok=True)
                 removed += 1
         return removed
@@ -113,6 +116,15 @@ def _copy_hashing(source: BinaryIO, fd: int) -> tuple[str, int]:
         out.flush()
         os.fsync(out.fileno())
     return hasher.hexdigest(), size
+
+
+def _touch(path: Path) -> bool:
+    """Refresh an existing blob's time; False when it does not exist (or was just removed)."""
+    try:
+        os.utime(path)
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def _fsync_dir(path: Path) -> None:

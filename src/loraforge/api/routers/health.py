@@ -8,6 +8,7 @@ from starlette.concurrency import run_in_threadpool
 
 from loraforge.api.deps import ContainerDep
 from loraforge.api.errors import error_body
+from loraforge.api.schemas.common import ErrorBody
 from loraforge.domain.errors import Unavailable
 
 router = APIRouter(tags=["health"])
@@ -19,7 +20,9 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", responses={503: {"description": "A dependency is down."}})
+@router.get(
+    "/readyz", responses={503: {"model": ErrorBody, "description": "A dependency is down."}}
+)
 async def readyz(c: ContainerDep) -> JSONResponse:
     """The database and the blob store answer."""
     try:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
-from typing import Annotated, BinaryIO, Literal, TypeVar
+from typing import Annotated, Literal, TypeVar
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
@@ -20,6 +19,7 @@ from loraforge.api.schemas.images import (
     ImageRead,
     ImageUploadData,
 )
+from loraforge.api.streaming import file_chunks
 from loraforge.api.uploads import read_multipart, spool_body
 from loraforge.bootstrap import Container
 from loraforge.domain.entities import (
@@ -76,7 +76,11 @@ async def upload_image(
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "multipart/form-data":
         form = await read_multipart(request)
-        data = _parse(ImageUploadData, form.data)
+        try:
+            data = _parse(ImageUploadData, form.data)
+        except InvalidInput:
+            form.upload.stream.close()  # _ingest owns the stream only once the data is valid
+            raise
         image = await _ingest(c, who, form.upload, data.modelId, data.type)
     elif content_type == "application/json":
         body = _parse(ImageJsonUpload, await _json(request))
@@ -118,7 +122,7 @@ async def get_image_content(
         image = await run_in_threadpool(c.images.get, who, imageId)
     content = await run_in_threadpool(c.images.open, image, variant)
     return StreamingResponse(
-        _chunks(content.stream),
+        file_chunks(content.stream),
         media_type=content.mime,
         headers={
             "Content-Length": str(content.size),
@@ -203,11 +207,3 @@ def _parse(schema: type[M], data: object) -> M:
         raise InvalidInput(
             f"{field}: {first['msg']}" if field else first["msg"], field=field
         ) from exc
-
-
-def _chunks(stream: BinaryIO) -> Iterator[bytes]:
-    try:
-        while chunk := stream.read(256 * 1024):
-            yield chunk
-    finally:
-        stream.close()

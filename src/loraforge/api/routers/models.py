@@ -21,7 +21,10 @@ PageSize = Annotated[int, Query(alias="pageSize")]
 async def create_model(body: ModelCreate, who: PrincipalDep, c: ContainerDep) -> ModelRead:
     model = await run_in_threadpool(
         lambda: c.models.create(
-            who, display_name=body.displayName, custom_model_type=body.customModelType
+            who,
+            display_name=body.displayName,
+            custom_model_type=body.customModelType,
+            base_model=body.baseModel,
         )
     )
     return ModelRead.of(model)

@@ -41,8 +41,8 @@ class ImageJsonUpload(WireModel):
     name: str | None = Field(None, max_length=255)
 
 
-class ImageUploadData(BaseModel):
-    """The JSON of a multipart ``data`` part (seeds 000/001)."""
+class ImageUploadData(WireModel):
+    """The JSON of a multipart ``data`` part (seeds 000/001); unknown fields are refused."""
 
     modelId: str | None = Field(None, validation_alias=AliasChoices("modelId", "modelID"))
     type: ImageTypeName

@@ -11,6 +11,9 @@ from loraforge.domain.entities import Model
 class ModelCreate(WireModel):
     displayName: str = Field(max_length=200, examples=["Summer Collection Style Model"])
     customModelType: str | None = Field(None, max_length=100)
+    baseModel: str | None = Field(
+        None, max_length=100, description="A name from GET /v1/base-models; default: the default."
+    )
 
 
 class ModelRename(WireModel):

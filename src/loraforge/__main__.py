@@ -1,0 +1,5 @@
+"""``python -m loraforge`` is the ``loraforge`` command."""
+
+from loraforge.cli.main import app
+
+app()

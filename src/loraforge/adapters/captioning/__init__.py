@@ -1,0 +1,1 @@
+"""Captioners: image-to-text models behind the ``Captioner`` port."""

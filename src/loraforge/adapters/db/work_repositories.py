@@ -1,0 +1,255 @@
+"""Repositories for trainings, predictions, jobs and webhook deliveries."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.orm import Session
+
+from loraforge.adapters.db.tables import (
+    AccountRow,
+    JobRow,
+    PredictionRow,
+    TrainingBlobRow,
+    TrainingRow,
+    WebhookDeliveryRow,
+)
+from loraforge.domain.work import (
+    Job,
+    JobKind,
+    JobState,
+    Prediction,
+    Progress,
+    RunStatus,
+    ScaleConfig,
+    Training,
+    TrainingSpeed,
+    WebhookDelivery,
+)
+
+_TRAINING = (
+    "id", "account_id", "model_id", "strength", "trigger_word", "manifest", "webhook_url",
+    "error", "artifact_key", "cancel_requested", "created_at", "started_at", "finished_at",
+    "deleted_at",
+)  # fmt: skip
+_PREDICTION_PARAMS = (
+    "prompt", "seed", "width", "height", "num_images", "output_format", "guidance_scale",
+    "num_inference_steps",
+)  # fmt: skip
+_PREDICTION = (
+    "id", "account_id", "output_image_ids", "webhook_url", "error", "created_at", "started_at",
+    "finished_at", "deleted_at",
+)  # fmt: skip
+_JOB = (
+    "id", "subject_id", "attempts", "max_attempts", "created_at", "available_at", "lease_owner",
+    "lease_token", "lease_expires_at", "last_error",
+)  # fmt: skip
+_DELIVERY = (
+    "id", "account_id", "url", "event", "body", "created_at", "next_attempt_at", "attempts",
+    "delivered_at", "failed_at", "last_error",
+)  # fmt: skip
+
+
+def _pick(obj: Any, names: tuple[str, ...]) -> dict[str, Any]:
+    return {n: getattr(obj, n) for n in names}
+
+
+def _progress(data: dict[str, Any]) -> Progress:
+    return Progress(**data)
+
+
+def _training(row: TrainingRow) -> Training:
+    return Training(
+        status=RunStatus(row.status),
+        speed=TrainingSpeed(row.speed),
+        progress=_progress(row.progress),
+        **_pick(row, _TRAINING),
+    )
+
+
+def _training_row_values(t: Training) -> dict[str, Any]:
+    return {
+        "status": t.status.value,
+        "speed": t.speed.value,
+        "progress": vars(t.progress),
+        **_pick(t, _TRAINING),
+    }
+
+
+def _prediction(row: PredictionRow) -> Prediction:
+    params = dict(row.params)
+    configs = [ScaleConfig(**c) for c in params.pop("scale_configs")]
+    return Prediction(
+        status=RunStatus(row.status),
+        scale_configs=configs,
+        progress=_progress(row.progress),
+        **params,
+        **_pick(row, _PREDICTION),
+    )
+
+
+def _prediction_row_values(p: Prediction) -> dict[str, Any]:
+    params = _pick(p, _PREDICTION_PARAMS)
+    params["scale_configs"] = [vars(c) for c in p.scale_configs]
+    return {
+        "status": p.status.value,
+        "params": params,
+        "progress": vars(p.progress),
+        **_pick(p, _PREDICTION),
+    }
+
+
+class SqlTrainingRepository:
+    def __init__(self, session: Session) -> None:
+        self._s = session
+
+    def add(self, training: Training, *, pinned_blobs: set[str]) -> None:
+        self._s.add(TrainingRow(**_training_row_values(training)))
+        self._s.flush()
+        self._s.add_all(TrainingBlobRow(training_id=training.id, blob_key=k) for k in pinned_blobs)
+
+    def get(self, training_id: str, *, account_id: str | None = None) -> Training | None:
+        query = select(TrainingRow).where(TrainingRow.id == training_id)
+        if account_id is not None:
+            query = query.where(
+                TrainingRow.account_id == account_id, TrainingRow.deleted_at.is_(None)
+            )
+        row = self._s.scalars(query).first()
+        return _training(row) if row else None
+
+    def list_for_model(self, model_id: str) -> list[Training]:
+        rows = self._s.scalars(
+            select(TrainingRow)
+            .where(TrainingRow.model_id == model_id, TrainingRow.deleted_at.is_(None))
+            .order_by(TrainingRow.created_at.desc(), TrainingRow.id.desc())
+        )
+        return [_training(r) for r in rows]
+
+    def update(self, training: Training) -> None:
+        values = _training_row_values(training)
+        self._s.execute(update(TrainingRow).where(TrainingRow.id == training.id).values(values))
+
+
+class SqlPredictionRepository:
+    def __init__(self, session: Session) -> None:
+        self._s = session
+
+    def add(self, prediction: Prediction) -> None:
+        self._s.add(PredictionRow(**_prediction_row_values(prediction)))
+
+    def get(self, prediction_id: str, *, account_id: str | None = None) -> Prediction | None:
+        query = select(PredictionRow).where(PredictionRow.id == prediction_id)
+        if account_id is not None:
+            query = query.where(
+                PredictionRow.account_id == account_id, PredictionRow.deleted_at.is_(None)
+            )
+        row = self._s.scalars(query).first()
+        return _prediction(row) if row else None
+
+    def update(self, prediction: Prediction) -> None:
+        values = _prediction_row_values(prediction)
+        self._s.execute(
+            update(PredictionRow).where(PredictionRow.id == prediction.id).values(values)
+        )
+
+
+class SqlJobRepository:
+    def __init__(self, session: Session) -> None:
+        self._s = session
+
+    def add(self, job: Job) -> None:
+        self._s.add(JobRow(kind=job.kind.value, state=job.state.value, **_pick(job, _JOB)))
+
+    def get(self, job_id: str) -> Job | None:
+        row = self._s.get(JobRow, job_id)
+        return _job(row) if row else None
+
+    def for_subject(self, subject_id: str) -> Job | None:
+        row = self._s.scalars(select(JobRow).where(JobRow.subject_id == subject_id)).first()
+        return _job(row) if row else None
+
+    def next_claimable(self, now: datetime) -> Job | None:
+        """The oldest queued job, or a running one whose lease has expired."""
+        query = (
+            select(JobRow)
+            .where(
+                or_(
+                    JobRow.state == JobState.QUEUED.value,
+                    (JobRow.state == JobState.RUNNING.value) & (JobRow.lease_expires_at < now),
+                ),
+                JobRow.available_at <= now,
+            )
+            .order_by(JobRow.available_at, JobRow.created_at)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+        )
+        row = self._s.scalars(query).first()
+        return _job(row) if row else None
+
+    def save(self, job: Job, *, expected_token: str | None) -> bool:
+        """Write ``job`` only if its lease token is still ``expected_token`` (fencing)."""
+        result = self._s.execute(
+            update(JobRow)
+            .where(JobRow.id == job.id, _token_is(expected_token))
+            .values(kind=job.kind.value, state=job.state.value, **_pick(job, _JOB))
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def count_active(self) -> int:
+        query = select(func.count()).where(JobRow.state != JobState.DONE.value)
+        return self._s.scalar(query) or 0
+
+
+def _token_is(token: str | None) -> Any:
+    return JobRow.lease_token.is_(None) if token is None else JobRow.lease_token == token
+
+
+def _job(row: JobRow) -> Job:
+    return Job(kind=JobKind(row.kind), state=JobState(row.state), **_pick(row, _JOB))
+
+
+class SqlWebhookRepository:
+    def __init__(self, session: Session) -> None:
+        self._s = session
+
+    def add(self, delivery: WebhookDelivery) -> None:
+        self._s.add(WebhookDeliveryRow(**_pick(delivery, _DELIVERY)))
+
+    def due(self, now: datetime, *, limit: int) -> list[WebhookDelivery]:
+        rows = self._s.scalars(
+            select(WebhookDeliveryRow)
+            .where(
+                WebhookDeliveryRow.delivered_at.is_(None),
+                WebhookDeliveryRow.failed_at.is_(None),
+                WebhookDeliveryRow.next_attempt_at <= now,
+            )
+            .order_by(WebhookDeliveryRow.next_attempt_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return [WebhookDelivery(**_pick(r, _DELIVERY)) for r in rows]
+
+    def update(self, delivery: WebhookDelivery) -> None:
+        self._s.execute(
+            update(WebhookDeliveryRow)
+            .where(WebhookDeliveryRow.id == delivery.id)
+            .values(**_pick(delivery, _DELIVERY))
+        )
+
+    def list_for_account(self, account_id: str) -> list[WebhookDelivery]:
+        rows = self._s.scalars(
+            select(WebhookDeliveryRow)
+            .where(WebhookDeliveryRow.account_id == account_id)
+            .order_by(WebhookDeliveryRow.created_at)
+        )
+        return [WebhookDelivery(**_pick(r, _DELIVERY)) for r in rows]
+
+    def get_secret(self, account_id: str) -> str | None:
+        return self._s.scalar(select(AccountRow.webhook_secret).where(AccountRow.id == account_id))
+
+    def set_secret(self, account_id: str, secret: str) -> None:
+        self._s.execute(
+            update(AccountRow).where(AccountRow.id == account_id).values(webhook_secret=secret)
+        )

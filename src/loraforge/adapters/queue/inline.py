@@ -1,0 +1,17 @@
+"""In-process queue: wakes local workers at once; workers in other processes poll the DB."""
+
+from __future__ import annotations
+
+import threading
+
+
+class InlineJobQueue:
+    def __init__(self) -> None:
+        self._wake = threading.Event()
+
+    def submit(self, subject_id: str) -> None:
+        self._wake.set()
+
+    def wait(self, timeout: float) -> None:
+        self._wake.wait(timeout)
+        self._wake.clear()

@@ -1,0 +1,121 @@
+"""/v1/models/{modelId}/trainings: seed 003 training jobs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Response
+from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from loraforge.api.deps import ContainerDep, PrincipalDep
+from loraforge.api.routers.events import event_stream
+from loraforge.api.schemas.work import (
+    ProgressRead,
+    TrainingCreate,
+    TrainingCreated,
+    TrainingRead,
+    TrainingSummary,
+)
+from loraforge.api.streaming import file_chunks
+from loraforge.domain.work import RunStatus, Training, TrainingSpeed
+
+router = APIRouter(prefix="/v1/models/{modelId}/trainings", tags=["trainings"])
+
+
+def training_read(training: Training) -> TrainingRead:
+    return TrainingRead(
+        id=training.id,
+        modelId=training.model_id,
+        status=training.status.value,
+        triggerWord=training.trigger_word,
+        trainingStrength=training.strength,
+        trainingSpeed=training.speed.value,
+        progress=ProgressRead.of(training.progress),
+        manifest=training.manifest,
+        createdAt=training.created_at,
+        startedAt=training.started_at,
+        finishedAt=training.finished_at,
+        error=training.error,
+    )
+
+
+@router.post("", status_code=201, response_model=TrainingCreated)
+async def start_training(
+    modelId: str, body: TrainingCreate, who: PrincipalDep, c: ContainerDep
+) -> TrainingCreated:
+    training = await run_in_threadpool(
+        lambda: c.trainings.start(
+            who,
+            modelId,
+            strength=body.trainingStrength,
+            speed=TrainingSpeed(body.trainingSpeed),
+            webhook_url=body.webhookUrl,
+        )
+    )
+    c.queue.submit(training.id)
+    return TrainingCreated(trainingId=training.id)
+
+
+@router.get("", response_model=list[TrainingSummary])
+async def list_trainings(modelId: str, who: PrincipalDep, c: ContainerDep) -> list[TrainingSummary]:
+    trainings = await run_in_threadpool(c.trainings.list, who, modelId)
+    return [TrainingSummary(id=t.id, status=t.status.value) for t in trainings]
+
+
+@router.get("/{trainingId}", response_model=TrainingRead)
+async def get_training(
+    modelId: str, trainingId: str, who: PrincipalDep, c: ContainerDep
+) -> TrainingRead:
+    return training_read(await run_in_threadpool(c.trainings.get, who, modelId, trainingId))
+
+
+@router.get(
+    "/{trainingId}/events",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
+async def training_events(
+    modelId: str, trainingId: str, who: PrincipalDep, c: ContainerDep
+) -> StreamingResponse:
+    """Server-Sent Events: an `update` event with the training on every change, then `done`."""
+
+    def load() -> dict[str, Any]:
+        return training_read(c.trainings.get(who, modelId, trainingId)).model_dump(mode="json")
+
+    await run_in_threadpool(load)  # 404 before the stream starts
+    return event_stream(load, terminal=lambda s: RunStatus(s["status"]).terminal)
+
+
+@router.post("/{trainingId}/cancel", response_model=TrainingRead)
+async def cancel_training(
+    modelId: str, trainingId: str, who: PrincipalDep, c: ContainerDep
+) -> TrainingRead:
+    """Queued: canceled at once. Processing: stops within one training step (poll the status)."""
+    return training_read(await run_in_threadpool(c.trainings.cancel, who, modelId, trainingId))
+
+
+@router.delete("/{trainingId}", status_code=204, response_class=Response)
+async def delete_training(
+    modelId: str, trainingId: str, who: PrincipalDep, c: ContainerDep
+) -> Response:
+    """Soft delete: hidden, history kept; does NOT cancel a running training."""
+    await run_in_threadpool(c.trainings.delete, who, modelId, trainingId)
+    return Response(status_code=204)
+
+
+@router.get(
+    "/{trainingId}/weights",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/octet-stream": {}}}},
+)
+async def training_weights(
+    modelId: str, trainingId: str, who: PrincipalDep, c: ContainerDep
+) -> StreamingResponse:
+    """The LoRA `.safetensors`, loadable with diffusers' `load_lora_weights`."""
+    stream = await run_in_threadpool(c.trainings.open_weights, who, modelId, trainingId)
+    return StreamingResponse(
+        file_chunks(stream),
+        media_type="application/octet-stream",
+        headers={"Content-Disposition": f'attachment; filename="{trainingId}.safetensors"'},
+    )

@@ -1,0 +1,116 @@
+"""Wire schemas for trainings, predictions and base models (seed 003 names)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from loraforge.api.schemas.common import WireModel
+from loraforge.domain.work import Progress
+
+
+class TrainingCreate(WireModel):
+    trainingStrength: int = Field(5, ge=0, le=10, examples=[7])
+    trainingSpeed: Literal["fast", "high_quality"] = "fast"
+    webhookUrl: str | None = Field(None, max_length=2048)
+
+
+class TrainingCreated(BaseModel):
+    trainingId: str
+
+
+class ProgressRead(BaseModel):
+    step: int
+    totalSteps: int
+    loss: float | None
+    etaSeconds: float | None
+
+    @classmethod
+    def of(cls, progress: Progress) -> ProgressRead:
+        return cls(
+            step=progress.step,
+            totalSteps=progress.total_steps,
+            loss=progress.loss,
+            etaSeconds=progress.eta_seconds,
+        )
+
+
+class TrainingSummary(BaseModel):
+    id: str
+    status: str
+
+
+class TrainingRead(BaseModel):
+    id: str
+    modelId: str
+    status: str
+    triggerWord: str
+    trainingStrength: int
+    trainingSpeed: str
+    progress: ProgressRead
+    manifest: dict[str, Any]
+    createdAt: datetime
+    startedAt: datetime | None
+    finishedAt: datetime | None
+    error: str | None = None
+
+
+class ScaleConfigIn(WireModel):
+    scale: float = Field(ge=-2, le=2, examples=[0.8])
+    modelId: str
+    trainingId: str
+
+
+class ImageSize(WireModel):
+    width: int = Field(512, ge=512, le=1536, multiple_of=8)
+    height: int = Field(512, ge=512, le=1536, multiple_of=8)
+
+
+class PredictionCreate(WireModel):
+    scaleConfigs: dict[str, ScaleConfigIn] = Field(min_length=1, max_length=8)
+    prompt: str = Field(min_length=1, max_length=2000)
+    seed: int | None = Field(None, ge=0, le=2**32 - 1)
+    image_size: ImageSize = Field(default_factory=ImageSize)
+    num_images: int = Field(1, ge=1, le=4)
+    output_format: Literal["jpeg", "png"] = "png"
+    guidance_scale: float = Field(7.5, ge=0, le=10)
+    num_inference_steps: int = Field(20, ge=1, le=50)
+    webhookUrl: str | None = Field(None, max_length=2048)
+
+
+class PredictionCreated(BaseModel):
+    predictionId: str
+
+
+class PredictionRead(BaseModel):
+    id: str
+    status: str
+    outputImages: list[str]
+    outputImageIds: list[str]
+    seed: int
+    prompt: str
+    scaleConfigs: dict[str, dict[str, Any]]
+    image_size: dict[str, int]
+    num_images: int
+    output_format: str
+    guidance_scale: float
+    num_inference_steps: int
+    progress: ProgressRead
+    createdAt: datetime
+    startedAt: datetime | None
+    finishedAt: datetime | None
+    error: str | None = None
+
+
+class BaseModelRead(BaseModel):
+    name: str
+    family: str
+    resolution: int
+    default: bool
+    description: str
+
+
+class WebhookSecret(BaseModel):
+    secret: str = Field(description="whsec_…: shown once; verify `webhook-signature` with it.")

@@ -1,0 +1,168 @@
+"""PhotoGPT images and models (seeds 000/001), served under ``/compat/photogpt``.
+
+Requests send ``Authorization: Bearer <key>`` (and ``API-Version: 1``, accepted and ignored).
+Answers are ``{"result": ..., "status": "OK"}``, listings ``{"page", "pageSize", "result",
+"status"}``; every error ``{"err", "message", "result": null, "status": "NOK"}`` with the status
+the native API would use for the same domain error.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, FastAPI, Query, Request
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from loraforge.api.deps import ContainerDep, PrincipalDep
+from loraforge.api.uploads import read_multipart
+from loraforge.dialects import install_error_handlers, sub_app
+from loraforge.dialects.photogpt import translate
+from loraforge.dialects.photogpt.schemas import (
+    Deleted,
+    ModelBody,
+    Ok,
+    OkPage,
+    PhotoImage,
+    PhotoModel,
+    UploadData,
+)
+from loraforge.domain.entities import KIND_BY_TYPE_NAME, KINDS_BY_FILTER
+from loraforge.domain.errors import InvalidInput
+from loraforge.services.models import ModelStatus
+from loraforge.services.paging import page_request
+
+router = APIRouter()
+
+PageNum = Annotated[int, Query(alias="pageNum")]
+PageSize = Annotated[int, Query(alias="pageSize")]
+
+
+def create_app(parent: FastAPI) -> FastAPI:
+    app = sub_app(parent, title="loraforge: PhotoGPT-compatible images")
+    install_error_handlers(app, translate.error_body)
+    app.include_router(router)
+    return app
+
+
+# --- images ------------------------------------------------------------------------------
+
+
+@router.post("/images/upload")
+async def upload_image(request: Request, who: PrincipalDep, c: ContainerDep) -> Ok[PhotoImage]:
+    """Multipart: ``file`` (the image) and ``data`` (JSON ``{"modelID", "type"}``, as a plain
+    field or as a part with its own content type)."""
+    form = await read_multipart(request)
+    with form.upload.stream:
+        data = _upload_data(form.data)
+        image = await run_in_threadpool(
+            lambda: c.images.ingest(
+                who,
+                form.upload,
+                kind=KIND_BY_TYPE_NAME[data.type],
+                model_id=data.modelID,
+                allowed=translate.FORMATS,
+                origin=translate.ORIGIN,
+            )
+        )
+    return Ok(result=translate.image(request, c, image))
+
+
+@router.get("/models/{modelID}/images")
+async def list_model_images(
+    modelID: str,
+    request: Request,
+    who: PrincipalDep,
+    c: ContainerDep,
+    image_type: Annotated[
+        Literal["all", "input", "output", "auxiliaryType"], Query(alias="imageType")
+    ] = "all",
+    page_num: PageNum = 1,
+    page_size: PageSize = 20,
+) -> OkPage[PhotoImage]:
+    page = page_request(page_num, page_size, max_page_size=c.limits.max_page_size)
+    kinds = KINDS_BY_FILTER[image_type]
+    found = await run_in_threadpool(
+        lambda: c.images.list_for_model(who, modelID, kinds=kinds, page=page)
+    )
+    return OkPage(
+        page=found.page_num,
+        pageSize=found.page_size,
+        result=[translate.image(request, c, image) for image in found.items],
+    )
+
+
+@router.get("/images/{imageId}")
+async def get_image(
+    imageId: str, request: Request, who: PrincipalDep, c: ContainerDep
+) -> Ok[PhotoImage]:
+    image = await run_in_threadpool(c.images.get, who, imageId)
+    return Ok(result=translate.image(request, c, image))
+
+
+@router.delete("/images/{imageId}")
+async def delete_image(imageId: str, who: PrincipalDep, c: ContainerDep) -> Ok[Deleted]:
+    await run_in_threadpool(c.images.delete, who, imageId)
+    return Ok(result=Deleted(id=imageId))
+
+
+# --- models ------------------------------------------------------------------------------
+
+
+@router.post("/models")
+async def save_model(body: ModelBody, who: PrincipalDep, c: ContainerDep) -> Ok[PhotoModel]:
+    """Create a model from ``name`` and the person's traits, or update model ``id``."""
+    attributes = {translate.NAMESPACE: body.attributes()}
+    if body.id is not None:
+        model_id = body.id
+        model = await run_in_threadpool(
+            lambda: c.models.update(
+                who,
+                model_id,
+                display_name=body.name,
+                custom_model_type=body.modelType,
+                attributes=attributes,
+            )
+        )
+    else:
+        if body.name is None:
+            raise InvalidInput("name: a new model needs a name.", field="name")
+        name = body.name
+        model = await run_in_threadpool(
+            lambda: c.models.create(
+                who, display_name=name, custom_model_type=body.modelType, attributes=attributes
+            )
+        )
+    statuses = await run_in_threadpool(c.models.statuses, who, [model.id])
+    return Ok(result=translate.model(model, statuses.get(model.id, ModelStatus.NEW)))
+
+
+@router.get("/models")
+async def list_models(
+    who: PrincipalDep, c: ContainerDep, page_num: PageNum = 1, page_size: PageSize = 20
+) -> OkPage[PhotoModel]:
+    page = page_request(page_num, page_size, max_page_size=c.limits.max_page_size)
+    found = await run_in_threadpool(c.models.list, who, page)
+    statuses = await run_in_threadpool(c.models.statuses, who, [m.id for m in found.items])
+    return OkPage(
+        page=found.page_num,
+        pageSize=found.page_size,
+        result=[translate.model(m, statuses.get(m.id, ModelStatus.NEW)) for m in found.items],
+    )
+
+
+@router.get("/models/{modelID}")
+async def get_model(modelID: str, who: PrincipalDep, c: ContainerDep) -> Ok[PhotoModel]:
+    model = await run_in_threadpool(c.models.get, who, modelID)
+    statuses = await run_in_threadpool(c.models.statuses, who, [model.id])
+    return Ok(result=translate.model(model, statuses.get(model.id, ModelStatus.NEW)))
+
+
+def _upload_data(data: object) -> UploadData:
+    try:
+        return UploadData.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or None
+        message = f"data.{field}: {first['msg']}" if field else f"data: {first['msg']}"
+        raise InvalidInput(message, field=f"data.{field}" if field else "data") from exc

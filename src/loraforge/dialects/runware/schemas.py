@@ -1,0 +1,57 @@
+"""Runware task shapes (seed 002, reference/sdk_contracts.md PART B).
+
+Clients send a JSON array of task objects; the server answers JSON objects ``{"data": [...]}``
+and/or ``{"errors": [...]}`` (never a bare array, never an empty ``data`` list), each item
+carrying the request's ``taskType`` and ``taskUUID`` so the client can match it.
+
+Requests (unknown fields are ignored)::
+
+    {"taskType": "authentication", "apiKey": "<key>", "connectionSessionUUID"?: "<uuid>"}
+    {"taskType": "ping", "ping": true}
+    {"taskType": "imageUpload", "taskUUID": "<uuid v4>", "image": "<data URI | base64 | URL>"}
+"""
+
+from __future__ import annotations
+
+from typing import NotRequired, TypedDict
+
+AUTHENTICATION = "authentication"
+PING = "ping"
+IMAGE_UPLOAD = "imageUpload"
+
+
+class AuthenticationResult(TypedDict):
+    taskType: str
+    connectionSessionUUID: str
+
+
+class Pong(TypedDict):
+    taskType: str
+    pong: bool
+
+
+class ImageUploadResult(TypedDict):
+    taskType: str
+    taskUUID: str
+    imageUUID: str  # the core Image id (UUID v4)
+    imageURL: str  # signed link to the display variant (at most 2048 px on its long side)
+
+
+class ErrorItem(TypedDict):
+    code: str
+    message: str
+    taskType: NotRequired[str]
+    taskUUID: NotRequired[str]
+    parameter: NotRequired[str]
+    type: NotRequired[str]
+
+
+# The SDK recognises an authentication failure by ``taskType == "authentication"`` and shows
+# ``message``; this is the vendor's own wording (reference/sdk_contracts.md B.1).
+INVALID_API_KEY: ErrorItem = {
+    "code": "invalidApiKey",
+    "message": "Invalid API key. Get one at https://my.runware.ai/signup",
+    "parameter": "apiKey",
+    "type": "string",
+    "taskType": AUTHENTICATION,
+}

@@ -1,0 +1,54 @@
+"""Scenario assets: ``POST /assets`` (base64 ``image`` + ``name``) and ``GET /assets/{id}``.
+
+An uploaded asset is a core reference Image with origin ``scenario`` and no model: the native
+API serves the same image at ``/v1/images/{id}`` (the id without ``asset_``). Any image of the
+account can be read as an asset, training images included.
+"""
+
+from __future__ import annotations
+
+import io
+
+from fastapi import APIRouter
+from starlette.concurrency import run_in_threadpool
+
+from loraforge.api.deps import ContainerDep
+from loraforge.dialects.scenario import schemas as s
+from loraforge.dialects.scenario import translate as t
+from loraforge.dialects.scenario.deps import LinkDep, ScenarioPrincipal
+from loraforge.domain.entities import ALL_FORMATS, ImageKind
+from loraforge.domain.errors import BadRequest
+from loraforge.services.images import Upload
+from loraforge.services.inline_images import decode_inline
+
+router = APIRouter(prefix="/assets")
+
+
+@router.post("")
+async def upload_asset(
+    body: s.AssetUpload, who: ScenarioPrincipal, c: ContainerDep, link: LinkDep
+) -> s.AssetEnvelope:
+    if not body.image:
+        raise BadRequest("image (the base64 of the image) is required.", field="image")
+    data = decode_inline(body.image, max_bytes=c.limits.max_request_bytes)
+    upload = Upload(stream=io.BytesIO(data), name=body.name)
+    with upload.stream:
+        image = await run_in_threadpool(
+            lambda: c.images.ingest(
+                who,
+                upload,
+                kind=ImageKind.REFERENCE,
+                model_id=None,
+                allowed=ALL_FORMATS,
+                origin="scenario",
+            )
+        )
+    return s.AssetEnvelope(asset=t.asset(image, link))
+
+
+@router.get("/{assetId}")
+async def get_asset(
+    assetId: str, who: ScenarioPrincipal, c: ContainerDep, link: LinkDep
+) -> s.AssetEnvelope:
+    image = await run_in_threadpool(c.images.get, who, t.core_id(t.ASSET, assetId))
+    return s.AssetEnvelope(asset=t.asset(image, link))

@@ -1,0 +1,86 @@
+"""What the ML adapters are asked to do: plain specs in, artifacts out. No torch here."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class ModelFamily(enum.StrEnum):
+    SD15 = "sd15"
+    SDXL = "sdxl"
+
+
+@dataclass(frozen=True)
+class BaseModel:
+    """A base model the operator configured (or the built-in ``tiny``).
+
+    ``path`` is a diffusers folder or a single-file ``.safetensors`` checkpoint; ``None`` means
+    the built-in tiny model shipped in the package.
+    """
+
+    name: str
+    family: ModelFamily
+    resolution: int  # native training/generation side in pixels
+    path: Path | None = None
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Hyperparameters:
+    steps: int
+    learning_rate: float
+    rank: int
+    resolution: int
+    batch_size: int = 1
+    checkpoint_every: int = 50
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class TrainingSample:
+    image: bytes  # encoded image (the core's display variant: EXIF-correct, ≤ 2048 px)
+    caption: str
+
+
+@dataclass(frozen=True)
+class TrainingSpec:
+    base_model: BaseModel
+    samples: list[TrainingSample]
+    hyper: Hyperparameters
+
+
+@dataclass(frozen=True)
+class TrainingProgress:
+    step: int
+    total_steps: int
+    loss: float | None
+
+
+@dataclass(frozen=True)
+class LoraWeights:
+    """One trained LoRA to mix into a generation with its scale."""
+
+    name: str  # adapter name, unique within one request
+    path: Path  # a .safetensors file as written by the trainer
+    scale: float
+
+
+@dataclass(frozen=True)
+class GenerationSpec:
+    base_model: BaseModel
+    prompt: str
+    seed: int
+    width: int
+    height: int
+    num_images: int
+    guidance_scale: float
+    num_inference_steps: int
+    output_format: str  # "jpeg" | "png"
+    loras: list[LoraWeights] = field(default_factory=list)
+    negative_prompt: str = ""
+
+
+class TrainingStopped(Exception):
+    """Raised by a trainer when ``should_stop`` asked it to stop (cancel or lost lease)."""

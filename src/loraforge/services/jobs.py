@@ -1,0 +1,129 @@
+"""The job queue's state machine in the database: claim with a lease, heartbeat, finish.
+
+Every write a worker makes about a job's subject goes through ``guarded``: it re-checks, in
+the same transaction, that the worker still holds the lease (same token). A worker whose lease
+expired, and whose job another worker took over, can no longer write anything.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from datetime import timedelta
+
+from loraforge.domain.work import Job, JobKind, JobState
+from loraforge.ports import Clock, IdFactory, UnitOfWork, UnitOfWorkFactory
+
+# Called with the subject id when a job runs out of attempts: marks the subject failed.
+GiveUp = Callable[[UnitOfWork, str, str], None]
+
+
+class LeaseLost(Exception):
+    """The worker no longer holds the job: another attempt owns it now."""
+
+
+@dataclass(frozen=True)
+class Lease:
+    job: Job
+
+    @property
+    def token(self) -> str:
+        assert self.job.lease_token is not None
+        return self.job.lease_token
+
+
+class JobService:
+    def __init__(
+        self,
+        *,
+        uow: UnitOfWorkFactory,
+        clock: Clock,
+        new_id: IdFactory,
+        lease_s: float,
+        max_attempts: int,
+    ) -> None:
+        self._uow = uow
+        self._clock = clock
+        self._new_id = new_id
+        self._lease = timedelta(seconds=lease_s)
+        self._max_attempts = max_attempts
+        self._give_up: dict[JobKind, GiveUp] = {}
+
+    def on_give_up(self, kind: JobKind, handler: GiveUp) -> None:
+        self._give_up[kind] = handler
+
+    def enqueue(self, uow: UnitOfWork, kind: JobKind, subject_id: str) -> Job:
+        """Add a job inside the caller's transaction (it commits with the subject)."""
+        now = self._clock.now()
+        job = Job(
+            id=self._new_id(),
+            kind=kind,
+            subject_id=subject_id,
+            state=JobState.QUEUED,
+            attempts=0,
+            max_attempts=self._max_attempts,
+            created_at=now,
+            available_at=now,
+        )
+        uow.jobs.add(job)
+        return job
+
+    def claim(self, owner: str) -> Lease | None:
+        """Take the next job, or return None. Jobs out of attempts are failed on the way."""
+        while True:
+            with self._uow(write=True) as uow:
+                now = self._clock.now()
+                job = uow.jobs.next_claimable(now)
+                if job is None:
+                    return None
+                previous = job.lease_token
+                if job.attempts >= job.max_attempts:
+                    self._exhaust(uow, job, previous)
+                    uow.commit()
+                    continue
+                claimed = replace(
+                    job,
+                    state=JobState.RUNNING,
+                    attempts=job.attempts + 1,
+                    lease_owner=owner,
+                    lease_token=str(uuid.uuid4()),
+                    lease_expires_at=now + self._lease,
+                )
+                if not uow.jobs.save(claimed, expected_token=previous):
+                    continue
+                uow.commit()
+                return Lease(claimed)
+
+    def _exhaust(self, uow: UnitOfWork, job: Job, previous: str | None) -> None:
+        reason = (
+            f"The worker stopped responding {job.attempts} times; giving up after "
+            f"{job.max_attempts} attempts."
+        )
+        done = replace(job, state=JobState.DONE, lease_token=None, last_error=reason)
+        if uow.jobs.save(done, expected_token=previous):
+            self._give_up[job.kind](uow, job.subject_id, reason)
+
+    def heartbeat(self, lease: Lease) -> bool:
+        """Extend the lease; False when it was lost (expired and taken over)."""
+        try:
+            with self.guarded(lease) as uow:
+                uow.commit()
+        except LeaseLost:
+            return False
+        return True
+
+    @contextmanager
+    def guarded(self, lease: Lease) -> Iterator[UnitOfWork]:
+        """A write transaction that only proceeds while ``lease`` is held; extends it."""
+        with self._uow(write=True) as uow:
+            extended = replace(lease.job, lease_expires_at=self._clock.now() + self._lease)
+            if not uow.jobs.save(extended, expected_token=lease.token):
+                raise LeaseLost(f"Job {lease.job.id} is held by another attempt.")
+            yield uow
+
+    def finish(self, uow: UnitOfWork, lease: Lease, *, error: str | None = None) -> None:
+        """Mark the job done inside a ``guarded`` transaction."""
+        done = replace(lease.job, state=JobState.DONE, lease_expires_at=None, last_error=error)
+        uow.jobs.save(done, expected_token=lease.token)

@@ -1,0 +1,164 @@
+"""Runs a prediction job on a worker: LoRAs mixed with their scales, outputs stored as Images."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from loraforge.domain.entities import Image
+from loraforge.domain.ml import GenerationSpec, LoraWeights
+from loraforge.domain.work import JobKind, Prediction, Progress, RunStatus
+from loraforge.ports import BaseModelCatalog, BlobStore, Clock, Generator, UnitOfWork
+from loraforge.services.images import ImageService
+from loraforge.services.jobs import JobService, Lease, LeaseLost
+from loraforge.services.webhooks import WebhookService
+
+
+class PredictionRunner:
+    kind = JobKind.PREDICTION
+
+    def __init__(
+        self,
+        *,
+        jobs: JobService,
+        blobs: BlobStore,
+        images: ImageService,
+        generator: Generator,
+        catalog: BaseModelCatalog,
+        webhooks: WebhookService,
+        clock: Clock,
+        lora_cache: Path,
+    ) -> None:
+        self._jobs = jobs
+        self._blobs = blobs
+        self._images = images
+        self._generator = generator
+        self._catalog = catalog
+        self._webhooks = webhooks
+        self._clock = clock
+        self._cache = lora_cache
+        self._cache.mkdir(parents=True, exist_ok=True)
+
+    def run(self, lease: Lease, lost: Callable[[], bool]) -> None:
+        begun = self._begin(lease)
+        if begun is None:
+            return
+        prediction, spec = begun
+        try:
+            outputs = self._generator.generate(spec)
+            images = [
+                self._images.prepare_output(
+                    account_id=prediction.account_id,
+                    model_id=prediction.scale_configs[0].model_id,
+                    prediction_id=prediction.id,
+                    data=data,
+                    name=f"{prediction.id}-{n}.{prediction.output_format}",
+                )
+                for n, data in enumerate(outputs)
+            ]
+        except Exception as exc:
+            self._end(lease, prediction, RunStatus.FAILED, error=f"Generation failed: {exc}")
+            raise
+        if not self._end(lease, prediction, RunStatus.SUCCEEDED, images=images):
+            self._images.discard(images)
+
+    def give_up(self, uow: UnitOfWork, prediction_id: str, reason: str) -> None:
+        prediction = uow.predictions.get(prediction_id)
+        if prediction is not None and not prediction.status.terminal:
+            self._finish_subject(uow, prediction, RunStatus.FAILED, reason)
+
+    def _begin(self, lease: Lease) -> tuple[Prediction, GenerationSpec] | None:
+        with self._jobs.guarded(lease) as uow:
+            prediction = uow.predictions.get(lease.job.subject_id)
+            if prediction is None or prediction.status.terminal:
+                self._jobs.finish(uow, lease)
+                uow.commit()
+                return None
+            loras = []
+            base_name = ""
+            for config in prediction.scale_configs:
+                training = uow.trainings.get(config.training_id)
+                # create() checked every training succeeded; its weights are pinned by the row.
+                assert training is not None
+                assert training.artifact_key is not None
+                base_name = training.manifest["baseModel"]
+                path = self._materialise(training.artifact_key)
+                loras.append(LoraWeights(name=training.id, path=path, scale=config.scale))
+            prediction.status = RunStatus.PROCESSING
+            prediction.started_at = self._clock.now()
+            uow.predictions.update(prediction)
+            uow.commit()
+        spec = GenerationSpec(
+            base_model=self._catalog.get(base_name),
+            prompt=prediction.prompt,
+            seed=prediction.seed,
+            width=prediction.width,
+            height=prediction.height,
+            num_images=prediction.num_images,
+            guidance_scale=prediction.guidance_scale,
+            num_inference_steps=prediction.num_inference_steps,
+            output_format=prediction.output_format,
+            loras=loras,
+        )
+        return prediction, spec
+
+    def _materialise(self, key: str) -> Path:
+        """The generator loads LoRAs from files: keep a local copy per artifact."""
+        path = self._cache / f"{key}.safetensors"
+        if not path.exists():
+            fd, tmp = tempfile.mkstemp(dir=self._cache)
+            with os.fdopen(fd, "wb") as out, self._blobs.open(key) as stream:
+                while chunk := stream.read(1024 * 1024):
+                    out.write(chunk)
+            os.replace(tmp, path)
+        return path
+
+    def _end(
+        self,
+        lease: Lease,
+        prediction: Prediction,
+        status: RunStatus,
+        *,
+        error: str | None = None,
+        images: list[Image] | None = None,
+    ) -> bool:
+        try:
+            with self._jobs.guarded(lease) as uow:
+                for image in images or []:
+                    uow.images.add(image)
+                prediction.output_image_ids = [i.id for i in images or []]
+                self._finish_subject(uow, prediction, status, error)
+                self._jobs.finish(uow, lease, error=error)
+                uow.commit()
+        except LeaseLost:
+            return False
+        return True
+
+    def _finish_subject(
+        self, uow: UnitOfWork, result: Prediction, status: RunStatus, error: str | None
+    ) -> None:
+        prediction = uow.predictions.get(result.id) or result
+        prediction.status = status
+        prediction.error = error
+        prediction.finished_at = self._clock.now()
+        prediction.output_image_ids = result.output_image_ids
+        total = prediction.num_inference_steps
+        if status is RunStatus.SUCCEEDED:
+            prediction.progress = Progress(step=total, total_steps=total, eta_seconds=0.0)
+        uow.predictions.update(prediction)
+        if prediction.webhook_url:
+            self._webhooks.enqueue(
+                uow,
+                account_id=prediction.account_id,
+                url=prediction.webhook_url,
+                event=f"prediction.{status.value}",
+                data={
+                    "id": prediction.id,
+                    "status": status.value,
+                    "outputImageIds": prediction.output_image_ids,
+                    "seed": prediction.seed,
+                    "error": error,
+                },
+            )

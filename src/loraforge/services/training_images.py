@@ -1,0 +1,155 @@
+"""A model's training images beyond plain upload: copies of stored images, captions, pairs.
+
+Copies share the original's blobs (content-addressed), so adding an uploaded asset as a training
+image stores no bytes again. Captions come from the configured ``Captioner``; without one every
+caption is the empty string. Both feed the training manifest (``TrainingService.start``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Sequence
+from datetime import timedelta
+
+from loraforge.domain.entities import Image, ImageKind, Limits, Principal, TrainingPair
+from loraforge.domain.errors import BadRequest, InvalidInput, LimitReached, NotFound
+from loraforge.ports import BlobStore, Captioner, Clock, IdFactory, UnitOfWork, UnitOfWorkFactory
+
+log = logging.getLogger("loraforge.captions")
+
+TRAINING = ImageKind.TRAINING
+MAX_CAPTION = 1000
+MAX_INSTRUCTION = 2000
+MAX_PAIRS = 1000
+
+
+def clean_caption(text: str) -> str:
+    """One line of printable text, bounded."""
+    words = "".join(c if c.isprintable() else " " for c in text).split()
+    return " ".join(words)[:MAX_CAPTION]
+
+
+class TrainingImageService:
+    def __init__(
+        self,
+        *,
+        uow: UnitOfWorkFactory,
+        blobs: BlobStore,
+        captioner: Captioner | None,
+        clock: Clock,
+        new_id: IdFactory,
+        limits: Limits,
+    ) -> None:
+        self._uow = uow
+        self._blobs = blobs
+        self._captioner = captioner
+        self._clock = clock
+        self._new_id = new_id
+        self._limits = limits
+
+    def copy_in(
+        self, who: Principal, model_id: str, image_ids: Sequence[str], *, origin: str
+    ) -> list[Image]:
+        """New training images of the model with the bytes of the account's stored images:
+        all of them or none, within the per-model limit. Captions are copied when the source
+        has one and made otherwise."""
+        if not image_ids:
+            raise InvalidInput("Name at least one image to copy.")
+        now = self._clock.now()
+        with self._uow(write=True) as uow:
+            if uow.models.get(who.account_id, model_id, lock=True) is None:
+                raise NotFound(f"No model {model_id}.")
+            limit = self._limits.max_images_per_type
+            if uow.images.count_for_model(model_id, TRAINING) + len(image_ids) > limit:
+                raise LimitReached(f"The model can hold at most {limit} training images.")
+            copies = [
+                dataclasses.replace(
+                    self._source(uow, who, image_id),
+                    id=self._new_id(),
+                    model_id=model_id,
+                    kind=TRAINING,
+                    prediction_id=None,
+                    origin=origin,
+                    # Listings order by creation time: keep the batch in the order given.
+                    created_at=now + timedelta(microseconds=n),
+                    last_used_at=now,
+                )
+                for n, image_id in enumerate(image_ids)
+            ]
+            for copy in copies:
+                uow.images.add(copy)
+            uow.commit()
+        self._check_bytes_survived(who, copies)
+        return [c if c.caption else self.caption(who, c) for c in copies]
+
+    def caption(self, who: Principal, image: Image) -> Image:
+        """Caption the image from its bytes and store the caption ("" without a captioner)."""
+        text = self._describe(image)
+        if text == image.caption:
+            return image
+        with self._uow(write=True) as uow:
+            current = uow.images.get(who.account_id, image.id)
+            if current is None or current.sha256 != image.sha256:
+                return image  # deleted or replaced meanwhile; the replacement gets its own
+            current.caption = text
+            uow.images.update(current)
+            uow.commit()
+        return current
+
+    def replace_pairs(
+        self, who: Principal, model_id: str, pairs: Sequence[TrainingPair]
+    ) -> list[TrainingPair]:
+        """Set the model's pairs; every image named must be a training image of that model."""
+        if len(pairs) > MAX_PAIRS:
+            raise InvalidInput(f"At most {MAX_PAIRS} pairs.")
+        with self._uow(write=True) as uow:
+            if uow.models.get(who.account_id, model_id, lock=True) is None:
+                raise NotFound(f"No model {model_id}.")
+            for n, pair in enumerate(pairs):
+                if len(pair.instruction) > MAX_INSTRUCTION:
+                    raise InvalidInput(f"Pair {n}: the instruction is over {MAX_INSTRUCTION}.")
+                for image_id in (pair.source_image_id, pair.target_image_id):
+                    image = uow.images.get(who.account_id, image_id)
+                    if image is None or image.model_id != model_id or image.kind is not TRAINING:
+                        raise BadRequest(
+                            f"Pair {n}: {image_id} is not a training image of this model.",
+                            code="not_a_training_image",
+                        )
+            uow.pairs.replace(model_id, list(pairs))
+            uow.commit()
+        return list(pairs)
+
+    # --- helpers ------------------------------------------------------------------------
+
+    @staticmethod
+    def _source(uow: UnitOfWork, who: Principal, image_id: str) -> Image:
+        image = uow.images.get(who.account_id, image_id)
+        if image is None:
+            raise NotFound(f"No image {image_id}.")
+        return image
+
+    def _check_bytes_survived(self, who: Principal, copies: list[Image]) -> None:
+        # A source deleted between our read and our commit may have had its blobs released
+        # (PostgreSQL; SQLite serialises writers): take the copies back rather than keep rows
+        # that point at nothing.
+        try:
+            for key in {k for c in copies for k in c.blob_keys()}:
+                self._blobs.size(key)
+        except NotFound:
+            with self._uow(write=True) as uow:
+                for copy in copies:
+                    uow.images.delete(copy.id)
+                uow.commit()
+            raise NotFound("An image was deleted while it was being copied.") from None
+
+    def _describe(self, image: Image) -> str:
+        if self._captioner is None:
+            return ""
+        with self._blobs.open(image.display_key) as stream:
+            data = stream.read()
+        try:
+            return clean_caption(self._captioner.caption(data))
+        except Exception:  # a captioning failure must not fail the upload
+            log.exception("captioning image %s failed", image.id)
+            return ""

@@ -1,0 +1,99 @@
+"""From the seed's two knobs to concrete hyperparameters (the README shows this table).
+
+``trainingStrength`` 0-10: stronger means closer to the data, i.e. more optimisation (steps)
+and a higher learning rate. ``trainingSpeed``: ``fast`` trains at a lower resolution with
+fewer steps; ``high_quality`` at the base model's native resolution, with more steps and rank.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from loraforge.domain.errors import InvalidInput
+from loraforge.domain.ml import BaseModel, Hyperparameters
+from loraforge.domain.work import TrainingSpeed
+
+
+@dataclass(frozen=True)
+class SpeedProfile:
+    base_steps: int  # at strength 0
+    steps_per_strength: int
+    base_lr: float  # at strength 0
+    lr_per_strength: float
+    rank: int
+    resolution_factor: float  # of the base model's native resolution
+    checkpoint_every: int
+
+
+PROFILES = {
+    TrainingSpeed.FAST: SpeedProfile(
+        base_steps=40,
+        steps_per_strength=8,
+        base_lr=2e-4,
+        lr_per_strength=4e-5,
+        rank=4,
+        resolution_factor=0.5,
+        checkpoint_every=25,
+    ),
+    TrainingSpeed.HIGH_QUALITY: SpeedProfile(
+        base_steps=120,
+        steps_per_strength=24,
+        base_lr=1e-4,
+        lr_per_strength=2e-5,
+        rank=16,
+        resolution_factor=1.0,
+        checkpoint_every=50,
+    ),
+}
+
+
+def plan(base: BaseModel, *, strength: int, speed: TrainingSpeed, seed: int) -> Hyperparameters:
+    if not 0 <= strength <= 10:
+        raise InvalidInput("trainingStrength must be between 0 and 10.", field="trainingStrength")
+    profile = PROFILES[speed]
+    resolution = max(64, int(base.resolution * profile.resolution_factor) // 8 * 8)
+    return Hyperparameters(
+        steps=profile.base_steps + profile.steps_per_strength * strength,
+        learning_rate=profile.base_lr + profile.lr_per_strength * strength,
+        rank=profile.rank,
+        resolution=resolution,
+        batch_size=1,
+        checkpoint_every=profile.checkpoint_every,
+        seed=seed,
+    )
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """Hyperparameters a client chose itself (Scenario's ``parameters``); None keeps the plan's."""
+
+    steps: int | None = None
+    learning_rate: float | None = None
+    rank: int | None = None
+    seed: int | None = None
+
+
+MAX_STEPS = 10_000
+MAX_RANK = 128
+MAX_LEARNING_RATE = 0.01
+
+
+def tune(hyper: Hyperparameters, overrides: Overrides) -> Hyperparameters:
+    """The plan with the client's choices applied, each checked against a sane range."""
+    checks = [
+        ("steps", overrides.steps, 1, MAX_STEPS),
+        ("learningRate", overrides.learning_rate, 1e-7, MAX_LEARNING_RATE),
+        ("rank", overrides.rank, 1, MAX_RANK),
+        ("seed", overrides.seed, 0, 2**31 - 1),
+    ]
+    for field, value, low, high in checks:
+        if value is not None and not low <= value <= high:
+            raise InvalidInput(f"{field} must be between {low} and {high}.", field=field)
+    return replace(
+        hyper,
+        steps=overrides.steps or hyper.steps,
+        learning_rate=overrides.learning_rate or hyper.learning_rate,
+        rank=overrides.rank or hyper.rank,
+        seed=hyper.seed if overrides.seed is None else overrides.seed,
+        checkpoint_every=min(hyper.checkpoint_every, overrides.steps or hyper.steps),
+    )

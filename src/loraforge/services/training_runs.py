@@ -1,0 +1,208 @@
+"""Runs a training job on a worker: the manifest in, a LoRA blob out, progress on the way."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from loraforge.domain.ml import (
+    Hyperparameters,
+    TrainingProgress,
+    TrainingSample,
+    TrainingSpec,
+    TrainingStopped,
+)
+from loraforge.domain.work import JobKind, Progress, RunStatus, Training
+from loraforge.ports import (
+    BaseModelCatalog,
+    BlobStore,
+    Clock,
+    Trainer,
+    UnitOfWork,
+    UnitOfWorkFactory,
+)
+from loraforge.services.jobs import JobService, Lease, LeaseLost
+from loraforge.services.webhooks import WebhookService
+
+PROGRESS_EVERY_S = 0.5  # progress writes are throttled; cancel is checked at every step
+
+
+class TrainingRunner:
+    kind = JobKind.TRAINING
+
+    def __init__(
+        self,
+        *,
+        uow: UnitOfWorkFactory,
+        jobs: JobService,
+        blobs: BlobStore,
+        trainer: Trainer,
+        catalog: BaseModelCatalog,
+        webhooks: WebhookService,
+        clock: Clock,
+        workdir: Path,
+    ) -> None:
+        self._uow = uow
+        self._jobs = jobs
+        self._blobs = blobs
+        self._trainer = trainer
+        self._catalog = catalog
+        self._webhooks = webhooks
+        self._clock = clock
+        self._workdir = workdir
+
+    def run(self, lease: Lease, lost: Callable[[], bool]) -> None:
+        training = self._begin(lease)
+        if training is None:
+            return
+        workdir = self._workdir / training.id
+        watcher = _Watcher(self, lease, training, lost)
+        try:
+            weights = self._trainer.train(
+                self._spec(training),
+                workdir=workdir,
+                report=watcher.report,
+                should_stop=watcher.should_stop,
+            )
+        except TrainingStopped:
+            if watcher.canceled:
+                self._end(lease, training, RunStatus.CANCELED)
+                shutil.rmtree(workdir, ignore_errors=True)
+            return  # lease lost: the attempt that holds the job now carries on
+        except Exception as exc:
+            self._end(lease, training, RunStatus.FAILED, error=f"Training failed: {exc}")
+            raise
+        with weights.open("rb") as stream:
+            stored = self._blobs.put_file(stream)
+        total = training.progress.total_steps
+        training.artifact_key = stored.key
+        training.progress = Progress(
+            step=total, total_steps=total, loss=training.progress.loss, eta_seconds=0.0
+        )
+        self._end(lease, training, RunStatus.SUCCEEDED)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    def give_up(self, uow: UnitOfWork, training_id: str, reason: str) -> None:
+        training = uow.trainings.get(training_id)
+        if training is not None and not training.status.terminal:
+            self._finish_subject(uow, training, RunStatus.FAILED, reason)
+
+    def _begin(self, lease: Lease) -> Training | None:
+        with self._jobs.guarded(lease) as uow:
+            training = uow.trainings.get(lease.job.subject_id)
+            if training is None or training.status.terminal:
+                self._jobs.finish(uow, lease)
+                uow.commit()
+                return None
+            training.status = RunStatus.PROCESSING
+            training.started_at = training.started_at or self._clock.now()
+            uow.trainings.update(training)
+            uow.commit()
+            return training
+
+    def _spec(self, training: Training) -> TrainingSpec:
+        manifest = training.manifest
+        samples = []
+        for item in manifest["images"]:
+            with self._blobs.open(item["displayKey"]) as stream:
+                samples.append(TrainingSample(image=stream.read(), caption=item["caption"]))
+        return TrainingSpec(
+            base_model=self._catalog.get(manifest["baseModel"]),
+            samples=samples,
+            hyper=Hyperparameters(**manifest["hyperparameters"]),
+        )
+
+    def _end(
+        self, lease: Lease, training: Training, status: RunStatus, error: str | None = None
+    ) -> None:
+        try:
+            with self._jobs.guarded(lease) as uow:
+                self._finish_subject(uow, training, status, error)
+                self._jobs.finish(uow, lease, error=error)
+                uow.commit()
+        except LeaseLost:
+            return
+
+    def _finish_subject(
+        self, uow: UnitOfWork, result: Training, status: RunStatus, error: str | None
+    ) -> None:
+        # Apply the outcome to the stored row: the client may have soft-deleted it meanwhile.
+        training = uow.trainings.get(result.id) or result
+        training.status = status
+        training.error = error
+        training.finished_at = self._clock.now()
+        training.artifact_key = result.artifact_key
+        training.progress = result.progress
+        uow.trainings.update(training)
+        if training.webhook_url:
+            self._webhooks.enqueue(
+                uow,
+                account_id=training.account_id,
+                url=training.webhook_url,
+                event=f"training.{status.value}",
+                data={
+                    "id": training.id,
+                    "modelId": training.model_id,
+                    "status": status.value,
+                    "triggerWord": training.trigger_word,
+                    "error": error,
+                },
+            )
+
+    def save_progress(self, lease: Lease, training: Training) -> None:
+        with self._jobs.guarded(lease) as uow:
+            current = uow.trainings.get(training.id)
+            if current is not None:
+                current.progress = training.progress
+                uow.trainings.update(current)
+            uow.commit()
+
+    def cancel_requested(self, training_id: str) -> bool:
+        with self._uow() as uow:
+            current = uow.trainings.get(training_id)
+        return current is None or current.cancel_requested
+
+
+class _Watcher:
+    """The trainer's callbacks: throttled progress writes; cancel and lease checks per step."""
+
+    def __init__(
+        self, runner: TrainingRunner, lease: Lease, training: Training, lost: Callable[[], bool]
+    ) -> None:
+        self._runner = runner
+        self._lease = lease
+        self._training = training
+        self._lost = lost
+        self._lease_lost = False
+        self.canceled = False
+        self._last_write = 0.0
+        self._started = time.monotonic()
+        self._first_step: int | None = None
+
+    def report(self, progress: TrainingProgress) -> None:
+        if self._first_step is None:  # a resumed attempt starts past step 0
+            self._first_step = progress.step - 1
+        done = progress.step - self._first_step
+        elapsed = time.monotonic() - self._started
+        eta = elapsed / done * (progress.total_steps - progress.step) if done > 0 else None
+        self._training.progress = Progress(
+            step=progress.step,
+            total_steps=progress.total_steps,
+            loss=progress.loss,
+            eta_seconds=round(eta, 1) if eta is not None else None,
+        )
+        if time.monotonic() - self._last_write >= PROGRESS_EVERY_S:
+            self._last_write = time.monotonic()
+            try:
+                self._runner.save_progress(self._lease, self._training)
+            except LeaseLost:
+                self._lease_lost = True
+
+    def should_stop(self) -> bool:
+        if self._lease_lost or self._lost():
+            return True
+        # A primary-key read per step: cancel takes effect within one training step.
+        self.canceled = self.canceled or self._runner.cancel_requested(self._training.id)
+        return self.canceled

@@ -1,0 +1,187 @@
+"""Trainings (seed 003): start with a frozen manifest, read, list, cancel, soft-delete."""
+
+from __future__ import annotations
+
+import secrets
+import string
+from typing import Any, BinaryIO
+
+from loraforge.domain.entities import ImageKind, Principal
+from loraforge.domain.errors import Conflict, InvalidInput, NotFound
+from loraforge.domain.ml import BaseModel
+from loraforge.domain.work import JobKind, RunStatus, Training, TrainingSpeed
+from loraforge.ports import (
+    BaseModelCatalog,
+    BlobStore,
+    Clock,
+    IdFactory,
+    UnitOfWork,
+    UnitOfWorkFactory,
+)
+from loraforge.services.jobs import JobService
+from loraforge.services.training_plan import Overrides, plan, tune
+from loraforge.services.webhook_urls import check_webhook_url
+
+TRIGGER_ALPHABET = string.ascii_uppercase + string.digits
+TRIGGER_LENGTH = 7
+MAX_TRAINING_IMAGES = 1000
+
+
+def new_trigger_word() -> str:
+    """Seven upper-case letters and digits, like the seed's ``FJA90AB``; starts with a letter so
+    tokenizers don't read it as a number."""
+    first = secrets.choice(string.ascii_uppercase)
+    return first + "".join(secrets.choice(TRIGGER_ALPHABET) for _ in range(TRIGGER_LENGTH - 1))
+
+
+def caption_for(trigger: str, caption: str) -> str:
+    return f"a photo of {trigger}, {caption}" if caption else f"a photo of {trigger}"
+
+
+class TrainingService:
+    def __init__(
+        self,
+        *,
+        uow: UnitOfWorkFactory,
+        jobs: JobService,
+        blobs: BlobStore,
+        catalog: BaseModelCatalog,
+        clock: Clock,
+        new_id: IdFactory,
+    ) -> None:
+        self._uow = uow
+        self._jobs = jobs
+        self._blobs = blobs
+        self._catalog = catalog
+        self._clock = clock
+        self._new_id = new_id
+
+    def start(
+        self,
+        who: Principal,
+        model_id: str,
+        *,
+        strength: int,
+        speed: TrainingSpeed,
+        webhook_url: str | None = None,
+        overrides: Overrides | None = None,
+        exclusive: bool = False,
+    ) -> Training:
+        """Queue a training of the model's current training images. ``exclusive`` refuses while
+        another training of the model is queued or running (Scenario: one at a time)."""
+        if webhook_url is not None:
+            check_webhook_url(webhook_url)
+        with self._uow(write=True) as uow:
+            model = uow.models.get(who.account_id, model_id, lock=True)
+            if model is None:
+                raise NotFound(f"No model {model_id}.")
+            if exclusive and any(
+                not t.status.terminal for t in uow.trainings.list_for_model(model_id)
+            ):
+                raise Conflict("The model is already training.", code="already_training")
+            images, total = uow.images.list_for_model(
+                model_id, kinds=[ImageKind.TRAINING], offset=0, limit=MAX_TRAINING_IMAGES
+            )
+            if total == 0:
+                raise Conflict("The model has no training images yet.", code="no_training_images")
+            base = self._base_model(model.base_model)
+            trigger = new_trigger_word()
+            seed = secrets.randbelow(2**31)
+            hyper = plan(base, strength=strength, speed=speed, seed=seed)
+            if overrides is not None:
+                hyper = tune(hyper, overrides)
+            manifest: dict[str, Any] = {
+                "baseModel": base.name,
+                "triggerWord": trigger,
+                "hyperparameters": vars(hyper),
+                "images": [
+                    {
+                        "id": i.id,
+                        "sha256": i.sha256,
+                        "displayKey": i.display_key,
+                        "caption": caption_for(trigger, i.caption),
+                    }
+                    for i in reversed(images)  # upload order
+                ],
+            }
+            training = Training(
+                id=self._new_id(),
+                account_id=who.account_id,
+                model_id=model_id,
+                status=RunStatus.QUEUED,
+                strength=strength,
+                speed=speed,
+                trigger_word=trigger,
+                manifest=manifest,
+                created_at=self._clock.now(),
+                webhook_url=webhook_url,
+            )
+            training.progress.total_steps = hyper.steps
+            uow.trainings.add(training, pinned_blobs={i.display_key for i in images})
+            self._jobs.enqueue(uow, JobKind.TRAINING, training.id)
+            uow.commit()
+        return training
+
+    def _base_model(self, name: str) -> BaseModel:
+        try:
+            return self._catalog.get(name)
+        except KeyError as exc:
+            raise InvalidInput(f"Unknown base model {name}.", field="baseModel") from exc
+
+    def get(self, who: Principal, model_id: str, training_id: str) -> Training:
+        with self._uow() as uow:
+            return self._owned(uow, who, model_id, training_id)
+
+    def find(self, who: Principal, training_id: str) -> Training:
+        """A training of the account by id alone (dialects whose job ids name no model)."""
+        with self._uow() as uow:
+            training = uow.trainings.get(training_id, account_id=who.account_id)
+            if training is None or uow.models.get(who.account_id, training.model_id) is None:
+                raise NotFound(f"No training {training_id}.")
+            return training
+
+    def list(self, who: Principal, model_id: str) -> list[Training]:
+        with self._uow() as uow:
+            if uow.models.get(who.account_id, model_id) is None:
+                raise NotFound(f"No model {model_id}.")
+            return uow.trainings.list_for_model(model_id)
+
+    def cancel(self, who: Principal, model_id: str, training_id: str) -> Training:
+        """Queued: canceled at once. Processing: the worker stops within one step."""
+        with self._uow(write=True) as uow:
+            training = self._owned(uow, who, model_id, training_id)
+            if training.status.terminal:
+                raise Conflict(
+                    f"The training already finished ({training.status.value}).",
+                    code="already_finished",
+                )
+            training.cancel_requested = True
+            if training.status is RunStatus.QUEUED:
+                training.status = RunStatus.CANCELED
+                training.finished_at = self._clock.now()
+            uow.trainings.update(training)
+            uow.commit()
+        return training
+
+    def delete(self, who: Principal, model_id: str, training_id: str) -> None:
+        """Soft delete: hidden from answers, history kept; a running training goes on."""
+        with self._uow(write=True) as uow:
+            training = self._owned(uow, who, model_id, training_id)
+            training.deleted_at = self._clock.now()
+            uow.trainings.update(training)
+            uow.commit()
+
+    def open_weights(self, who: Principal, model_id: str, training_id: str) -> BinaryIO:
+        training = self.get(who, model_id, training_id)
+        if training.status is not RunStatus.SUCCEEDED or training.artifact_key is None:
+            raise Conflict("The training has no weights yet.", code="not_succeeded")
+        return self._blobs.open(training.artifact_key)
+
+    @staticmethod
+    def _owned(uow: UnitOfWork, who: Principal, model_id: str, training_id: str) -> Training:
+        training = uow.trainings.get(training_id, account_id=who.account_id)
+        if training is None or training.model_id != model_id:
+            raise NotFound(f"No training {training_id}.")
+        if uow.models.get(who.account_id, model_id) is None:
+            raise NotFound(f"No model {model_id}.")
+        return training

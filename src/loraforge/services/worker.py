@@ -1,0 +1,106 @@
+"""The worker loop: claim a job, run it while a heartbeat keeps the lease, repeat.
+
+The same handlers run under the in-process worker and (later) under Celery tasks: a job is an
+id, the handler reloads everything from the database.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Protocol
+
+from loraforge.domain.work import JobKind
+from loraforge.ports import JobQueue, UnitOfWork
+from loraforge.services.jobs import JobService, Lease
+from loraforge.services.webhooks import WebhookService
+
+log = logging.getLogger("loraforge.worker")
+
+
+class JobHandler(Protocol):
+    kind: JobKind
+
+    def run(self, lease: Lease, lost: Callable[[], bool]) -> None:
+        """Do the job; write results only through ``JobService.guarded``."""
+        ...
+
+    def give_up(self, uow: UnitOfWork, subject_id: str, reason: str) -> None:
+        """Mark the subject failed: the job ran out of attempts."""
+        ...
+
+
+class Worker:
+    def __init__(
+        self,
+        *,
+        jobs: JobService,
+        handlers: list[JobHandler],
+        webhooks: WebhookService,
+        queue: JobQueue,
+        owner: str,
+        poll_s: float = 0.5,
+        heartbeat_s: float = 5.0,
+    ) -> None:
+        self._jobs = jobs
+        self._handlers = {h.kind: h for h in handlers}
+        for handler in handlers:
+            jobs.on_give_up(handler.kind, handler.give_up)
+        self._webhooks = webhooks
+        self._queue = queue
+        self._owner = owner
+        self._poll_s = poll_s
+        self._heartbeat_s = heartbeat_s
+
+    def run_once(self) -> bool:
+        """Run the next job if there is one; True when a job was run."""
+        lease = self._jobs.claim(self._owner)
+        if lease is None:
+            return False
+        lost = threading.Event()
+        done = threading.Event()
+        beat = threading.Thread(
+            target=self._heartbeat, args=(lease, lost, done), name="heartbeat", daemon=True
+        )
+        beat.start()
+        try:
+            self._handlers[lease.job.kind].run(lease, lost.is_set)
+        except Exception:
+            log.exception("job %s (%s) failed", lease.job.id, lease.job.kind.value)
+        finally:
+            done.set()
+            beat.join()
+        return True
+
+    def _heartbeat(self, lease: Lease, lost: threading.Event, done: threading.Event) -> None:
+        while not done.wait(self._heartbeat_s):
+            try:
+                if not self._jobs.heartbeat(lease):
+                    lost.set()
+                    return
+            except Exception:  # a database blip: the next beat tries again
+                log.warning("heartbeat for job %s failed", lease.job.id, exc_info=True)
+
+    def run_forever(self, stop: threading.Event) -> None:
+        sender = threading.Thread(target=self._deliver_webhooks, args=(stop,), daemon=True)
+        sender.start()
+        while not stop.is_set():
+            try:
+                worked = self.run_once()
+            except Exception:
+                log.exception("worker loop error")
+                worked = False
+            if not worked:
+                self._queue.wait(self._poll_s)
+        sender.join(timeout=5)
+
+    def _deliver_webhooks(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                sent = self._webhooks.deliver_due()
+            except Exception:
+                log.exception("webhook delivery failed")
+                sent = 0
+            if not sent:
+                stop.wait(1.0)

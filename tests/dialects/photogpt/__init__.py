@@ -1,0 +1,1 @@
+"""PhotoGPT dialect tests."""

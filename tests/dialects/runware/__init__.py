@@ -1,0 +1,1 @@
+"""Runware dialect tests."""

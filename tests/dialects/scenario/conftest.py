@@ -1,0 +1,128 @@
+"""The Scenario dialect served for real: uvicorn in a thread, the official SDK as the client.
+
+Every fixture here runs on SQLite and on PostgreSQL (``container`` from tests/conftest.py).
+Trainings run on a worker thread with the fast ``FakeTrainer`` (tests/ml_fakes.py).
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import pytest
+import uvicorn
+from fastapi.testclient import TestClient
+from scenario_sdk import Scenario
+
+from loraforge.api.app import create_app
+from loraforge.bootstrap import Container, build_worker
+from loraforge.dialects.scenario import PREFIX
+from tests.ml_fakes import FakeGenerator, FakeTrainer
+
+START_TIMEOUT_S = 10.0
+
+
+@contextmanager
+def serving(container: Container) -> Iterator[str]:
+    """The whole app (native API and dialects) under uvicorn; yields its base URL."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    port: int = sock.getsockname()[1]
+    config = uvicorn.Config(create_app(container=container), log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while not server.started:
+        assert thread.is_alive(), "uvicorn stopped before it started"
+        assert time.monotonic() < deadline, "uvicorn did not start in time"
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+        sock.close()
+        assert not thread.is_alive(), "uvicorn did not stop"
+
+
+@contextmanager
+def working(container: Container) -> Iterator[FakeTrainer]:
+    """A worker thread running queued jobs until the block ends."""
+    trainer = FakeTrainer()
+    worker = build_worker(container, trainer=trainer, generator=FakeGenerator(), owner="sdk-test")
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run_forever, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        yield trainer
+    finally:
+        stop.set()
+        container.queue.submit("stop")  # wake it from its idle wait
+        thread.join(timeout=15)
+        assert not thread.is_alive(), "the worker did not stop"
+
+
+@dataclass
+class Served:
+    """A running server, a key of a fresh account, and SDK clients for it."""
+
+    container: Container
+    base_url: str
+    key: str
+
+    def sdk(self, key: str | None = None, *, max_retries: int = 0) -> Scenario:
+        key = key or self.key
+        return Scenario(
+            api_key=key,
+            api_secret=key,  # the SDK's secret is the loraforge key again
+            base_url=self.base_url + PREFIX,
+            max_retries=max_retries,
+            timeout=10.0,
+            _strict_response_validation=True,
+        )
+
+    def native_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}"}
+
+    def new_key(self) -> str:
+        return self.container.keys.create(name="other").plaintext
+
+
+@pytest.fixture
+def served(container: Container) -> Iterator[Served]:
+    with serving(container) as base_url:
+        yield Served(container, base_url, container.keys.create(name="sdk").plaintext)
+
+
+@pytest.fixture
+def sdk(served: Served) -> Iterator[Scenario]:
+    with served.sdk() as client:
+        yield client
+
+
+@dataclass
+class Wire:
+    """The Scenario routes through a TestClient, for raw status, header and body checks."""
+
+    client: TestClient
+    container: Container
+    key: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}"}
+
+    def url(self, path: str) -> str:
+        return PREFIX + path
+
+
+@pytest.fixture
+def wire(container: Container) -> Iterator[Wire]:
+    with TestClient(create_app(container=container)) as client:
+        yield Wire(client, container, container.keys.create(name="wire").plaintext)

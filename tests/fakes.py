@@ -1,0 +1,701 @@
+"""In-memory fakes of the ports, for unit tests of the services.
+
+They keep the semantics the services rely on: a unit of work sees a snapshot and publishes it
+only on ``commit()``; writers are serialised (like SQLite's ``BEGIN IMMEDIATE``, PostgreSQL's row
+lock); repositories hand out copies, so a change without ``update()`` is lost as it would be in
+SQL; identical blob bytes are stored once. Hooks and switches inject faults.
+"""
+
+from __future__ import annotations
+
+import builtins
+import copy
+import hashlib
+import io
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, BinaryIO
+
+from loraforge.domain.entities import (
+    Account,
+    ApiKey,
+    Image,
+    ImageFormat,
+    ImageKind,
+    Model,
+    ProcessedImage,
+    StoredBlob,
+    TrainingPair,
+)
+from loraforge.domain.errors import (
+    FetchFailed,
+    InsufficientStorage,
+    NotFound,
+    Unavailable,
+    UnsupportedFormat,
+)
+from loraforge.domain.ml import BaseModel, ModelFamily
+from loraforge.domain.work import Job, JobState, Prediction, Training, WebhookDelivery
+from loraforge.ports import Clock
+
+EPOCH = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+
+
+class FakeClock:
+    """A clock that only moves when told to."""
+
+    def __init__(self, now: datetime = EPOCH) -> None:
+        self.current = now
+
+    def now(self) -> datetime:
+        return self.current
+
+    def set(self, when: datetime) -> None:
+        self.current = when
+
+    def advance(self, seconds: float) -> None:
+        self.current += timedelta(seconds=seconds)
+
+
+class FakeIds:
+    """Predictable ids: ``id-0001``, ``id-0002``…"""
+
+    def __init__(self, prefix: str = "id") -> None:
+        self._prefix = prefix
+        self._n = 0
+        self._lock = threading.Lock()
+
+    def __call__(self) -> str:
+        with self._lock:
+            self._n += 1
+            return f"{self._prefix}-{self._n:04d}"
+
+
+# --- blobs ------------------------------------------------------------------------------
+
+
+class InMemoryBlobStore:
+    """Content-addressed bytes in a dict; times come from ``clock`` so the sweep is testable.
+
+    ``capacity`` (bytes) makes a write that would exceed it fail like a full disk; ``down``
+    makes every call fail like an unreachable store.
+    """
+
+    def __init__(self, clock: Clock | None = None, *, capacity: int | None = None) -> None:
+        self.clock: Clock = clock or FakeClock()
+        self.capacity = capacity
+        self.down = False
+        self.blobs: dict[str, bytes] = {}
+        self.written_at: dict[str, datetime] = {}
+        self.temp_files: dict[str, datetime] = {}
+        self.writes: list[str] = []  # every key put, in order (created or not)
+        self._lock = threading.Lock()
+
+    def put_file(self, source: BinaryIO) -> StoredBlob:
+        return self.put_bytes(source.read())
+
+    def put_bytes(self, data: bytes) -> StoredBlob:
+        self._check_up()
+        key = hashlib.sha256(data).hexdigest()
+        with self._lock:
+            created = key not in self.blobs
+            if created and self.capacity is not None and self.used + len(data) > self.capacity:
+                raise InsufficientStorage("No space left to store the image.")
+            self.blobs[key] = data
+            self.written_at[key] = self.clock.now()
+            self.writes.append(key)
+        return StoredBlob(key=key, size=len(data), created=created)
+
+    @property
+    def used(self) -> int:
+        return sum(len(b) for b in self.blobs.values())
+
+    def open(self, key: str) -> BinaryIO:
+        self._check_up()
+        try:
+            return io.BytesIO(self.blobs[key])
+        except KeyError as exc:
+            raise NotFound("No such blob.") from exc
+
+    def size(self, key: str) -> int:
+        self._check_up()
+        try:
+            return len(self.blobs[key])
+        except KeyError as exc:
+            raise NotFound("No such blob.") from exc
+
+    def delete(self, key: str) -> None:
+        self._check_up()
+        with self._lock:
+            self.blobs.pop(key, None)
+            self.written_at.pop(key, None)
+
+    def iter_keys(self, *, older_than: datetime) -> Iterator[str]:
+        self._check_up()
+        with self._lock:  # a snapshot: callers delete while iterating
+            keys = [k for k, t in self.written_at.items() if t < older_than]
+        yield from keys
+
+    def check(self) -> None:
+        self._check_up()
+
+    def remove_stale_temp_files(self, *, older_than: datetime) -> int:
+        self._check_up()
+        with self._lock:
+            stale = [name for name, t in self.temp_files.items() if t < older_than]
+            for name in stale:
+                del self.temp_files[name]
+        return len(stale)
+
+    def add_temp_file(self, name: str) -> None:
+        """A partial write, as a crash mid-``put`` would leave it."""
+        self.temp_files[name] = self.clock.now()
+
+    def _check_up(self) -> None:
+        if self.down:
+            raise Unavailable("The blob store is not available.")
+
+
+# --- repositories and the unit of work --------------------------------------------------
+
+
+@dataclass
+class FakeState:
+    """Everything the database holds. Entities are copied in and out."""
+
+    accounts: dict[str, Account] = field(default_factory=dict)
+    api_keys: dict[str, tuple[ApiKey, str]] = field(default_factory=dict)
+    models: dict[str, Model] = field(default_factory=dict)
+    images: dict[str, Image] = field(default_factory=dict)
+    trainings: dict[str, Training] = field(default_factory=dict)
+    training_blobs: dict[str, set[str]] = field(default_factory=dict)
+    predictions: dict[str, Prediction] = field(default_factory=dict)
+    jobs: dict[str, Job] = field(default_factory=dict)
+    webhooks: dict[str, WebhookDelivery] = field(default_factory=dict)
+    webhook_secrets: dict[str, str] = field(default_factory=dict)
+    receipts: dict[tuple[str, str, str], tuple[str, dict[str, Any], datetime]] = field(
+        default_factory=dict
+    )
+    pairs: dict[str, builtins.list[TrainingPair]] = field(default_factory=dict)
+
+    def copy(self) -> FakeState:
+        return copy.deepcopy(self)
+
+
+class _Repository:
+    def __init__(self, uow: FakeUnitOfWork) -> None:
+        self._uow = uow
+
+    @property
+    def _state(self) -> FakeState:
+        return self._uow.state
+
+    def _changed(self) -> None:
+        self._uow.dirty = True
+
+
+class FakeAccountRepository(_Repository):
+    def add(self, account: Account) -> None:
+        assert account.id not in self._state.accounts, "duplicate primary key"
+        self._state.accounts[account.id] = copy.copy(account)
+        self._changed()
+
+    def get(self, account_id: str) -> Account | None:
+        account = self._state.accounts.get(account_id)
+        return copy.copy(account) if account else None
+
+
+class FakeApiKeyRepository(_Repository):
+    def add(self, key: ApiKey, *, key_hash: str) -> None:
+        assert key.id not in self._state.api_keys, "duplicate primary key"
+        assert key.account_id in self._state.accounts, "foreign key: no such account"
+        assert all(h != key_hash for _, h in self._state.api_keys.values()), "unique key_hash"
+        self._state.api_keys[key.id] = (copy.copy(key), key_hash)
+        self._changed()
+
+    def get(self, key_id: str) -> ApiKey | None:
+        entry = self._state.api_keys.get(key_id)
+        return copy.copy(entry[0]) if entry else None
+
+    def find_by_prefix(self, prefix: str) -> builtins.list[tuple[ApiKey, str]]:
+        return [(copy.copy(k), h) for k, h in self._state.api_keys.values() if k.prefix == prefix]
+
+    def list(self) -> builtins.list[ApiKey]:
+        keys = [copy.copy(k) for k, _ in self._state.api_keys.values()]
+        return sorted(keys, key=lambda k: (k.created_at, k.id))
+
+    def update(self, key: ApiKey) -> None:
+        _, key_hash = self._state.api_keys[key.id]
+        self._state.api_keys[key.id] = (copy.copy(key), key_hash)
+        self._changed()
+
+
+class FakeModelRepository(_Repository):
+    def add(self, model: Model) -> None:
+        assert model.id not in self._state.models, "duplicate primary key"
+        assert model.account_id in self._state.accounts, "foreign key: no such account"
+        self._state.models[model.id] = copy.copy(model)
+        self._changed()
+
+    def get(self, account_id: str, model_id: str, *, lock: bool = False) -> Model | None:
+        if lock:
+            # Writers are already serialised by the factory; a lock outside a write
+            # transaction would be a bug in the caller (PostgreSQL would not hold it).
+            assert self._uow.write, "lock=True outside a write transaction"
+            self._uow.factory.locked.append(model_id)
+        model = self._state.models.get(model_id)
+        if model is None or model.account_id != account_id or model.deleted_at is not None:
+            return None
+        return copy.copy(model)
+
+    def list(self, account_id: str, *, offset: int, limit: int) -> tuple[builtins.list[Model], int]:
+        live = [
+            m
+            for m in self._state.models.values()
+            if m.account_id == account_id and m.deleted_at is None
+        ]
+        live.sort(key=lambda m: (m.created_at, m.id), reverse=True)
+        return [copy.copy(m) for m in live[offset : offset + limit]], len(live)
+
+    def update(self, model: Model) -> None:
+        assert model.id in self._state.models, "update of a missing row"
+        self._state.models[model.id] = copy.copy(model)
+        self._changed()
+
+
+class FakeImageRepository(_Repository):
+    def add(self, image: Image) -> None:
+        assert image.id not in self._state.images, "duplicate primary key"
+        assert image.account_id in self._state.accounts, "foreign key: no such account"
+        assert image.model_id is None or image.model_id in self._state.models, "foreign key"
+        self._state.images[image.id] = copy.copy(image)
+        self._changed()
+
+    def _visible(self, image: Image) -> bool:
+        if image.model_id is None:
+            return True
+        model = self._state.models.get(image.model_id)
+        return model is not None and model.deleted_at is None
+
+    def get(self, account_id: str, image_id: str) -> Image | None:
+        image = self._state.images.get(image_id)
+        if image is None or image.account_id != account_id or not self._visible(image):
+            return None
+        return copy.copy(image)
+
+    def get_unscoped(self, image_id: str) -> Image | None:
+        image = self._state.images.get(image_id)
+        return copy.copy(image) if image is not None and self._visible(image) else None
+
+    def list_for_model(
+        self, model_id: str, *, kinds: Iterable[ImageKind], offset: int, limit: int
+    ) -> tuple[builtins.list[Image], int]:
+        wanted = set(kinds)
+        found = [
+            i for i in self._state.images.values() if i.model_id == model_id and i.kind in wanted
+        ]
+        found.sort(key=lambda i: (i.created_at, i.id), reverse=True)
+        return [copy.copy(i) for i in found[offset : offset + limit]], len(found)
+
+    def count_for_model(self, model_id: str, kind: ImageKind) -> int:
+        return sum(
+            1 for i in self._state.images.values() if i.model_id == model_id and i.kind == kind
+        )
+
+    def update(self, image: Image) -> None:
+        assert image.id in self._state.images, "update of a missing row"
+        self._state.images[image.id] = copy.copy(image)
+        self._changed()
+
+    def delete(self, image_id: str) -> None:
+        if self._state.images.pop(image_id, None) is not None:
+            self._changed()
+
+    def referenced_blob_keys(self, keys: Iterable[str]) -> set[str]:
+        used: set[str] = set()
+        for image in self._state.images.values():
+            used |= image.blob_keys()
+        for pinned in self._state.training_blobs.values():
+            used |= pinned
+        used |= {t.artifact_key for t in self._state.trainings.values() if t.artifact_key}
+        return used & set(keys)
+
+    def touch(self, image_id: str, at: datetime) -> None:
+        image = self._state.images.get(image_id)
+        if image is not None and image.last_used_at < at:
+            image.last_used_at = at
+            self._changed()
+
+    def list_unused(self, origin: str, *, before: datetime, limit: int) -> builtins.list[Image]:
+        unused = [
+            i for i in self._state.images.values() if i.origin == origin and i.last_used_at < before
+        ]
+        unused.sort(key=lambda i: (i.last_used_at, i.id))
+        return [copy.copy(i) for i in unused[:limit]]
+
+    def delete_unused(self, image_id: str, *, before: datetime) -> bool:
+        image = self._state.images.get(image_id)
+        if image is None or image.last_used_at >= before:
+            return False
+        del self._state.images[image_id]
+        self._changed()
+        return True
+
+
+class FakeTrainingRepository(_Repository):
+    def add(self, training: Training, *, pinned_blobs: set[str]) -> None:
+        assert training.id not in self._state.trainings, "duplicate primary key"
+        assert training.model_id in self._state.models, "foreign key: no such model"
+        self._state.trainings[training.id] = copy.deepcopy(training)
+        self._state.training_blobs[training.id] = set(pinned_blobs)
+        self._changed()
+
+    def get(self, training_id: str, *, account_id: str | None = None) -> Training | None:
+        training = self._state.trainings.get(training_id)
+        if training is None:
+            return None
+        if account_id is not None and (
+            training.account_id != account_id or training.deleted_at is not None
+        ):
+            return None
+        return copy.deepcopy(training)
+
+    def list_for_model(self, model_id: str) -> builtins.list[Training]:
+        live = [
+            t
+            for t in self._state.trainings.values()
+            if t.model_id == model_id and t.deleted_at is None
+        ]
+        live.sort(key=lambda t: (t.created_at, t.id), reverse=True)
+        return copy.deepcopy(live)
+
+    def update(self, training: Training) -> None:
+        if training.id in self._state.trainings:  # like UPDATE … WHERE id = …
+            self._state.trainings[training.id] = copy.deepcopy(training)
+            self._changed()
+
+
+class FakePredictionRepository(_Repository):
+    def add(self, prediction: Prediction) -> None:
+        assert prediction.id not in self._state.predictions, "duplicate primary key"
+        self._state.predictions[prediction.id] = copy.deepcopy(prediction)
+        self._changed()
+
+    def get(self, prediction_id: str, *, account_id: str | None = None) -> Prediction | None:
+        prediction = self._state.predictions.get(prediction_id)
+        if prediction is None:
+            return None
+        if account_id is not None and (
+            prediction.account_id != account_id or prediction.deleted_at is not None
+        ):
+            return None
+        return copy.deepcopy(prediction)
+
+    def update(self, prediction: Prediction) -> None:
+        if prediction.id in self._state.predictions:
+            self._state.predictions[prediction.id] = copy.deepcopy(prediction)
+            self._changed()
+
+
+class FakeJobRepository(_Repository):
+    def add(self, job: Job) -> None:
+        assert job.id not in self._state.jobs, "duplicate primary key"
+        self._state.jobs[job.id] = copy.copy(job)
+        self._changed()
+
+    def get(self, job_id: str) -> Job | None:
+        job = self._state.jobs.get(job_id)
+        return copy.copy(job) if job else None
+
+    def for_subject(self, subject_id: str) -> Job | None:
+        for job in self._state.jobs.values():
+            if job.subject_id == subject_id:
+                return copy.copy(job)
+        return None
+
+    def next_claimable(self, now: datetime) -> Job | None:
+        def claimable(job: Job) -> bool:
+            expired = job.lease_expires_at is not None and job.lease_expires_at < now
+            running_but_lost = job.state is JobState.RUNNING and expired
+            return (job.state is JobState.QUEUED or running_but_lost) and job.available_at <= now
+
+        ready = sorted(
+            (j for j in self._state.jobs.values() if claimable(j)),
+            key=lambda j: (j.available_at, j.created_at),
+        )
+        return copy.copy(ready[0]) if ready else None
+
+    def save(self, job: Job, *, expected_token: str | None) -> bool:
+        stored = self._state.jobs.get(job.id)
+        if stored is None or stored.lease_token != expected_token:
+            return False  # fenced: a newer claim owns the job
+        self._state.jobs[job.id] = copy.copy(job)
+        self._changed()
+        return True
+
+    def count_active(self) -> int:
+        return sum(1 for j in self._state.jobs.values() if j.state is not JobState.DONE)
+
+
+class FakeWebhookRepository(_Repository):
+    def add(self, delivery: WebhookDelivery) -> None:
+        assert delivery.id not in self._state.webhooks, "duplicate primary key"
+        self._state.webhooks[delivery.id] = copy.copy(delivery)
+        self._changed()
+
+    def due(self, now: datetime, *, limit: int) -> builtins.list[WebhookDelivery]:
+        pending = [
+            d
+            for d in self._state.webhooks.values()
+            if d.delivered_at is None and d.failed_at is None and d.next_attempt_at <= now
+        ]
+        pending.sort(key=lambda d: d.next_attempt_at)
+        return [copy.copy(d) for d in pending[:limit]]
+
+    def update(self, delivery: WebhookDelivery) -> None:
+        if delivery.id in self._state.webhooks:
+            self._state.webhooks[delivery.id] = copy.copy(delivery)
+            self._changed()
+
+    def list_for_account(self, account_id: str) -> builtins.list[WebhookDelivery]:
+        found = [d for d in self._state.webhooks.values() if d.account_id == account_id]
+        return [copy.copy(d) for d in sorted(found, key=lambda d: d.created_at)]
+
+    def get_secret(self, account_id: str) -> str | None:
+        return self._state.webhook_secrets.get(account_id)
+
+    def set_secret(self, account_id: str, secret: str) -> None:
+        if account_id in self._state.accounts:
+            self._state.webhook_secrets[account_id] = secret
+            self._changed()
+
+
+class FakeTaskReceiptRepository(_Repository):
+    def get(self, account_id: str, scope: str, task_id: str) -> tuple[str, dict[str, Any]] | None:
+        receipt = self._state.receipts.get((account_id, scope, task_id))
+        return (receipt[0], copy.deepcopy(receipt[1])) if receipt else None
+
+    def add(
+        self,
+        account_id: str,
+        scope: str,
+        task_id: str,
+        *,
+        fingerprint: str,
+        result: dict[str, Any],
+        at: datetime,
+    ) -> None:
+        key = (account_id, scope, task_id)
+        assert key not in self._state.receipts, "duplicate primary key"
+        self._state.receipts[key] = (fingerprint, copy.deepcopy(result), at)
+        self._changed()
+
+
+class FakeTrainingPairRepository(_Repository):
+    def replace(self, model_id: str, pairs: builtins.list[TrainingPair]) -> None:
+        self._state.pairs[model_id] = builtins.list(pairs)
+        self._changed()
+
+    def list(self, model_id: str) -> builtins.list[TrainingPair]:
+        return builtins.list(self._state.pairs.get(model_id, []))
+
+
+CommitHook = Callable[["FakeUnitOfWork"], None]
+
+
+class FakeUnitOfWork:
+    """Works on a private copy of the state; ``commit()`` publishes it."""
+
+    def __init__(self, factory: FakeUnitOfWorkFactory, state: FakeState, *, write: bool) -> None:
+        self.factory = factory
+        self.state = state
+        self.write = write
+        self.dirty = False
+        self.committed = False
+        self.accounts = FakeAccountRepository(self)
+        self.api_keys = FakeApiKeyRepository(self)
+        self.models = FakeModelRepository(self)
+        self.images = FakeImageRepository(self)
+        self.trainings = FakeTrainingRepository(self)
+        self.predictions = FakePredictionRepository(self)
+        self.jobs = FakeJobRepository(self)
+        self.webhooks = FakeWebhookRepository(self)
+        self.receipts = FakeTaskReceiptRepository(self)
+        self.pairs = FakeTrainingPairRepository(self)
+
+    def commit(self) -> None:
+        assert self.write or not self.dirty, "changes committed outside a write transaction"
+        for hook in list(self.factory.before_commit):
+            hook(self)  # may raise: the commit then fails and nothing is published
+        if self.write:  # a read-only unit of work has nothing to publish
+            self.factory.publish(self.state)
+        self.state = self.state.copy()
+        self.dirty = False
+        self.committed = True
+
+    def rollback(self) -> None:
+        self.state = self.factory.snapshot()
+        self.dirty = False
+
+
+class FakeUnitOfWorkFactory:
+    """Dict-backed database. Write transactions hold one lock from start to end.
+
+    ``before_commit`` hooks run inside ``commit()`` before anything is published; a hook that
+    raises makes the commit fail (the fault-injection point). ``down`` makes opening a unit of
+    work fail with ``Unavailable``, like an unreachable database.
+    """
+
+    def __init__(self, state: FakeState | None = None) -> None:
+        self._state = state or FakeState()
+        self._state_lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self.before_commit: list[CommitHook] = []
+        self.down = False
+        self.opened: list[bool] = []  # the ``write`` flag of every unit of work opened
+        self.locked: list[str] = []  # model ids fetched with ``lock=True``
+        self.commits = 0
+
+    @contextmanager
+    def __call__(self, *, write: bool = False) -> Iterator[FakeUnitOfWork]:
+        if self.down:
+            raise Unavailable("The database is not available.")
+        with self._write_lock if write else nullcontext():
+            self.opened.append(write)
+            yield FakeUnitOfWork(self, self.snapshot(), write=write)
+
+    def check(self) -> None:
+        if self.down:
+            raise Unavailable("The database is not available.")
+
+    def snapshot(self) -> FakeState:
+        with self._state_lock:
+            return self._state.copy()
+
+    def publish(self, state: FakeState) -> None:
+        with self._state_lock:
+            self._state = state.copy()
+            self.commits += 1
+
+    @property
+    def state(self) -> FakeState:
+        """The committed state (a copy), for assertions."""
+        return self.snapshot()
+
+    def fail_commits(self, error: Exception) -> None:
+        """Make every later commit raise ``error``."""
+
+        def hook(_: FakeUnitOfWork) -> None:
+            raise error
+
+        self.before_commit.append(hook)
+
+    def fail_image_commits(self, error: Exception) -> None:
+        """Make every commit that adds or changes an image row raise ``error``."""
+
+        def hook(uow: FakeUnitOfWork) -> None:
+            before = self.snapshot().images
+            if uow.state.images.keys() - before.keys() or any(
+                before.get(k) != v for k, v in uow.state.images.items()
+            ):
+                raise error
+
+        self.before_commit.append(hook)
+
+
+# --- image pipeline and fetcher ---------------------------------------------------------
+
+PROCESSED = ProcessedImage(
+    format=ImageFormat.JPEG,
+    width=64,
+    height=48,
+    display=b"fake display variant",
+    display_mime="image/webp",
+    thumbnail=b"fake thumbnail variant",
+    thumbnail_mime="image/webp",
+)
+
+
+class FakeImageProcessor:
+    """Returns a fixed ``ProcessedImage`` (or raises ``error``); records what it was given."""
+
+    def __init__(self, result: ProcessedImage = PROCESSED, error: Exception | None = None) -> None:
+        self.result = result
+        self.error = error
+        self.calls: list[bytes] = []
+
+    def process(self, source: BinaryIO, *, allowed: frozenset[ImageFormat]) -> ProcessedImage:
+        self.calls.append(source.read())
+        if self.error is not None:
+            raise self.error
+        if self.result.format not in allowed:
+            raise UnsupportedFormat("Not an accepted image format.")
+        return self.result
+
+
+class FakeFetcher:
+    """Serves fixed bodies by URL; anything else fails with the one uniform error."""
+
+    def __init__(self, bodies: Mapping[str, bytes] | None = None) -> None:
+        self.bodies = dict(bodies or {})
+        self.requests: list[tuple[str, int]] = []
+        self.opened: list[io.BytesIO] = []
+
+    def fetch(self, url: str, *, max_bytes: int) -> BinaryIO:
+        self.requests.append((url, max_bytes))
+        body = self.bodies.get(url)
+        if body is None or len(body) > max_bytes:
+            raise FetchFailed("The URL could not be fetched.")
+        stream = io.BytesIO(body)
+        self.opened.append(stream)
+        return stream
+
+
+class FakeBaseModelCatalog:
+    """A fixed list of base models; the first is the default."""
+
+    def __init__(self, names: Iterable[str] = ("tiny", "sd15-local")) -> None:
+        self.models = [BaseModel(name=n, family=ModelFamily.SD15, resolution=64) for n in names]
+
+    @property
+    def default(self) -> str:
+        return self.models[0].name
+
+    def list(self) -> builtins.list[BaseModel]:
+        return builtins.list(self.models)
+
+    def get(self, name: str) -> BaseModel:
+        for model in self.models:
+            if model.name == name:
+                return model
+        raise KeyError(name)
+
+
+# --- seeding ------------------------------------------------------------------------------
+
+
+def seed_account(uow: FakeUnitOfWorkFactory, account_id: str, *, at: datetime = EPOCH) -> None:
+    with uow(write=True) as tx:
+        tx.accounts.add(Account(id=account_id, name=account_id, created_at=at))
+        tx.commit()
+
+
+def seed_model(
+    uow: FakeUnitOfWorkFactory, account_id: str, model_id: str, *, at: datetime = EPOCH
+) -> Model:
+    model = Model(
+        id=model_id,
+        account_id=account_id,
+        display_name=model_id,
+        custom_model_type=None,
+        base_model="tiny",
+        created_at=at,
+        updated_at=at,
+    )
+    with uow(write=True) as tx:
+        tx.models.add(model)
+        tx.commit()
+    return model

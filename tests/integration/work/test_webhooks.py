@@ -1,0 +1,150 @@
+"""Standard Webhooks: signed POSTs on terminal statuses, retried with backoff, kept in the DB."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+from loraforge.api.app import create_app
+from loraforge.bootstrap import Container, build, build_worker
+from loraforge.settings import Settings
+from tests.integration.work.helpers import ManualClock, queued_training
+from tests.ml_fakes import FakeGenerator, FakeTrainer
+
+
+@pytest.fixture
+def hooked(settings: Settings, httpserver: HTTPServer, clock: ManualClock) -> Iterator[Container]:
+    allow = [f"{httpserver.host}:{httpserver.port}"]
+    container = build(settings.model_copy(update={"fetch_allow_hosts": allow}), clock=clock)
+    yield container
+    container.close()
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+def _verify(secret: str, request: Request) -> bool:
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    signed = f"{request.headers['webhook-id']}.{request.headers['webhook-timestamp']}."
+    expected = hmac.new(key, signed.encode() + request.get_data(), hashlib.sha256).digest()
+    scheme, _, signature = request.headers["webhook-signature"].partition(",")
+    return scheme == "v1" and hmac.compare_digest(base64.b64decode(signature), expected)
+
+
+def _training_with_hook(container: Container, url: str) -> str:
+    training_id = queued_training(container)
+    with container.uow(write=True) as uow:
+        training = uow.trainings.get(training_id)
+        assert training is not None
+        training.webhook_url = url
+        uow.trainings.update(training)
+        uow.commit()
+    return training_id
+
+
+def test_terminal_status_is_delivered_signed(hooked: Container, httpserver: HTTPServer) -> None:
+    received: list[Request] = []
+
+    def handler(request: Request) -> Response:
+        received.append(request)
+        return Response("ok")
+
+    httpserver.expect_request("/hook", method="POST").respond_with_handler(handler)
+    training_id = _training_with_hook(hooked, httpserver.url_for("/hook"))
+    account_id = hooked.keys.list()[0].account_id
+    secret = hooked.webhooks.rotate_secret(account_id)
+    worker = build_worker(hooked, trainer=FakeTrainer(), generator=FakeGenerator())
+    assert worker.run_once()
+    assert hooked.webhooks.deliver_due() == 1
+    assert len(received) == 1
+    assert _verify(secret, received[0])
+    payload = json.loads(received[0].get_data())
+    assert payload["type"] == "training.succeeded"
+    assert payload["data"]["id"] == training_id
+    assert hooked.webhooks.deliver_due() == 0  # delivered once
+
+
+def test_failing_receiver_is_retried_with_backoff(
+    hooked: Container, httpserver: HTTPServer, clock: ManualClock
+) -> None:
+    answers = iter([500, 503, 200])
+    calls: list[int] = []
+
+    def handler(_: Request) -> Response:
+        status = next(answers)
+        calls.append(status)
+        return Response("x", status=status)
+
+    httpserver.expect_request("/hook", method="POST").respond_with_handler(handler)
+    _training_with_hook(hooked, httpserver.url_for("/hook"))
+    build_worker(hooked, trainer=FakeTrainer(), generator=FakeGenerator()).run_once()
+    assert hooked.webhooks.deliver_due() == 1
+    assert hooked.webhooks.deliver_due() == 0  # not due again yet
+    clock.advance(5)
+    assert hooked.webhooks.deliver_due() == 1
+    clock.advance(9)
+    assert hooked.webhooks.deliver_due() == 0  # backoff doubled to 10 s
+    clock.advance(1)
+    assert hooked.webhooks.deliver_due() == 1
+    assert calls == [500, 503, 200]
+    with hooked.uow() as uow:
+        (delivery,) = uow.webhooks.list_for_account(hooked.keys.list()[0].account_id)
+    assert delivery.delivered_at is not None
+    assert delivery.attempts == 3
+
+
+def test_retries_go_on_for_at_least_a_day_then_stop(
+    hooked: Container, httpserver: HTTPServer, clock: ManualClock
+) -> None:
+    httpserver.expect_request("/hook", method="POST").respond_with_data("no", status=500)
+    _training_with_hook(hooked, httpserver.url_for("/hook"))
+    build_worker(hooked, trainer=FakeTrainer(), generator=FakeGenerator()).run_once()
+    attempts = 0
+    elapsed = 0.0
+    while hooked.webhooks.deliver_due():
+        attempts += 1
+        clock.advance(3600)
+        elapsed += 3600
+        assert attempts < 100
+    assert elapsed >= 24 * 3600
+    with hooked.uow() as uow:
+        (delivery,) = uow.webhooks.list_for_account(hooked.keys.list()[0].account_id)
+    assert delivery.failed_at is not None
+    assert delivery.delivered_at is None
+
+
+def test_blocked_webhook_target_is_never_contacted(
+    settings: Settings, httpserver: HTTPServer, clock: ManualClock
+) -> None:
+    container = build(settings, clock=clock)  # the test server is NOT allow-listed
+    try:
+        _training_with_hook(container, httpserver.url_for("/hook"))
+        build_worker(container, trainer=FakeTrainer(), generator=FakeGenerator()).run_once()
+        assert container.webhooks.deliver_due() == 1
+        assert httpserver.log == []
+        with container.uow() as uow:
+            (delivery,) = uow.webhooks.list_for_account(container.keys.list()[0].account_id)
+        assert delivery.last_error is not None
+    finally:
+        container.close()
+
+
+def test_secret_endpoint_rotates(hooked: Container) -> None:
+    key = hooked.keys.create(name="w").plaintext
+    with TestClient(create_app(container=hooked)) as client:
+        headers = {"Authorization": f"Bearer {key}"}
+        first = client.post("/v1/webhooks/secret", headers=headers)
+        second = client.post("/v1/webhooks/secret", headers=headers)
+    assert first.status_code == second.status_code == 201
+    assert first.json()["secret"].startswith("whsec_")
+    assert first.json()["secret"] != second.json()["secret"]
