@@ -20,7 +20,7 @@ from types import TracebackType
 from typing import Any
 
 import httpx
-import psutil  # type: ignore[import-untyped]
+import psutil
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MB = 1024 * 1024

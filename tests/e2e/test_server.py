@@ -3,91 +3,22 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests import imagefactory
-
-START_TIMEOUT_S = 60.0
-STOP_TIMEOUT_S = 30.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-@dataclass
-class Server:
-    process: subprocess.Popen[bytes]
-    base_url: str
-    data_dir: Path
-
-    @property
-    def key(self) -> str:
-        return (self.data_dir / "dev-api-key").read_text().strip()
-
-    def stop(self) -> tuple[int, str]:
-        """SIGTERM, as a service manager would send it; returns (exit code, stderr)."""
-        self.process.send_signal(signal.SIGTERM)
-        _, err = self.process.communicate(timeout=STOP_TIMEOUT_S)
-        return self.process.returncode, err.decode(errors="replace")
-
-
-def wait_until_up(server: Server) -> None:
-    """Poll /healthz until it answers; fail early if the process died."""
-    deadline = time.monotonic() + START_TIMEOUT_S
-    with httpx.Client(base_url=server.base_url, timeout=2.0) as client:
-        while time.monotonic() < deadline:
-            if server.process.poll() is not None:
-                _, err = server.process.communicate()
-                pytest.fail(f"server exited with {server.process.returncode}: {err.decode()}")
-            try:
-                if client.get("/healthz").status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)  # poll interval while the process starts
-    pytest.fail(f"server did not answer within {START_TIMEOUT_S} s")
+from tests.e2e.servers import Server, serving
 
 
 @pytest.fixture
 def server(tmp_path: Path, database_url: str) -> Iterator[Server]:
-    port = free_port()
-    data_dir = tmp_path / "data"
-    env = {
-        **os.environ,
-        "LORAFORGE_DATABASE_URL": database_url,
-        "LORAFORGE_WORKERS": "0",  # no job workers: this test is about images over HTTP
-        "LORAFORGE_LOG_LEVEL": "warning",
-    }
-    command = [sys.executable, "-m", "loraforge", "serve"]
-    process = subprocess.Popen(
-        [*command, "--data-dir", str(data_dir), "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    running = Server(process=process, base_url=f"http://127.0.0.1:{port}", data_dir=data_dir)
-    try:
-        wait_until_up(running)
+    # No job workers: this test is about images over HTTP.
+    with serving(tmp_path / "data", database_url, LORAFORGE_WORKERS="0") as running:
         yield running
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate(timeout=STOP_TIMEOUT_S)
 
 
 def test_images_round_trip_through_a_real_server(server: Server) -> None:
