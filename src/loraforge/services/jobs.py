@@ -123,6 +123,20 @@ class JobService:
                 raise LeaseLost(f"Job {lease.job.id} is held by another attempt.")
             yield uow
 
+    def complete(
+        self, lease: Lease, record: Callable[[UnitOfWork], None], *, error: str | None = None
+    ) -> bool:
+        """Write the job's outcome (``record``) and mark it done, in one transaction, while
+        the lease is held. False when the lease was lost: nothing was written."""
+        try:
+            with self.guarded(lease) as uow:
+                record(uow)
+                self.finish(uow, lease, error=error)
+                uow.commit()
+        except LeaseLost:
+            return False
+        return True
+
     def finish(self, uow: UnitOfWork, lease: Lease, *, error: str | None = None) -> None:
         """Mark the job done inside a ``guarded`` transaction."""
         done = replace(lease.job, state=JobState.DONE, lease_expires_at=None, last_error=error)

@@ -12,7 +12,7 @@ from loraforge.domain.ml import GenerationSpec, LoraWeights
 from loraforge.domain.work import JobKind, Prediction, Progress, RunStatus
 from loraforge.ports import BaseModelCatalog, BlobStore, Clock, Generator, UnitOfWork
 from loraforge.services.images import ImageService
-from loraforge.services.jobs import JobService, Lease, LeaseLost
+from loraforge.services.jobs import JobService, Lease
 from loraforge.services.webhooks import WebhookService
 
 
@@ -124,17 +124,13 @@ class PredictionRunner:
         error: str | None = None,
         images: list[Image] | None = None,
     ) -> bool:
-        try:
-            with self._jobs.guarded(lease) as uow:
-                for image in images or []:
-                    uow.images.add(image)
-                prediction.output_image_ids = [i.id for i in images or []]
-                self._finish_subject(uow, prediction, status, error)
-                self._jobs.finish(uow, lease, error=error)
-                uow.commit()
-        except LeaseLost:
-            return False
-        return True
+        def record(uow: UnitOfWork) -> None:
+            for image in images or []:
+                uow.images.add(image)
+            prediction.output_image_ids = [i.id for i in images or []]
+            self._finish_subject(uow, prediction, status, error)
+
+        return self._jobs.complete(lease, record, error=error)
 
     def _finish_subject(
         self, uow: UnitOfWork, result: Prediction, status: RunStatus, error: str | None

@@ -117,13 +117,9 @@ class TrainingRunner:
     def _end(
         self, lease: Lease, training: Training, status: RunStatus, error: str | None = None
     ) -> None:
-        try:
-            with self._jobs.guarded(lease) as uow:
-                self._finish_subject(uow, training, status, error)
-                self._jobs.finish(uow, lease, error=error)
-                uow.commit()
-        except LeaseLost:
-            return
+        self._jobs.complete(
+            lease, lambda uow: self._finish_subject(uow, training, status, error), error=error
+        )
 
     def _finish_subject(
         self, uow: UnitOfWork, result: Training, status: RunStatus, error: str | None
