@@ -13,12 +13,10 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import io
-import unicodedata
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import BinaryIO, TypedDict
+from typing import BinaryIO
 
 from loraforge.domain.entities import (
     ALL_FORMATS,
@@ -29,8 +27,6 @@ from loraforge.domain.entities import (
     Limits,
     Page,
     Principal,
-    ProcessedImage,
-    StoredBlob,
 )
 from loraforge.domain.errors import Conflict, LimitReached, NotFound
 from loraforge.ports import (
@@ -43,23 +39,16 @@ from loraforge.ports import (
     UnitOfWorkFactory,
     UrlFetcher,
 )
+from loraforge.services.image_bytes import ImageBytes, Upload, sanitize_name
 from loraforge.services.paging import PageRequest
 
-_Writer = Callable[[UnitOfWork], None]
+__all__ = ["TASK_CONFLICT", "Content", "ImageService", "TaskKey", "Upload", "sanitize_name"]
+
 LIMITED_KINDS = frozenset({ImageKind.TRAINING, ImageKind.REFERENCE})
-MAX_NAME = 255
 # Reads record a use at most this often per image: retention counts in days, and a read should
 # not turn into a write every time.
 USE_RESOLUTION = timedelta(minutes=1)
 TASK_CONFLICT = "task_conflict"
-
-
-@dataclass(frozen=True)
-class Upload:
-    """Bytes from a client: a seekable stream positioned at the start, and its file name."""
-
-    stream: BinaryIO
-    name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -82,25 +71,6 @@ class Content:
     size: int
 
 
-def sanitize_name(name: str | None) -> str | None:
-    """File names are metadata only: keep the last path part, printable, bounded."""
-    if not name:
-        return None
-    base = name.replace("\\", "/").rsplit("/", 1)[-1]
-    clean = "".join(c for c in unicodedata.normalize("NFC", base) if c.isprintable()).strip()
-    return clean[:MAX_NAME] or None
-
-
-@dataclass
-class _Blobs:
-    original: StoredBlob
-    display: StoredBlob
-    thumbnail: StoredBlob
-
-    def all(self) -> list[StoredBlob]:
-        return [self.original, self.display, self.thumbnail]
-
-
 class ImageService:
     def __init__(
         self,
@@ -118,18 +88,14 @@ class ImageService:
         """``track_use``: origins whose images record their last use (fetch, task use)."""
         self._uow = uow
         self._blobs = blobs
-        self._processor = processor
+        self._bytes = ImageBytes(
+            uow=uow, blobs=blobs, processor=processor, decode_slots=decode_slots
+        )
         self._fetcher = fetcher
         self._clock = clock
         self._new_id = new_id
         self._limits = limits
         self._track_use = track_use
-        # Decoding is CPU- and memory-heavy: bound how many run at once.
-        # Decoding is CPU- and memory-heavy. A small dedicated pool both bounds how many run at
-        # once and keeps them on the same few threads: glibc gives every thread that decodes a
-        # malloc arena of its own and never returns it, so decoding on the server's many request
-        # threads grew RSS by ~60 MB per thread (benchmarks/ingest.py).
-        self._decoder = ThreadPoolExecutor(decode_slots, thread_name_prefix="decode")
 
     # --- writes -------------------------------------------------------------------------
 
@@ -202,8 +168,7 @@ class ImageService:
     ) -> Image:
         if model_id is not None:
             self._check_room(who, model_id, kind)  # fail fast, before decoding
-        processed = self._process(upload.stream, allowed)
-        blobs = self._store(upload.stream, processed)
+        stored = self._bytes.ingest(upload.stream, allowed)
         now = self._clock.now()
         image = Image(
             id=self._new_id(),
@@ -214,7 +179,7 @@ class ImageService:
             created_at=now,
             last_used_at=now,
             origin=origin,
-            **_content(processed, blobs),
+            **stored.fields(),
         )
 
         def write(uow: UnitOfWork) -> None:
@@ -231,7 +196,7 @@ class ImageService:
                     at=now,
                 )
 
-        self._commit(write, blobs, upload.stream, processed)
+        self._bytes.commit(write, stored, upload.stream)
         return image
 
     def prepare_output(
@@ -240,8 +205,7 @@ class ImageService:
         """Store a generated image's blobs and return its (not yet committed) Image; the
         caller adds it inside its own transaction, or calls ``discard`` on failure."""
         stream = io.BytesIO(data)
-        processed = self._process(stream, ALL_FORMATS)
-        blobs = self._store(stream, processed)
+        stored = self._bytes.ingest(stream, ALL_FORMATS)
         now = self._clock.now()
         return Image(
             id=self._new_id(),
@@ -252,7 +216,7 @@ class ImageService:
             created_at=now,
             last_used_at=now,
             prediction_id=prediction_id,
-            **_content(processed, blobs),
+            **stored.fields(),
         )
 
     def discard(self, images: Iterable[Image]) -> None:
@@ -260,7 +224,7 @@ class ImageService:
         keys: set[str] = set()
         for image in images:
             keys |= image.blob_keys()
-        self._release(keys)
+        self._bytes.release(keys)
 
     def ingest_url(
         self,
@@ -298,10 +262,9 @@ class ImageService:
     ) -> Image:
         """New bytes for an existing image: same id, kind and model."""
         current = self._get_scoped(who, image_id, model_id=model_id, kind=kind)
-        processed = self._process(upload.stream, allowed)
-        blobs = self._store(upload.stream, processed)
+        stored = self._bytes.ingest(upload.stream, allowed)
         old_keys = current.blob_keys()
-        image = dataclasses.replace(current, **_content(processed, blobs))
+        image = dataclasses.replace(current, **stored.fields())
         image.name = sanitize_name(upload.name) or current.name
         image.last_used_at = self._clock.now()
 
@@ -310,8 +273,8 @@ class ImageService:
                 raise NotFound(f"No image {image_id}.")
             uow.images.update(image)
 
-        self._commit(write, blobs, upload.stream, processed)
-        self._release(old_keys - image.blob_keys())
+        self._bytes.commit(write, stored, upload.stream)
+        self._bytes.release(old_keys - image.blob_keys())
         return image
 
     def delete(
@@ -329,7 +292,7 @@ class ImageService:
                 raise NotFound(f"No image {image_id}.")
             uow.images.delete(image_id)
             uow.commit()
-        self._release(image.blob_keys())
+        self._bytes.release(image.blob_keys())
 
     # --- reads --------------------------------------------------------------------------
 
@@ -390,7 +353,7 @@ class ImageService:
                 if uow.images.delete_unused(image.id, before=before):
                     deleted.append(image)
             uow.commit()
-        self._release({key for image in deleted for key in image.blob_keys()})
+        self._bytes.release({key for image in deleted for key in image.blob_keys()})
         return len(deleted)
 
     def open(self, image: Image, variant: ImageVariant) -> Content:
@@ -404,6 +367,9 @@ class ImageService:
     def read_original(self, image: Image) -> bytes:
         with self._blobs.open(image.original_key) as stream:
             return stream.read()
+
+    def close(self) -> None:
+        self._bytes.close()
 
     # --- helpers ------------------------------------------------------------------------
 
@@ -449,96 +415,6 @@ class ImageService:
         limit = self._limits.max_images_per_type
         if kind in LIMITED_KINDS and uow.images.count_for_model(model_id, kind) >= limit:
             raise LimitReached(f"The model already has {limit} images of this type.")
-
-    def _process(self, stream: BinaryIO, allowed: frozenset[ImageFormat]) -> ProcessedImage:
-        def decode() -> ProcessedImage:
-            stream.seek(0)
-            return self._processor.process(stream, allowed=allowed)
-
-        return self._decoder.submit(decode).result()
-
-    def close(self) -> None:
-        self._decoder.shutdown(wait=True)
-
-    def _store(self, stream: BinaryIO, processed: ProcessedImage) -> _Blobs:
-        stored: list[StoredBlob] = []
-        try:
-            stream.seek(0)
-            stored.append(self._blobs.put_file(stream))
-            stored.append(self._blobs.put_bytes(processed.display))
-            stored.append(self._blobs.put_bytes(processed.thumbnail))
-        except BaseException:
-            self._discard(stored)
-            raise
-        return _Blobs(*stored)
-
-    def _commit(
-        self, write: _Writer, blobs: _Blobs, stream: BinaryIO, processed: ProcessedImage
-    ) -> None:
-        try:
-            with self._uow(write=True) as uow:
-                write(uow)
-                uow.commit()
-        except BaseException:
-            self._discard(blobs.all())
-            raise
-        self._restore_if_swept(blobs, stream, processed)
-
-    def _restore_if_swept(self, blobs: _Blobs, stream: BinaryIO, processed: ProcessedImage) -> None:
-        # A concurrent delete of an image with identical bytes may have removed a shared blob
-        # between our write and our commit: write it again so no row points at nothing.
-        sources: list[tuple[StoredBlob, BinaryIO]] = [
-            (blobs.original, stream),
-            (blobs.display, io.BytesIO(processed.display)),
-            (blobs.thumbnail, io.BytesIO(processed.thumbnail)),
-        ]
-        for blob, source in sources:
-            try:
-                self._blobs.size(blob.key)
-            except NotFound:
-                source.seek(0)
-                self._blobs.put_file(source)
-
-    def _discard(self, stored: Iterable[StoredBlob]) -> None:
-        self._release({b.key for b in stored if b.created})
-
-    def _release(self, keys: set[str]) -> None:
-        """Remove blobs that no row references any more."""
-        if not keys:
-            return
-        with self._uow() as uow:
-            still_used = uow.images.referenced_blob_keys(keys)
-        for key in keys - still_used:
-            self._blobs.delete(key)
-
-
-class _ContentFields(TypedDict):
-    format: ImageFormat
-    width: int
-    height: int
-    size_bytes: int
-    sha256: str
-    original_key: str
-    display_key: str
-    display_mime: str
-    thumbnail_key: str
-    thumbnail_mime: str
-
-
-def _content(processed: ProcessedImage, blobs: _Blobs) -> _ContentFields:
-    """The fields of an Image that describe its bytes."""
-    return _ContentFields(
-        format=processed.format,
-        width=processed.width,
-        height=processed.height,
-        size_bytes=blobs.original.size,
-        sha256=blobs.original.key,
-        original_key=blobs.original.key,
-        display_key=blobs.display.key,
-        display_mime=processed.display_mime,
-        thumbnail_key=blobs.thumbnail.key,
-        thumbnail_mime=processed.thumbnail_mime,
-    )
 
 
 def _matches(image: Image, model_id: str | None, kind: ImageKind | None) -> bool:

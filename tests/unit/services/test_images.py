@@ -29,7 +29,8 @@ from loraforge.domain.errors import (
     UnsupportedFormat,
 )
 from loraforge.ports import BlobStore, Clock, ImageProcessor, UnitOfWorkFactory, UrlFetcher
-from loraforge.services.images import MAX_NAME, ImageService, Upload, sanitize_name
+from loraforge.services.image_bytes import MAX_NAME, Upload, sanitize_name
+from loraforge.services.images import ImageService
 from loraforge.services.paging import PageRequest
 from tests.fakes import (
     PROCESSED,

@@ -1,0 +1,161 @@
+"""The bytes side of images: decode and derive variants, store blobs, commit, clean up.
+
+Writes go blob first, then the row in one transaction; when the transaction fails the blobs it
+created are removed again (and blobs shared with other rows are kept).
+"""
+
+from __future__ import annotations
+
+import io
+import unicodedata
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import BinaryIO, TypedDict
+
+from loraforge.domain.entities import ImageFormat, ProcessedImage, StoredBlob
+from loraforge.domain.errors import NotFound
+from loraforge.ports import BlobStore, ImageProcessor, UnitOfWork, UnitOfWorkFactory
+
+Writer = Callable[[UnitOfWork], None]
+MAX_NAME = 255
+
+
+@dataclass(frozen=True)
+class Upload:
+    """Bytes from a client: a seekable stream positioned at the start, and its file name."""
+
+    stream: BinaryIO
+    name: str | None = None
+
+
+def sanitize_name(name: str | None) -> str | None:
+    """File names are metadata only: keep the last path part, printable, bounded."""
+    if not name:
+        return None
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    clean = "".join(c for c in unicodedata.normalize("NFC", base) if c.isprintable()).strip()
+    return clean[:MAX_NAME] or None
+
+
+class ContentFields(TypedDict):
+    format: ImageFormat
+    width: int
+    height: int
+    size_bytes: int
+    sha256: str
+    original_key: str
+    display_key: str
+    display_mime: str
+    thumbnail_key: str
+    thumbnail_mime: str
+
+
+@dataclass(frozen=True)
+class StoredImage:
+    """Processed bytes whose blobs (original, display, thumbnail) are stored."""
+
+    processed: ProcessedImage
+    original: StoredBlob
+    display: StoredBlob
+    thumbnail: StoredBlob
+
+    def blobs(self) -> list[StoredBlob]:
+        return [self.original, self.display, self.thumbnail]
+
+    def fields(self) -> ContentFields:
+        """The fields of an Image that describe these bytes."""
+        return ContentFields(
+            format=self.processed.format,
+            width=self.processed.width,
+            height=self.processed.height,
+            size_bytes=self.original.size,
+            sha256=self.original.key,
+            original_key=self.original.key,
+            display_key=self.display.key,
+            display_mime=self.processed.display_mime,
+            thumbnail_key=self.thumbnail.key,
+            thumbnail_mime=self.processed.thumbnail_mime,
+        )
+
+
+class ImageBytes:
+    def __init__(
+        self,
+        *,
+        uow: UnitOfWorkFactory,
+        blobs: BlobStore,
+        processor: ImageProcessor,
+        decode_slots: int,
+    ) -> None:
+        self._uow = uow
+        self._blobs = blobs
+        self._processor = processor
+        # Decoding is CPU- and memory-heavy. A small dedicated pool both bounds how many run at
+        # once and keeps them on the same few threads: glibc gives every thread that decodes a
+        # malloc arena of its own and never returns it, so decoding on the server's many request
+        # threads grew RSS by ~60 MB per thread (benchmarks/ingest.py).
+        self._decoder = ThreadPoolExecutor(decode_slots, thread_name_prefix="decode")
+
+    def ingest(self, stream: BinaryIO, allowed: frozenset[ImageFormat]) -> StoredImage:
+        """Validate and process the stream's image, then store its three blobs."""
+        processed = self._process(stream, allowed)
+        stored: list[StoredBlob] = []
+        try:
+            stream.seek(0)
+            stored.append(self._blobs.put_file(stream))
+            stored.append(self._blobs.put_bytes(processed.display))
+            stored.append(self._blobs.put_bytes(processed.thumbnail))
+        except BaseException:
+            self.discard(stored)
+            raise
+        return StoredImage(processed, *stored)
+
+    def commit(self, write: Writer, stored: StoredImage, stream: BinaryIO) -> None:
+        """Run ``write`` in a write transaction; on failure remove the blobs it created."""
+        try:
+            with self._uow(write=True) as uow:
+                write(uow)
+                uow.commit()
+        except BaseException:
+            self.discard(stored.blobs())
+            raise
+        self._restore_if_swept(stored, stream)
+
+    def discard(self, stored: Iterable[StoredBlob]) -> None:
+        """Remove the blobs this write created (not those that were already stored)."""
+        self.release({b.key for b in stored if b.created})
+
+    def release(self, keys: set[str]) -> None:
+        """Remove blobs that no row references any more."""
+        if not keys:
+            return
+        with self._uow() as uow:
+            still_used = uow.images.referenced_blob_keys(keys)
+        for key in keys - still_used:
+            self._blobs.delete(key)
+
+    def close(self) -> None:
+        self._decoder.shutdown(wait=True)
+
+    def _process(self, stream: BinaryIO, allowed: frozenset[ImageFormat]) -> ProcessedImage:
+        def decode() -> ProcessedImage:
+            stream.seek(0)
+            return self._processor.process(stream, allowed=allowed)
+
+        return self._decoder.submit(decode).result()
+
+    def _restore_if_swept(self, stored: StoredImage, stream: BinaryIO) -> None:
+        # A concurrent delete of an image with identical bytes may have removed a shared blob
+        # between our write and our commit: write it again so no row points at nothing.
+        sources: list[tuple[StoredBlob, BinaryIO]] = [
+            (stored.original, stream),
+            (stored.display, io.BytesIO(stored.processed.display)),
+            (stored.thumbnail, io.BytesIO(stored.processed.thumbnail)),
+        ]
+        for blob, source in sources:
+            try:
+                self._blobs.size(blob.key)
+            except NotFound:
+                source.seek(0)
+                self._blobs.put_file(source)
