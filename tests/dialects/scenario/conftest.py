@@ -6,49 +6,27 @@ Trainings run on a worker thread with the fast ``FakeTrainer`` (tests/ml_fakes.p
 
 from __future__ import annotations
 
-import socket
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 from scenario_sdk import Scenario
 
 from loraforge.api.app import create_app
 from loraforge.bootstrap import Container, build_worker
 from loraforge.dialects.scenario import PREFIX
+from tests.dialects.conftest import serve
 from tests.ml_fakes import FakeGenerator, FakeTrainer
-
-START_TIMEOUT_S = 10.0
 
 
 @contextmanager
 def serving(container: Container) -> Iterator[str]:
     """The whole app (native API and dialects) under uvicorn; yields its base URL."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(64)
-    port: int = sock.getsockname()[1]
-    config = uvicorn.Config(create_app(container=container), log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while not server.started:
-        assert thread.is_alive(), "uvicorn stopped before it started"
-        assert time.monotonic() < deadline, "uvicorn did not start in time"
-        time.sleep(0.01)
-    try:
+    with serve(create_app(container=container)) as port:
         yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
-        sock.close()
-        assert not thread.is_alive(), "uvicorn did not stop"
 
 
 @contextmanager
