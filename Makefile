@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint typecheck imports pytest bench clean
+.PHONY: install run test lint typecheck imports pytest bench bench-ml clean
 
 install: $(STAMP)
 
@@ -34,6 +34,9 @@ test: lint typecheck imports pytest
 
 bench: install
 	$(BIN)/python -m benchmarks.ingest
+
+bench-ml: install
+	$(BIN)/python -m benchmarks.ml
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -8,7 +8,10 @@ from pathlib import Path
 import pytest
 from pydantic.fields import FieldInfo
 
+from loraforge.adapters.ml.registry import TINY
 from loraforge.api.app import create_app
+from loraforge.domain.work import TrainingSpeed
+from loraforge.services.training_plan import plan
 from loraforge.settings import Settings
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -95,3 +98,22 @@ def test_building_the_app_for_the_check_starts_nothing(tmp_path: Path) -> None:
 )
 def test_the_settings_table_parser(text: str, expected: set[str]) -> None:
     assert _settings_table_vars(text) == expected
+
+
+def plan_table_rows() -> list[str]:
+    """The README's hyperparameter table, as ``services/training_plan.py`` computes it."""
+    rows = []
+    for speed in TrainingSpeed:
+        for strength in (0, 5, 10):
+            h = plan(TINY, strength=strength, speed=speed, seed=0)
+            rows.append(
+                f"| `{speed.value}` | {strength} | {h.steps} | {h.learning_rate:.0e} | "
+                f"{h.rank} | {h.resolution} | {h.checkpoint_every} |"
+            )
+    return rows
+
+
+def test_the_training_table_matches_the_plan() -> None:
+    text = _readme()
+    missing = [row for row in plan_table_rows() if row not in text]
+    assert not missing, "update the README's training table:\n" + "\n".join(missing)

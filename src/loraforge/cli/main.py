@@ -10,7 +10,14 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from loraforge.bootstrap import Container, build, build_worker, ensure_dev_key, migrate
+from loraforge.bootstrap import (
+    Container,
+    build,
+    build_tiny_base_model,
+    build_worker,
+    ensure_dev_key,
+    migrate,
+)
 from loraforge.cli.supervisor import WorkerSupervisor
 from loraforge.domain.errors import NotFound
 from loraforge.settings import Settings
@@ -24,6 +31,8 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(blobs_app, name="blobs")
 webhooks_app = typer.Typer(help="Webhook signing.", no_args_is_help=True)
 app.add_typer(webhooks_app, name="webhooks")
+basemodels_app = typer.Typer(help="Base models to train on.", no_args_is_help=True)
+app.add_typer(basemodels_app, name="basemodels")
 
 err = Console(stderr=True, soft_wrap=True)
 
@@ -203,3 +212,32 @@ def webhooks_secret(
     finally:
         container.close()
     typer.echo(secret)
+
+
+@basemodels_app.command("list")
+def basemodels_list(data_dir: DataDir = None) -> None:
+    """The base models this installation trains on (built-in tiny plus the config file's)."""
+    container = _container(data_dir)
+    try:
+        models = container.catalog.list()
+        default = container.catalog.default
+    finally:
+        container.close()
+    for model in models:
+        mark = " (default)" if model.name == default else ""
+        where = str(model.path) if model.path else "built in"
+        typer.echo(f"{model.name}\t{model.family.value}\t{model.resolution}\t{where}{mark}")
+
+
+@basemodels_app.command("build-tiny")
+def basemodels_build_tiny(
+    out: Annotated[Path, typer.Option(help="Folder to write the diffusers pipeline to.")],
+    steps: Annotated[int, typer.Option(help="Pretraining steps (the shipped model: 4000).")] = 4000,
+    seed: Annotated[int, typer.Option(help="Seed; the same seed gives the same model.")] = 0,
+) -> None:
+    """Pretrain the tiny base model from scratch on procedurally drawn, captioned images.
+
+    The package already ships one; this rebuilds it reproducibly (or a bigger one)."""
+    metrics = build_tiny_base_model(out, steps=steps, seed=seed, log=err.print)
+    for name, value in metrics.items():
+        typer.echo(f"{name}\t{value}")

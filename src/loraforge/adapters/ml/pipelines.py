@@ -1,0 +1,45 @@
+"""Loading a base model's diffusers pipeline from local disk (heavy: imports diffusers).
+
+SD 1.5 and SDXL pipelines come from a diffusers folder (``from_pretrained``) or a single-file
+checkpoint (``from_single_file`` with the configs folder beside it); ``tiny`` from the folder
+shipped in the package. ``local_files_only`` everywhere: a hub is never asked.
+"""
+
+from __future__ import annotations
+
+from typing import TypeAlias
+
+from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
+
+from loraforge.adapters.ml.device import Placement
+from loraforge.adapters.ml.registry import check_model_path, single_file_config_dir
+from loraforge.adapters.ml.tiny import WEIGHTS_DIR
+from loraforge.domain.ml import BaseModel, ModelFamily
+
+Pipeline: TypeAlias = StableDiffusionPipeline | StableDiffusionXLPipeline
+
+
+def pipeline_class(family: ModelFamily) -> type[Pipeline]:
+    cls: type[Pipeline] = StableDiffusionPipeline
+    if family is ModelFamily.SDXL:
+        cls = StableDiffusionXLPipeline
+    return cls
+
+
+def load_pipeline(base: BaseModel, placement: Placement) -> Pipeline:
+    """The base model's pipeline on ``placement``, progress bars off."""
+    cls = pipeline_class(base.family)
+    path = base.path if base.path is not None else WEIGHTS_DIR
+    check_model_path(base.name, path)
+    options: dict[str, object] = {"dtype": placement.dtype, "local_files_only": True}
+    if base.family is ModelFamily.SD15:
+        # The safety checker is a 1.2 GB CLIP that blacks out images; not part of this service.
+        options |= {"safety_checker": None, "requires_safety_checker": False}
+    if path.is_file():
+        config = str(single_file_config_dir(path))
+        pipe = cls.from_single_file(str(path), config=config, **options)
+    else:
+        pipe = cls.from_pretrained(str(path), **options)
+    pipe.set_progress_bar_config(disable=True)
+    pipe.to(placement.device)
+    return pipe

@@ -1,0 +1,383 @@
+"""LoRA training with diffusers + peft, in the shape of diffusers' train_text_to_image_lora.py.
+
+Read ``run_training`` top to bottom: the samples are decoded and center-cropped, encoded into
+latents and text embeddings once (the base is frozen, so they never change); a LoRA is added to
+the UNet's attention projections; then each step noises the latents with the DDPM schedule and
+teaches the LoRA to predict that noise. Every step reports progress and checks for a stop;
+checkpoints let a stopped or crashed training resume; the result is saved with
+``save_lora_weights`` so a stock ``pipe.load_lora_weights(path)`` reads it.
+
+Determinism: every random draw of step ``n`` comes from a generator seeded with
+``(hyper.seed, n)`` and the sample order of each epoch from ``(hyper.seed, epoch)``, so the step
+number *is* the RNG state: a resumed run continues exactly as an uninterrupted one would.
+
+torch, diffusers and peft are imported inside the functions: importing this module (as the
+worker's composition does) stays cheap.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from loraforge.adapters.ml.device import Placement, pick_placement, pin_threads
+from loraforge.domain.ml import (
+    BaseModel,
+    Hyperparameters,
+    ModelFamily,
+    TrainingProgress,
+    TrainingSample,
+    TrainingSpec,
+    TrainingStopped,
+)
+
+if TYPE_CHECKING:
+    import torch
+    from diffusers import DDPMScheduler, UNet2DConditionModel
+
+    from loraforge.adapters.ml.pipelines import Pipeline
+
+ADAPTER = "loraforge"
+TARGET_MODULES = ["to_k", "to_q", "to_v", "to_out.0"]
+FINAL_NAME = "lora.safetensors"
+_CHECKPOINT_GLOB = "checkpoint-*.pt"
+
+
+class DiffusersLoraTrainer:
+    """``Trainer`` on diffusers + peft. Keeps the last base model loaded between trainings."""
+
+    def __init__(self, *, placement: Placement | None = None) -> None:
+        self._placement = placement
+        self._base: tuple[BaseModel, Pipeline] | None = None
+        # One training at a time: they share the cached base and add their LoRA to its UNet.
+        self._lock = threading.Lock()
+
+    def train(
+        self,
+        spec: TrainingSpec,
+        *,
+        workdir: Path,
+        report: Callable[[TrainingProgress], None],
+        should_stop: Callable[[], bool],
+    ) -> Path:
+        with self._lock:
+            pin_threads()
+            pipe = self._load_base(spec.base_model)
+            return run_training(pipe, spec, workdir=workdir, report=report, should_stop=should_stop)
+
+    def _load_base(self, base: BaseModel) -> Pipeline:
+        from loraforge.adapters.ml.pipelines import load_pipeline
+
+        if self._base is None or self._base[0] != base:
+            self._base = None  # drop the old one before loading: two SDXLs may not fit
+            self._placement = self._placement or pick_placement()
+            pipe = load_pipeline(base, self._placement)
+            for module in _frozen_modules(pipe):
+                module.requires_grad_(False)
+            self._base = (base, pipe)
+        return self._base[1]
+
+
+def _frozen_modules(pipe: Pipeline) -> list[torch.nn.Module]:
+    names = ("unet", "vae", "text_encoder", "text_encoder_2")
+    return [module for name in names if (module := getattr(pipe, name, None)) is not None]
+
+
+# --- the loop -------------------------------------------------------------------------------
+
+
+def run_training(
+    pipe: Pipeline,
+    spec: TrainingSpec,
+    *,
+    workdir: Path,
+    report: Callable[[TrainingProgress], None],
+    should_stop: Callable[[], bool],
+) -> Path:
+    """Train a LoRA for ``spec`` on the loaded base ``pipe``; return the weights' path."""
+    import torch
+    from diffusers import DDPMScheduler
+
+    hyper = spec.hyper
+    if not spec.samples:
+        raise ValueError("a training needs at least one sample")
+    workdir.mkdir(parents=True, exist_ok=True)
+    data = encode_samples(pipe, spec.samples, resolution=hyper.resolution)
+    noise_scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
+    params = add_lora(pipe.unet, rank=hyper.rank, seed=hyper.seed)
+    try:
+        optimizer = torch.optim.AdamW(params, lr=hyper.learning_rate, weight_decay=1e-2)
+        fingerprint = spec_fingerprint(spec)
+        start = resume(workdir, fingerprint, pipe.unet, optimizer)
+        pipe.unet.train()
+        for step in range(start, hyper.steps):
+            if should_stop():
+                raise TrainingStopped
+            picks = batch_indices(len(spec.samples), hyper.batch_size, step=step, seed=hyper.seed)
+            generator = torch.Generator().manual_seed(_mix(hyper.seed, step))
+            loss = denoising_loss(pipe.unet, noise_scheduler, data, picks, generator)
+            loss.backward()  # type: ignore[no-untyped-call]  # a gap in torch's annotations
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            report(TrainingProgress(step=step + 1, total_steps=hyper.steps, loss=loss.item()))
+            if _checkpoint_due(step + 1, hyper):
+                save_checkpoint(workdir, step + 1, fingerprint, pipe.unet, optimizer)
+        return save_lora(pipe, spec.base_model.family, workdir)
+    finally:
+        pipe.unet.eval()
+        pipe.unet.unload_lora()  # the cached base goes back to exactly what was loaded
+
+
+# --- step 1: samples to latents and text embeddings, once ------------------------------------
+
+
+@dataclass
+class EncodedSamples:
+    """What the loop needs of each sample, computed once by the frozen base."""
+
+    latent_mean: torch.Tensor  # (N, C, h, w) float32, already times the VAE's scaling factor
+    latent_std: torch.Tensor
+    prompt_embeds: torch.Tensor  # (N, tokens, width) in the UNet's dtype
+    added_cond: dict[str, torch.Tensor] | None  # SDXL: pooled text embeds and size/crop ids
+
+
+def encode_samples(
+    pipe: Pipeline, samples: Sequence[TrainingSample], *, resolution: int
+) -> EncodedSamples:
+    import torch
+
+    with torch.no_grad():
+        mean, std = encode_latents(pipe, [decode_and_crop(s.image, resolution) for s in samples])
+        embeds, added = encode_captions(pipe, [s.caption for s in samples], resolution)
+    return EncodedSamples(mean, std, embeds, added)
+
+
+def decode_and_crop(data: bytes, resolution: int) -> torch.Tensor:
+    """An encoded picture as a (3, R, R) tensor in [-1, 1]: scaled so its short side is R and
+    center-cropped. Transparent pixels become white rather than Pillow's black."""
+    import numpy as np
+    import torch
+    from PIL import Image, ImageOps
+
+    with Image.open(io.BytesIO(data)) as opened:
+        image = opened.convert("RGBA")
+    flat = Image.new("RGB", image.size, "white")
+    flat.paste(image, mask=image.getchannel("A"))
+    fitted = ImageOps.fit(flat, (resolution, resolution), Image.Resampling.LANCZOS)
+    pixels = torch.from_numpy(np.asarray(fitted, dtype=np.float32)).permute(2, 0, 1)
+    return pixels / 127.5 - 1.0
+
+
+def encode_latents(pipe: Pipeline, pixels: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Posterior mean and std of each picture, scaled into the UNet's latent space. One picture
+    at a time caps memory at any resolution; fp16 VAEs that ask for it are upcast to fp32 (the
+    SDXL VAE overflows in fp16)."""
+    import torch
+
+    vae, device = pipe.vae, pipe.unet.device
+    upcast = vae.dtype == torch.float16 and bool(vae.config.force_upcast)
+    dtype = torch.float32 if upcast else vae.dtype
+    vae.to(dtype)
+    try:
+        dists = [vae.encode(p[None].to(device, dtype)).latent_dist for p in pixels]
+    finally:
+        vae.to(pipe.unet.dtype if upcast else dtype)
+    scale = float(vae.config.scaling_factor)
+    mean = torch.cat([d.mean for d in dists]).float() * scale
+    std = torch.cat([d.std for d in dists]).float() * scale
+    return mean, std
+
+
+def encode_captions(
+    pipe: Pipeline, captions: list[str], resolution: int
+) -> tuple[torch.Tensor, dict[str, torch.Tensor] | None]:
+    """Text embeddings as the pipeline computes them at generation (SDXL: both encoders'
+    penultimate layers, the pooled embedding, and size/crop ids for an uncropped R x R)."""
+    import torch
+    from diffusers import StableDiffusionXLPipeline
+
+    device = pipe.unet.device
+    if not isinstance(pipe, StableDiffusionXLPipeline):
+        embeds, _ = pipe.encode_prompt(captions, device, 1, do_classifier_free_guidance=False)
+        return embeds, None
+    embeds, _, pooled, _ = pipe.encode_prompt(
+        prompt=captions, device=device, num_images_per_prompt=1, do_classifier_free_guidance=False
+    )
+    ids = [resolution, resolution, 0, 0, resolution, resolution]  # original, crop, target
+    time_ids = torch.tensor([ids] * len(captions), device=device, dtype=embeds.dtype)
+    return embeds, {"text_embeds": pooled, "time_ids": time_ids}
+
+
+# --- step 2: the LoRA -------------------------------------------------------------------------
+
+
+def add_lora(unet: UNet2DConditionModel, *, rank: int, seed: int) -> list[torch.nn.Parameter]:
+    """Add the adapter (seeded init, without touching the global RNG) and return its
+    parameters in fp32, as diffusers' ``cast_training_params`` does for half-precision bases."""
+    import torch
+    from diffusers.training_utils import cast_training_params
+    from peft import LoraConfig
+
+    config = LoraConfig(
+        r=rank, lora_alpha=rank, init_lora_weights="gaussian", target_modules=TARGET_MODULES
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        unet.add_adapter(config, adapter_name=ADAPTER)
+    cast_training_params(unet, dtype=torch.float32)
+    return [p for p in unet.parameters() if p.requires_grad]
+
+
+# --- step 3: one step's loss ------------------------------------------------------------------
+
+
+def batch_indices(count: int, batch_size: int, *, step: int, seed: int) -> list[int]:
+    """Samples of ``step``: each epoch is a seeded permutation, so every sample is seen once
+    per epoch and the order depends only on (seed, step)."""
+    import torch
+
+    picks = []
+    for position in range(step * batch_size, (step + 1) * batch_size):
+        epoch, offset = divmod(position, count)
+        order = torch.randperm(
+            count, generator=torch.Generator().manual_seed(_mix(seed, -1 - epoch))
+        )
+        picks.append(int(order[offset]))
+    return picks
+
+
+def denoising_loss(
+    unet: UNet2DConditionModel,
+    noise_scheduler: DDPMScheduler,
+    data: EncodedSamples,
+    picks: list[int],
+    generator: torch.Generator,
+    timesteps: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Noise-prediction MSE on the picked samples. Random draws come from ``generator`` on the
+    CPU (the same numbers on every device); ``timesteps`` fixes t (held-out evaluation)."""
+    import torch
+    import torch.nn.functional as F
+
+    index = torch.tensor(picks)
+    mean, std = data.latent_mean[index], data.latent_std[index]
+    latents = mean + std * torch.randn(mean.shape, generator=generator).to(mean.device)
+    noise = torch.randn(mean.shape, generator=generator).to(mean.device)
+    if timesteps is None:
+        total = noise_scheduler.config.num_train_timesteps
+        timesteps = torch.randint(0, total, (len(picks),), generator=generator)
+    timesteps = timesteps.to(mean.device)
+    noisy = noise_scheduler.add_noise(latents, noise, timesteps)
+    if noise_scheduler.config.prediction_type == "v_prediction":
+        target = noise_scheduler.get_velocity(latents, noise, timesteps)
+    else:
+        target = noise
+    added = data.added_cond
+    extra: dict[str, Any] = {}
+    if added is not None:
+        extra["added_cond_kwargs"] = {key: value[index] for key, value in added.items()}
+    prediction = unet(noisy.to(unet.dtype), timesteps, data.prompt_embeds[index], **extra).sample
+    return F.mse_loss(prediction.float(), target.float())
+
+
+def _mix(seed: int, salt: int) -> int:
+    digest = hashlib.sha256(f"{seed}:{salt}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 1
+
+
+# --- step 4: checkpoints and resume -----------------------------------------------------------
+
+
+def _checkpoint_due(done: int, hyper: Hyperparameters) -> bool:
+    """Every ``checkpoint_every`` steps but the last, which the final weights replace."""
+    every = hyper.checkpoint_every
+    return every > 0 and done % every == 0 and done < hyper.steps
+
+
+def spec_fingerprint(spec: TrainingSpec) -> str:
+    """Identifies a training: a checkpoint of another spec in the same workdir is ignored."""
+    h = hashlib.sha256()
+    base = spec.base_model
+    h.update(f"{base.name}|{base.family}|{base.path}|{spec.hyper!r}".encode())
+    for sample in spec.samples:
+        h.update(hashlib.sha256(sample.image).digest())
+        h.update(sample.caption.encode() + b"\0")
+    return h.hexdigest()
+
+
+def save_checkpoint(
+    workdir: Path,
+    step: int,
+    fingerprint: str,
+    unet: UNet2DConditionModel,
+    optimizer: torch.optim.Optimizer,
+) -> None:
+    """LoRA weights, optimizer state and step (the RNG state, see the module doc); written to a
+    temporary name and renamed, so a crash never leaves a torn checkpoint. Older ones go."""
+    import torch
+    from peft import get_peft_model_state_dict
+
+    state = {
+        "fingerprint": fingerprint,
+        "step": step,
+        "lora": get_peft_model_state_dict(unet, adapter_name=ADAPTER),
+        "optimizer": optimizer.state_dict(),
+    }
+    path = workdir / f"checkpoint-{step:07d}.pt"
+    temporary = path.with_suffix(".tmp")
+    torch.save(state, temporary)
+    os.replace(temporary, path)
+    for old in workdir.glob(_CHECKPOINT_GLOB):
+        if old != path:
+            old.unlink(missing_ok=True)
+
+
+def resume(
+    workdir: Path, fingerprint: str, unet: UNet2DConditionModel, optimizer: torch.optim.Optimizer
+) -> int:
+    """Load the latest checkpoint of this spec into the LoRA and optimizer; return its step
+    (0 when there is none)."""
+    import torch
+    from peft import set_peft_model_state_dict
+
+    checkpoints = sorted(workdir.glob(_CHECKPOINT_GLOB))
+    if not checkpoints:
+        return 0
+    state = torch.load(checkpoints[-1], map_location=unet.device, weights_only=True)
+    if state.get("fingerprint") != fingerprint:
+        return 0
+    set_peft_model_state_dict(unet, state["lora"], adapter_name=ADAPTER)
+    optimizer.load_state_dict(state["optimizer"])
+    return int(state["step"])
+
+
+# --- step 5: the artifact ---------------------------------------------------------------------
+
+
+def save_lora(pipe: Pipeline, family: ModelFamily, workdir: Path) -> Path:
+    """Write the LoRA as diffusers does (``save_lora_weights``), then drop the checkpoints."""
+    from diffusers.utils import convert_state_dict_to_diffusers
+    from peft import get_peft_model_state_dict
+
+    from loraforge.adapters.ml.pipelines import pipeline_class
+
+    layers = convert_state_dict_to_diffusers(
+        get_peft_model_state_dict(pipe.unet, adapter_name=ADAPTER)
+    )
+    staging = workdir / ".final"
+    pipeline_class(family).save_lora_weights(
+        save_directory=str(staging), unet_lora_layers=layers, safe_serialization=True
+    )
+    final = workdir / FINAL_NAME
+    os.replace(staging / "pytorch_lora_weights.safetensors", final)
+    staging.rmdir()
+    for checkpoint in workdir.glob(_CHECKPOINT_GLOB):
+        checkpoint.unlink()
+    return final

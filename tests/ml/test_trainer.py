@@ -1,0 +1,146 @@
+"""LoRA training on the tiny model: it learns, stops, resumes, and its file loads in diffusers."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+from diffusers import DDPMScheduler, StableDiffusionPipeline
+from PIL import Image
+from safetensors.torch import load_file
+
+from loraforge.adapters.ml.device import pick_placement
+from loraforge.adapters.ml.pipelines import Pipeline, load_pipeline
+from loraforge.adapters.ml.registry import TINY
+from loraforge.adapters.ml.tiny import WEIGHTS_DIR
+from loraforge.adapters.ml.trainer import (
+    FINAL_NAME,
+    DiffusersLoraTrainer,
+    decode_and_crop,
+    denoising_loss,
+    encode_samples,
+)
+from loraforge.domain.ml import TrainingProgress, TrainingSample, TrainingSpec, TrainingStopped
+from tests.ml.conftest import LORA_HYPER, train
+from tests.ml.pictures import samples
+
+EVAL_TIMESTEPS = (50, 200, 350, 500, 650, 800)
+
+
+def heldout_loss(pipe: Pipeline, held_out: list[TrainingSample]) -> float:
+    """Denoising loss on pictures never trained on, with fixed noise and timesteps."""
+    data = encode_samples(pipe, held_out, resolution=LORA_HYPER.resolution)
+    scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
+    picks = list(range(len(held_out)))
+    losses = []
+    with torch.no_grad():
+        for t in EVAL_TIMESTEPS:
+            generator = torch.Generator().manual_seed(1000 + t)
+            timesteps = torch.full((len(picks),), t)
+            losses.append(denoising_loss(pipe.unet, scheduler, data, picks, generator, timesteps))
+    return float(torch.stack(losses).mean())
+
+
+def test_training_lowers_the_loss_on_new_pictures_of_its_kind(red_lora: Path) -> None:
+    like = samples(6, seed=11, shape="square", colour="red", pattern="striped")
+    unlike = samples(6, seed=12, shape="circle", colour="blue", pattern="plain")
+    pipe = load_pipeline(TINY, pick_placement())
+    base_like, base_unlike = heldout_loss(pipe, like), heldout_loss(pipe, unlike)
+    pipe.load_lora_weights(str(red_lora), adapter_name="red")
+    tuned_like, tuned_unlike = heldout_loss(pipe, like), heldout_loss(pipe, unlike)
+
+    assert tuned_like < base_like
+    assert base_like - tuned_like > base_unlike - tuned_unlike
+
+
+def test_the_lora_file_loads_into_a_stock_pipeline_and_changes_it(red_lora: Path) -> None:
+    pipe = StableDiffusionPipeline.from_pretrained(str(WEIGHTS_DIR), dtype=torch.float32)
+    pipe.set_progress_bar_config(disable=True)
+
+    def picture() -> torch.Tensor:
+        generator = torch.Generator().manual_seed(3)
+        out = pipe(
+            "FJA90AB, a square",
+            height=128,
+            width=128,
+            num_inference_steps=4,
+            generator=generator,
+            output_type="pt",
+        )
+        image: torch.Tensor = out.images[0]
+        return image
+
+    before = picture()
+    pipe.load_lora_weights(str(red_lora))
+    assert (picture() - before).abs().mean() > 1e-3
+
+
+def test_progress_is_reported_every_step_and_the_weights_are_in_workdir(
+    trainer: DiffusersLoraTrainer, tmp_path: Path
+) -> None:
+    spec = TrainingSpec(TINY, samples(2, seed=3), replace(LORA_HYPER, steps=3))
+    path, reports = train(trainer, spec, tmp_path)
+    assert path == tmp_path / FINAL_NAME
+    assert [(r.step, r.total_steps) for r in reports] == [(1, 3), (2, 3), (3, 3)]
+    assert all(r.loss is not None and r.loss > 0 for r in reports)
+    assert list(tmp_path.glob("checkpoint-*")) == []
+
+
+def test_stopping_raises_and_leaves_no_weights(
+    trainer: DiffusersLoraTrainer, tmp_path: Path
+) -> None:
+    spec = TrainingSpec(TINY, samples(2, seed=3), replace(LORA_HYPER, steps=20))
+    reports: list[TrainingProgress] = []
+    with pytest.raises(TrainingStopped):
+        trainer.train(
+            spec, workdir=tmp_path, report=reports.append, should_stop=lambda: len(reports) >= 3
+        )
+    assert [r.step for r in reports] == [1, 2, 3]
+    assert not (tmp_path / FINAL_NAME).exists()
+
+
+def test_a_stopped_training_resumes_from_its_checkpoint_and_ends_as_if_never_stopped(
+    trainer: DiffusersLoraTrainer, tmp_path: Path
+) -> None:
+    spec = TrainingSpec(TINY, samples(3, seed=4), replace(LORA_HYPER, steps=8, checkpoint_every=4))
+    first: list[TrainingProgress] = []
+    with pytest.raises(TrainingStopped):
+        trainer.train(
+            spec, workdir=tmp_path / "w", report=first.append, should_stop=lambda: len(first) >= 6
+        )
+    assert [p.name for p in (tmp_path / "w").glob("checkpoint-*")] == ["checkpoint-0000004.pt"]
+
+    resumed, second = train(trainer, spec, tmp_path / "w")
+    assert [r.step for r in second] == [5, 6, 7, 8]
+    straight, _ = train(trainer, spec, tmp_path / "straight")
+    a, b = load_file(resumed), load_file(straight)
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[key], b[key]) for key in a)
+
+
+def test_a_checkpoint_of_another_spec_is_ignored(
+    trainer: DiffusersLoraTrainer, tmp_path: Path
+) -> None:
+    spec = TrainingSpec(TINY, samples(2, seed=5), replace(LORA_HYPER, steps=4, checkpoint_every=2))
+    stopped: list[TrainingProgress] = []
+    with pytest.raises(TrainingStopped):
+        trainer.train(
+            spec, workdir=tmp_path, report=stopped.append, should_stop=lambda: len(stopped) >= 3
+        )
+    other = replace(spec, hyper=replace(spec.hyper, seed=8))
+    _, reports = train(trainer, other, tmp_path)
+    assert [r.step for r in reports] == [1, 2, 3, 4]
+
+
+def test_pictures_are_scaled_and_center_cropped_with_transparency_on_white() -> None:
+    image = Image.new("RGBA", (300, 100), (0, 0, 0, 0))
+    image.paste((255, 0, 0, 255), (140, 0, 160, 100))  # an opaque red bar in the middle
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    pixels = decode_and_crop(buffer.getvalue(), 64)
+    assert pixels.shape == (3, 64, 64)
+    assert torch.allclose(pixels[:, 32, 32], torch.tensor([1.0, -1.0, -1.0]), atol=0.02)
+    assert torch.allclose(pixels[:, 32, 1], torch.tensor([1.0, 1.0, 1.0]), atol=0.02)
