@@ -18,6 +18,7 @@ from scenario_sdk import Scenario
 from loraforge.api.app import create_app
 from loraforge.bootstrap import Container, build_worker
 from loraforge.dialects.scenario import PREFIX
+from loraforge.ports import Trainer
 from tests.dialects.conftest import serve
 from tests.ml_fakes import FakeGenerator, FakeTrainer
 
@@ -31,14 +32,21 @@ def serving(container: Container) -> Iterator[str]:
 
 @contextmanager
 def working(container: Container) -> Iterator[FakeTrainer]:
-    """A worker thread running queued jobs until the block ends."""
+    """A worker thread running queued jobs with the fast ``FakeTrainer`` until the block ends."""
     trainer = FakeTrainer()
+    with working_with(container, trainer):
+        yield trainer
+
+
+@contextmanager
+def working_with(container: Container, trainer: Trainer) -> Iterator[None]:
+    """A worker thread running queued jobs with ``trainer`` until the block ends."""
     worker = build_worker(container, trainer=trainer, generator=FakeGenerator(), owner="sdk-test")
     stop = threading.Event()
     thread = threading.Thread(target=worker.run_forever, args=(stop,), daemon=True)
     thread.start()
     try:
-        yield trainer
+        yield
     finally:
         stop.set()
         container.queue.submit("stop")  # wake it from its idle wait

@@ -1,7 +1,7 @@
 """Training through the official scenario-sdk: trigger, cancel, job, model status.
 
-The worker runs ``FakeTrainer`` (tests/ml_fakes.py) on a thread of the test process; the real
-diffusers trainer is tested in tests/ml.
+The worker runs ``FakeTrainer`` (tests/ml_fakes.py) on a thread of the test process, and once
+the real diffusers trainer on the built-in tiny model (few steps).
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ import scenario_sdk
 from scenario_sdk import Scenario
 from scenario_sdk.types.job_retrieve_response import Job
 
-from tests.dialects.scenario.conftest import Served, working
+from loraforge.adapters.ml.trainer import DiffusersLoraTrainer
+from tests.dialects.scenario.conftest import Served, working, working_with
 from tests.dialects.scenario.helpers import png_data_url
 
 DEADLINE_S = 30.0
@@ -71,6 +72,23 @@ def test_trigger_cancel_then_train_to_success(served: Served, sdk: Scenario) -> 
     assert trained.training_stats.train_duration is not None
 
 
+def test_a_real_training_on_the_tiny_model_ends_trained(served: Served, sdk: Scenario) -> None:
+    """The whole flow with the real diffusers trainer on the built-in tiny base model."""
+    model_id = _model_with_images(sdk, 2)
+    job_id = sdk.models.train.trigger(model_id, parameters={"max_train_steps": 3}).job.job_id
+    with working_with(served.container, DiffusersLoraTrainer()):
+        job = _wait_for_end(sdk, job_id, deadline_s=180.0)
+    assert job.status == "success", job.metadata.error
+    assert sdk.models.retrieve(model_id).model.status == "trained"
+    with served.container.uow() as uow:
+        training = uow.trainings.get(job_id.removeprefix("job_"))
+    assert training is not None
+    assert training.manifest["baseModel"] == "tiny"
+    assert training.artifact_key is not None
+    with served.container.blobs.open(training.artifact_key) as weights:
+        assert len(weights.read()) > 1000  # a real LoRA .safetensors
+
+
 def test_jobs_of_other_accounts_and_unknown_ids_are_404(served: Served, sdk: Scenario) -> None:
     model_id = _model_with_images(sdk, 1)
     job_id = sdk.models.train.trigger(model_id).job.job_id
@@ -89,8 +107,8 @@ def test_training_needs_training_images(sdk: Scenario) -> None:
     assert empty.value.body["apiError"] == "no_training_images"  # type: ignore[index]
 
 
-def _wait_for_end(sdk: Scenario, job_id: str) -> Job:
-    deadline = time.monotonic() + DEADLINE_S
+def _wait_for_end(sdk: Scenario, job_id: str, *, deadline_s: float = DEADLINE_S) -> Job:
+    deadline = time.monotonic() + deadline_s
     while True:
         job = sdk.jobs.retrieve(job_id).job
         if job.status in ("success", "failure", "canceled"):
