@@ -6,6 +6,12 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+# Idle OpenMP threads sleep instead of spinning: when another process holds a core (the API
+# server beside the worker, a second worker), spinning threads stalled every torch op until
+# rescheduled — a 512² UNet call took 4.9 s instead of 0.18 s (benchmarks/ml.py). Must be set
+# before torch is first imported; the ML adapters import torch lazily, after this module.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 if TYPE_CHECKING:
     import torch
 
