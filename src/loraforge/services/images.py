@@ -14,9 +14,7 @@ import contextlib
 import dataclasses
 import io
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import BinaryIO
 
 from loraforge.domain.entities import (
     ALL_FORMATS,
@@ -40,6 +38,7 @@ from loraforge.ports import (
     UrlFetcher,
 )
 from loraforge.services.image_bytes import ImageBytes, Upload, sanitize_name
+from loraforge.services.image_types import TASK_CONFLICT, Content, TaskKey
 from loraforge.services.paging import PageRequest
 
 __all__ = ["TASK_CONFLICT", "Content", "ImageService", "TaskKey", "Upload", "sanitize_name"]
@@ -48,27 +47,6 @@ LIMITED_KINDS = frozenset({ImageKind.TRAINING, ImageKind.REFERENCE})
 # Reads record a use at most this often per image: retention counts in days, and a read should
 # not turn into a write every time.
 USE_RESOLUTION = timedelta(minutes=1)
-TASK_CONFLICT = "task_conflict"
-
-
-@dataclass(frozen=True)
-class TaskKey:
-    """A client-chosen task id (Runware ``taskUUID``): one image per id, per account and scope.
-
-    ``fingerprint`` identifies what the task asked for; the same id with another fingerprint is
-    refused with ``Conflict(code=TASK_CONFLICT)``.
-    """
-
-    scope: str
-    task_id: str
-    fingerprint: str
-
-
-@dataclass(frozen=True)
-class Content:
-    stream: BinaryIO
-    mime: str
-    size: int
 
 
 class ImageService:

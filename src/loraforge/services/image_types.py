@@ -1,0 +1,28 @@
+"""Small value types of the image service: task keys for idempotent uploads, content streams."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import BinaryIO
+
+TASK_CONFLICT = "task_conflict"
+
+
+@dataclass(frozen=True)
+class TaskKey:
+    """A client-chosen task id (Runware ``taskUUID``): one image per id, per account and scope.
+
+    ``fingerprint`` identifies what the task asked for; the same id with another fingerprint is
+    refused with ``Conflict(code=TASK_CONFLICT)``.
+    """
+
+    scope: str
+    task_id: str
+    fingerprint: str
+
+
+@dataclass(frozen=True)
+class Content:
+    stream: BinaryIO
+    mime: str
+    size: int
