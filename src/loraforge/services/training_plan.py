@@ -27,22 +27,22 @@ class SpeedProfile:
 
 PROFILES = {
     TrainingSpeed.FAST: SpeedProfile(
-        base_steps=40,
-        steps_per_strength=8,
-        base_lr=2e-4,
-        lr_per_strength=4e-5,
+        base_steps=100,
+        steps_per_strength=20,
+        base_lr=5e-4,
+        lr_per_strength=1e-4,
         rank=4,
         resolution_factor=0.5,
-        checkpoint_every=25,
+        checkpoint_every=50,
     ),
     TrainingSpeed.HIGH_QUALITY: SpeedProfile(
-        base_steps=120,
-        steps_per_strength=24,
-        base_lr=1e-4,
-        lr_per_strength=2e-5,
+        base_steps=300,
+        steps_per_strength=50,
+        base_lr=2e-4,
+        lr_per_strength=4e-5,
         rank=16,
         resolution_factor=1.0,
-        checkpoint_every=50,
+        checkpoint_every=100,
     ),
 }
 

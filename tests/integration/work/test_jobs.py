@@ -77,7 +77,7 @@ def test_a_taken_over_training_resumes_from_its_checkpoint(
     trainer = FakeTrainer()
 
     def die_after_checkpoint(step: int) -> None:
-        if step == 30:  # fast plan checkpoints every 25 steps
+        if step == 60:  # fast plan checkpoints every 50 steps
             clock.advance(31)
             raise KeyboardInterrupt  # the process dies: nothing is written
 
@@ -88,7 +88,7 @@ def test_a_taken_over_training_resumes_from_its_checkpoint(
     trainer.step_hook = None
     survivor = build_worker(leased, trainer=trainer, generator=FakeGenerator(), owner="b")
     assert survivor.run_once() is True
-    assert trainer.started_from == [0, 25]
+    assert trainer.started_from == [0, 50]
     with leased.uow() as uow:
         training = uow.trainings.get(training_id)
     assert training is not None
