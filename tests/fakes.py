@@ -416,17 +416,28 @@ class FakeJobRepository(_Repository):
                 return copy.copy(job)
         return None
 
-    def next_claimable(self, now: datetime) -> Job | None:
+    def next_claimable(self, now: datetime, subject_id: str | None = None) -> Job | None:
         def claimable(job: Job) -> bool:
-            expired = job.lease_expires_at is not None and job.lease_expires_at < now
-            running_but_lost = job.state is JobState.RUNNING and expired
-            return (job.state is JobState.QUEUED or running_but_lost) and job.available_at <= now
+            if subject_id is not None and job.subject_id != subject_id:
+                return False
+            queued_or_lost = job.state is JobState.QUEUED or _lease_expired(job, now)
+            return queued_or_lost and job.available_at <= now
 
         ready = sorted(
             (j for j in self._state.jobs.values() if claimable(j)),
             key=lambda j: (j.available_at, j.created_at),
         )
         return copy.copy(ready[0]) if ready else None
+
+    def stranded(self, now: datetime, *, queued_before: datetime | None) -> list[Job]:
+        def stranded(job: Job) -> bool:
+            waiting = job.state is JobState.QUEUED and (
+                queued_before is not None and job.available_at < queued_before
+            )
+            return waiting or _lease_expired(job, now)
+
+        found = [j for j in self._state.jobs.values() if stranded(j)]
+        return [copy.copy(j) for j in sorted(found, key=lambda j: (j.available_at, j.created_at))]
 
     def save(self, job: Job, *, expected_token: str | None) -> bool:
         stored = self._state.jobs.get(job.id)
@@ -699,3 +710,8 @@ def seed_model(
         tx.models.add(model)
         tx.commit()
     return model
+
+
+def _lease_expired(job: Job, now: datetime) -> bool:
+    expired = job.lease_expires_at is not None and job.lease_expires_at < now
+    return job.state is JobState.RUNNING and expired

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 import socket
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -127,7 +128,7 @@ def build(
     catalog = catalog or BaseModelRegistry(
         config=settings.base_models_config, default=settings.default_base_model
     )
-    queue = queue or InlineJobQueue()
+    queue = queue or make_queue(settings)
     if captioner is None and settings.captioning_model_dir is not None:
         captioner = TransformersCaptioner(settings.captioning_model_dir)
     jobs = JobService(
@@ -232,6 +233,39 @@ def build_worker(
         poll_s=settings.worker_poll_s,
         heartbeat_s=settings.job_heartbeat_s,
     )
+
+
+def make_queue(settings: Settings) -> JobQueue:
+    if settings.queue == "celery":
+        from loraforge.adapters.queue.celery_queue import CeleryJobQueue
+
+        return CeleryJobQueue(settings.redis_url, queue=settings.celery_queue)
+    return InlineJobQueue()
+
+
+def run_worker(container: Container, worker: Worker, stop: threading.Event) -> None:
+    """Run jobs until ``stop`` is set (inline) or until SIGTERM/SIGINT (Celery)."""
+    if container.settings.queue != "celery":
+        worker.run_forever(stop)
+        return
+    from loraforge.adapters.queue.celery_queue import CeleryJobQueue
+
+    queue = container.queue
+    assert isinstance(queue, CeleryJobQueue)
+    queue.register(worker.run_subject)
+    duties = threading.Thread(
+        target=worker.serve_side_duties,
+        args=(stop,),
+        kwargs={"requeue_every_s": container.settings.job_requeue_s},
+        name="worker-duties",
+        daemon=True,
+    )
+    duties.start()
+    try:
+        queue.serve(loglevel=container.settings.log_level)
+    finally:
+        stop.set()
+        duties.join(timeout=10)
 
 
 def _signing_secret(settings: Settings) -> bytes:

@@ -202,8 +202,14 @@ class JobRepository(Protocol):
 
     def for_subject(self, subject_id: str) -> Job | None: ...
 
-    def next_claimable(self, now: datetime) -> Job | None:
-        """The next queued job, or a running one whose lease expired; locked for this claim."""
+    def next_claimable(self, now: datetime, subject_id: str | None = None) -> Job | None:
+        """The next queued job, or a running one whose lease expired; locked for this claim.
+        With ``subject_id``: only that subject's job."""
+        ...
+
+    def stranded(self, now: datetime, *, queued_before: datetime | None) -> list[Job]:
+        """Jobs nobody is working on: running ones whose lease expired, and (unless
+        ``queued_before`` is None) queued ones last handed to the queue before it."""
         ...
 
     def save(self, job: Job, *, expected_token: str | None) -> bool:
@@ -367,6 +373,10 @@ class JobQueue(Protocol):
 
     def wait(self, timeout: float) -> None:
         """Block a worker until work may be available or ``timeout`` seconds passed."""
+        ...
+
+    def backlog(self) -> int:
+        """Messages waiting in the queue for a worker (0 for a queue that carries none)."""
         ...
 
 

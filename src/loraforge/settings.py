@@ -72,6 +72,21 @@ class Settings(BaseSettings):
     job_heartbeat_s: float = Field(
         5.0, gt=0, description="Seconds between a busy worker's heartbeats (keep < lease)."
     )
+    queue: Literal["inline", "celery"] = Field(
+        "inline",
+        description="How workers learn of new jobs: `inline` (they poll the database) or "
+        "`celery` (a Redis-backed Celery queue; workers may run on other machines).",
+    )
+    redis_url: str = Field(
+        "redis://127.0.0.1:6379/0", description="The Celery broker when `queue` is `celery`."
+    )
+    celery_queue: str = Field("loraforge", description="Name of the Celery queue jobs go to.")
+    job_requeue_s: float = Field(
+        30.0,
+        gt=0,
+        description="With `celery`: how often each worker hands jobs whose worker died or "
+        "whose message was lost back to the queue.",
+    )
     job_max_attempts: int = Field(
         3, ge=1, description="Attempts before a job whose workers keep dying is failed."
     )

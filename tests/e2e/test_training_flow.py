@@ -1,7 +1,9 @@
 """`loraforge serve` as shipped: its supervised worker trains and predicts on the tiny model.
 
 The worker is killed with SIGKILL mid-training; the supervisor restarts it, the new attempt
-takes the job over once the lease expires and resumes from the last checkpoint.
+takes the job over once the lease expires and resumes from the last checkpoint. Both queues:
+``inline`` (workers poll the database) and ``celery`` (Redis; the killed worker's message is
+unacknowledged, so the new worker's requeue timer hands the job back).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,15 +22,30 @@ import pytest
 
 from tests import imagefactory
 from tests.e2e.servers import Server, serving
+from tests.redis_server import redis_url
 
 FLOW_TIMEOUT_S = 240.0
 
 
-@pytest.fixture
-def trainer_server(tmp_path: Path, database_url: str) -> Iterator[Server]:
+def _queue_env(queue: str) -> dict[str, str]:
+    if queue == "inline":
+        return {"LORAFORGE_QUEUE": "inline"}
+    return {
+        "LORAFORGE_QUEUE": "celery",
+        "LORAFORGE_REDIS_URL": redis_url(),
+        "LORAFORGE_CELERY_QUEUE": f"lf-e2e-{uuid.uuid4().hex[:12]}",
+        "LORAFORGE_JOB_REQUEUE_S": "1",
+    }
+
+
+@pytest.fixture(params=["inline", "celery"])
+def trainer_server(
+    request: pytest.FixtureRequest, tmp_path: Path, database_url: str
+) -> Iterator[Server]:
     with serving(
         tmp_path / "data",
         database_url,
+        **_queue_env(request.param),
         LORAFORGE_WORKERS="1",
         LORAFORGE_JOB_LEASE_S="4",
         LORAFORGE_JOB_HEARTBEAT_S="0.5",

@@ -17,6 +17,7 @@ from loraforge.bootstrap import (
     build_worker,
     ensure_dev_key,
     migrate,
+    run_worker,
 )
 from loraforge.cli.supervisor import WorkerSupervisor
 from loraforge.domain.errors import NotFound
@@ -104,7 +105,7 @@ def worker(data_dir: DataDir = None) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     try:
-        build_worker(container).run_forever(stop)
+        run_worker(container, build_worker(container), stop)
     finally:
         container.close()
 

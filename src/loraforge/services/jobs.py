@@ -70,12 +70,13 @@ class JobService:
         uow.jobs.add(job)
         return job
 
-    def claim(self, owner: str) -> Lease | None:
-        """Take the next job, or return None. Jobs out of attempts are failed on the way."""
+    def claim(self, owner: str, subject_id: str | None = None) -> Lease | None:
+        """Take the next job (or ``subject_id``'s), or return None when there is none nobody
+        holds. Jobs out of attempts are failed on the way."""
         while True:
             with self._uow(write=True) as uow:
                 now = self._clock.now()
-                job = uow.jobs.next_claimable(now)
+                job = uow.jobs.next_claimable(now, subject_id)
                 if job is None:
                     return None
                 previous = job.lease_token
@@ -95,6 +96,30 @@ class JobService:
                     continue
                 uow.commit()
                 return Lease(claimed)
+
+    def requeue_stranded(self, *, queued_for_s: float | None) -> list[str]:
+        """Hand back to the queue the jobs no worker will otherwise run, for a queue that
+        carries messages (Celery): running ones whose lease expired (their worker died) and,
+        unless ``queued_for_s`` is None, queued ones last handed over longer ago than that
+        (their message was lost). Each is marked queued and handed over now, so it is
+        returned once per ``queued_for_s``. Returns their subject ids, oldest first."""
+        with self._uow(write=True) as uow:
+            now = self._clock.now()
+            queued_before = None if queued_for_s is None else now - timedelta(seconds=queued_for_s)
+            subjects = []
+            for job in uow.jobs.stranded(now, queued_before=queued_before):
+                requeued = replace(
+                    job,
+                    state=JobState.QUEUED,
+                    available_at=now,
+                    lease_owner=None,
+                    lease_token=None,
+                    lease_expires_at=None,
+                )
+                if uow.jobs.save(requeued, expected_token=job.lease_token):
+                    subjects.append(job.subject_id)
+            uow.commit()
+        return subjects
 
     def _exhaust(self, uow: UnitOfWork, job: Job, previous: str | None) -> None:
         reason = (

@@ -1,7 +1,8 @@
 """The worker loop: claim a job, run it while a heartbeat keeps the lease, repeat.
 
-The same handlers run under the in-process worker and (later) under Celery tasks: a job is an
-id, the handler reloads everything from the database.
+The same handlers run under the in-process worker (``run_forever``: poll the database) and
+under Celery (``run_subject`` per task, ``requeue_stranded`` on a timer): a job is an id, the
+handler reloads everything from the database.
 """
 
 from __future__ import annotations
@@ -58,6 +59,33 @@ class Worker:
         lease = self._jobs.claim(self._owner)
         if lease is None:
             return False
+        self._run(lease)
+        return True
+
+    def run_subject(self, subject_id: str) -> bool:
+        """Run the job of this training or prediction unless it is done or another worker
+        holds it (a duplicate message); True when it was run."""
+        lease = self._jobs.claim(self._owner, subject_id)
+        if lease is None:
+            return False
+        self._run(lease)
+        return True
+
+    def requeue_stranded(self, *, queued_for_s: float) -> int:
+        """Hand jobs whose worker died, or whose message was lost, back to the queue.
+
+        Queued jobs are only handed over again while the queue holds no message: a message
+        still waiting means workers are busy, not that one was lost.
+        """
+        waiting = queued_for_s if self._queue.backlog() == 0 else None
+        subjects = self._jobs.requeue_stranded(queued_for_s=waiting)
+        for subject_id in subjects:
+            self._queue.submit(subject_id)
+        if subjects:
+            log.warning("handed %d stranded job(s) back to the queue", len(subjects))
+        return len(subjects)
+
+    def _run(self, lease: Lease) -> None:
         lost = threading.Event()
         done = threading.Event()
         beat = threading.Thread(
@@ -71,7 +99,6 @@ class Worker:
         finally:
             done.set()
             beat.join()
-        return True
 
     def _heartbeat(self, lease: Lease, lost: threading.Event, done: threading.Event) -> None:
         while not done.wait(self._heartbeat_s):
@@ -93,6 +120,18 @@ class Worker:
                 worked = False
             if not worked:
                 self._queue.wait(self._poll_s)
+        sender.join(timeout=5)
+
+    def serve_side_duties(self, stop: threading.Event, *, requeue_every_s: float) -> None:
+        """What a Celery worker process does besides its tasks, until ``stop``: deliver due
+        webhooks and requeue stranded jobs every ``requeue_every_s``."""
+        sender = threading.Thread(target=self._deliver_webhooks, args=(stop,), daemon=True)
+        sender.start()
+        while not stop.wait(requeue_every_s):
+            try:
+                self.requeue_stranded(queued_for_s=requeue_every_s)
+            except Exception:  # the database or broker is away: try again next round
+                log.exception("requeueing stranded jobs failed")
         sender.join(timeout=5)
 
     def _deliver_webhooks(self, stop: threading.Event) -> None:

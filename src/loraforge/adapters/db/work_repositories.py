@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import false, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from loraforge.adapters.db.tables import (
@@ -170,23 +170,36 @@ class SqlJobRepository:
         row = self._s.scalars(select(JobRow).where(JobRow.subject_id == subject_id)).first()
         return _job(row) if row else None
 
-    def next_claimable(self, now: datetime) -> Job | None:
+    def next_claimable(self, now: datetime, subject_id: str | None = None) -> Job | None:
         """The oldest queued job, or a running one whose lease has expired."""
         query = (
             select(JobRow)
             .where(
-                or_(
-                    JobRow.state == JobState.QUEUED.value,
-                    (JobRow.state == JobState.RUNNING.value) & (JobRow.lease_expires_at < now),
-                ),
+                or_(JobRow.state == JobState.QUEUED.value, _lease_expired(now)),
                 JobRow.available_at <= now,
             )
             .order_by(JobRow.available_at, JobRow.created_at)
             .limit(1)
             .with_for_update(skip_locked=True)
         )
+        if subject_id is not None:
+            query = query.where(JobRow.subject_id == subject_id)
         row = self._s.scalars(query).first()
         return _job(row) if row else None
+
+    def stranded(self, now: datetime, *, queued_before: datetime | None) -> list[Job]:
+        waiting = (
+            (JobRow.state == JobState.QUEUED.value) & (JobRow.available_at < queued_before)
+            if queued_before is not None
+            else false()
+        )
+        query = (
+            select(JobRow)
+            .where(or_(_lease_expired(now), waiting))
+            .order_by(JobRow.available_at, JobRow.created_at)
+            .with_for_update(skip_locked=True)
+        )
+        return [_job(row) for row in self._s.scalars(query)]
 
     def save(self, job: Job, *, expected_token: str | None) -> bool:
         """Write ``job`` only if its lease token is still ``expected_token`` (fencing)."""
@@ -200,6 +213,10 @@ class SqlJobRepository:
     def count_active(self) -> int:
         query = select(func.count()).where(JobRow.state != JobState.DONE.value)
         return self._s.scalar(query) or 0
+
+
+def _lease_expired(now: datetime) -> Any:
+    return (JobRow.state == JobState.RUNNING.value) & (JobRow.lease_expires_at < now)
 
 
 def _token_is(token: str | None) -> Any:

@@ -53,7 +53,7 @@ async def start_training(
             webhook_url=body.webhookUrl,
         )
     )
-    c.queue.submit(training.id)
+    await run_in_threadpool(c.queue.submit, training.id)  # Celery publishes over the network
     return TrainingCreated(trainingId=training.id)
 
 
