@@ -504,6 +504,18 @@ class FakeTaskReceiptRepository(_Repository):
         self._state.receipts[key] = (fingerprint, copy.deepcopy(result), at)
         self._changed()
 
+    def delete_before(self, scope_prefix: str, *, before: datetime, limit: int) -> int:
+        old = [
+            key
+            for key, (_, _, at) in self._state.receipts.items()
+            if key[1].startswith(scope_prefix) and at < before
+        ][:limit]
+        for key in old:
+            del self._state.receipts[key]
+        if old:
+            self._changed()
+        return len(old)
+
 
 class FakeTrainingPairRepository(_Repository):
     def replace(self, model_id: str, pairs: builtins.list[TrainingPair]) -> None:

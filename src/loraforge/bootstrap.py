@@ -179,7 +179,9 @@ def build(
             new_id=ids,
             retry_window_s=settings.webhook_retry_window_s,
         ),
-        retention=RetentionService(images=images, clock=clock, keep_after_use=keep_after_use),
+        retention=RetentionService(
+            uow=uow, images=images, clock=clock, keep_after_use=keep_after_use
+        ),
         training_images=TrainingImageService(
             uow=uow, blobs=blobs, captioner=captioner, clock=clock, new_id=ids, limits=limits
         ),

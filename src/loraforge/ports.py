@@ -246,6 +246,11 @@ class TaskReceiptRepository(Protocol):
         """The stored request fingerprint and result, or None."""
         ...
 
+    def delete_before(self, scope_prefix: str, *, before: datetime, limit: int) -> int:
+        """Forget up to ``limit`` receipts whose scope starts with ``scope_prefix``, stored
+        before ``before``; returns how many."""
+        ...
+
     def add(
         self,
         account_id: str,

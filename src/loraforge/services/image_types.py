@@ -13,7 +13,8 @@ class TaskKey:
     """A client-chosen task id (Runware ``taskUUID``): one image per id, per account and scope.
 
     ``fingerprint`` identifies what the task asked for; the same id with another fingerprint is
-    refused with ``Conflict(code=TASK_CONFLICT)``.
+    refused with ``Conflict(code=TASK_CONFLICT)``. ``scope`` is ``"<origin>:<task type>"``: the
+    retention sweep forgets the ids with its origin's images (``RetentionService``).
     """
 
     scope: str

@@ -155,3 +155,23 @@ def test_the_server_loop_runs_the_sweep(settings: Settings) -> None:
         while live.exists(image_id):
             assert time.monotonic() < deadline, "the periodic loop did not delete the image"
             time.sleep(0.05)
+
+
+def test_task_ids_are_forgotten_30_days_after_their_first_use(long_links: Clocked) -> None:
+    clocked = long_links
+    api = clocked.api
+    task = upload_task(bare(imagefactory.png(12, 12)))
+    first = api.client.post(PATH, json=[task], headers=api.headers).json()["data"][0]
+
+    clocked.clock.advance(29 * DAY)
+    replay = api.client.post(PATH, json=[task], headers=api.headers).json()["data"][0]
+    assert replay["imageUUID"] == first["imageUUID"]  # a retry still gets the first answer
+    assert clocked.container.retention.sweep().forgotten == {"runware": 0}
+
+    clocked.clock.advance(1.5 * DAY)  # the image was used on day 29; its task id is 30.5 days old
+    report = clocked.container.retention.sweep()
+    assert report.deleted == {"runware": 0}
+    assert report.forgotten == {"runware": 1}
+    assert clocked.exists(first["imageUUID"])
+    again = api.client.post(PATH, json=[task], headers=api.headers).json()["data"][0]
+    assert again["imageUUID"] != first["imageUUID"]  # the id is free: a new upload

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -50,6 +50,19 @@ class SqlTaskReceiptRepository:
                 )
         except IntegrityError as exc:
             raise Conflict("This task id was already used.", code=DUPLICATE_TASK) from exc
+
+    def delete_before(self, scope_prefix: str, *, before: datetime, limit: int) -> int:
+        key = (TaskReceiptRow.account_id, TaskReceiptRow.scope, TaskReceiptRow.task_id)
+        oldest = (
+            select(*key)
+            .where(
+                TaskReceiptRow.scope.startswith(scope_prefix, autoescape=True),
+                TaskReceiptRow.created_at < before,
+            )
+            .limit(limit)
+        )
+        result = self._s.execute(delete(TaskReceiptRow).where(tuple_(*key).in_(oldest)))
+        return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 class SqlTrainingPairRepository:

@@ -21,7 +21,7 @@ from loraforge.domain.errors import BadRequest, DomainError, InvalidInput
 from loraforge.services.images import TASK_CONFLICT
 
 ORIGIN = "runware"
-RECEIPT_SCOPE = "runware:imageUpload"
+RECEIPT_SCOPE = f"{ORIGIN}:imageUpload"  # the retention sweep forgets it with ORIGIN images
 # Seed 002: "Valid extensions are: jpeg, jpg, png, webp, bmp and gif" (decided from the bytes).
 FORMATS = frozenset(
     {ImageFormat.PNG, ImageFormat.JPEG, ImageFormat.WEBP, ImageFormat.BMP, ImageFormat.GIF}
