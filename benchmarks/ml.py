@@ -37,16 +37,10 @@ from typing import Any
 from benchmarks import _ml_report, _report
 from benchmarks._ml_api import ApiResult, api_under_training
 from benchmarks._ml_common import busy_processes, log, pictures, samples, tiny_weights
-from benchmarks._ml_inprocess import (
-    PredictionResult,
-    SwapResult,
-    TrainingResult,
-    adapter_swap,
-    pipeline_load_s,
-    predict,
-    quiet_libraries,
-    train,
-)
+from benchmarks._ml_generation import PredictionResult, predict
+from benchmarks._ml_inprocess import pipeline_load_s, quiet_libraries
+from benchmarks._ml_swap import SwapResult, adapter_swap
+from benchmarks._ml_training import TrainingResult, train
 from loraforge.domain.work import TrainingSpeed
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
