@@ -305,9 +305,22 @@ def _private_file(path: Path, make: Callable[[], str]) -> str:
 
 
 def build_tiny_base_model(
-    out_dir: Path, *, steps: int, seed: int, log: Callable[[str], None]
+    out_dir: Path,
+    *,
+    steps: int,
+    seed: int,
+    log: Callable[[str], None],
+    autoencoder_steps: int | None = None,
+    autoencoder_from: Path | None = None,
 ) -> dict[str, float]:
     """Pretrain the built-in tiny base model from scratch (reproducible for a seed)."""
     from loraforge.adapters.ml.tiny.pretrain import build_tiny
 
-    return build_tiny(out_dir, steps=steps, seed=seed, log=log)
+    return build_tiny(
+        out_dir,
+        steps=steps,
+        seed=seed,
+        log=log,
+        autoencoder_steps=autoencoder_steps,
+        autoencoder_from=autoencoder_from,
+    )

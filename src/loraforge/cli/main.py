@@ -233,12 +233,27 @@ def basemodels_list(data_dir: DataDir = None) -> None:
 @basemodels_app.command("build-tiny")
 def basemodels_build_tiny(
     out: Annotated[Path, typer.Option(help="Folder to write the diffusers pipeline to.")],
-    steps: Annotated[int, typer.Option(help="Pretraining steps (the shipped model: 4000).")] = 4000,
+    steps: Annotated[int, typer.Option(help="Denoiser pretraining steps.")] = 3000,
+    autoencoder_steps: Annotated[
+        int | None, typer.Option(help="Autoencoder steps (default: three quarters of --steps).")
+    ] = 3000,
     seed: Annotated[int, typer.Option(help="Seed; the same seed gives the same model.")] = 0,
+    autoencoder_from: Annotated[
+        Path | None,
+        typer.Option(help="Reuse the vae/ folder of an earlier build instead of training one."),
+    ] = None,
 ) -> None:
     """Pretrain the tiny base model from scratch on procedurally drawn, captioned images.
 
-    The package already ships one; this rebuilds it reproducibly (or a bigger one)."""
-    metrics = build_tiny_base_model(out, steps=steps, seed=seed, log=err.print)
+    The package already ships one; this rebuilds it reproducibly (the defaults are the shipped
+    model's) or a bigger one."""
+    metrics = build_tiny_base_model(
+        out,
+        steps=steps,
+        autoencoder_steps=autoencoder_steps,
+        seed=seed,
+        autoencoder_from=autoencoder_from,
+        log=err.print,
+    )
     for name, value in metrics.items():
         typer.echo(f"{name}\t{value}")

@@ -49,17 +49,23 @@ class Plan:
     denoiser_batch: int = 12
 
     @classmethod
-    def from_steps(cls, steps: int) -> Plan:
+    def from_steps(cls, steps: int, autoencoder_steps: int | None = None) -> Plan:
         steps = max(1, steps)
         return cls(
-            autoencoder_steps=max(1, steps * 3 // 4),
+            autoencoder_steps=max(1, autoencoder_steps or steps * 3 // 4),
             pool_size=min(max(steps, 32), 5000),
             denoiser_steps=steps,
         )
 
 
 def build_tiny(
-    out_dir: Path, *, steps: int, seed: int, log: Log, autoencoder_from: Path | None = None
+    out_dir: Path,
+    *,
+    steps: int,
+    seed: int,
+    log: Log,
+    autoencoder_steps: int | None = None,
+    autoencoder_from: Path | None = None,
 ) -> dict[str, float]:
     """Pretrain the tiny model into ``out_dir`` (a diffusers folder) and return its metrics.
 
@@ -68,7 +74,7 @@ def build_tiny(
     """
     pin_threads()
     started = time.perf_counter()
-    plan = Plan.from_steps(steps)
+    plan = Plan.from_steps(steps, autoencoder_steps)
     out_dir.mkdir(parents=True, exist_ok=True)
     tokenizer_dir = out_dir / "tokenizer"
     rng = np.random.default_rng(seed)
