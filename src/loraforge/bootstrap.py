@@ -115,7 +115,7 @@ def build(
     clock = clock or SystemClock()
     limits = limits_from(settings)
     uow = SqlUnitOfWorkFactory(make_engine(settings.resolved_database_url()))
-    blobs = LocalBlobStore(settings.data_dir / "blobs")
+    blobs = make_blob_store(settings)
     processor = processor or PillowImageProcessor(
         max_pixels=settings.max_pixels, max_frames=settings.max_frames
     )
@@ -235,6 +235,20 @@ def build_worker(
         poll_s=settings.worker_poll_s,
         heartbeat_s=settings.job_heartbeat_s,
     )
+
+
+def make_blob_store(settings: Settings) -> BlobStore:
+    if settings.blob_store == "s3":
+        from loraforge.adapters.storage.s3 import S3BlobStore
+
+        assert settings.s3_bucket is not None  # Settings refuses s3 without a bucket
+        return S3BlobStore(
+            settings.s3_bucket,
+            prefix=settings.s3_prefix or "",
+            endpoint_url=settings.s3_endpoint_url,
+            region=settings.s3_region,
+        )
+    return LocalBlobStore(settings.data_dir / "blobs")
 
 
 def make_queue(settings: Settings) -> JobQueue:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MiB = 1024 * 1024
@@ -22,7 +22,23 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         None, description="SQLAlchemy URL; default sqlite:///<data_dir>/loraforge.db."
     )
-    blob_store: Literal["local"] = Field("local", description="Where image bytes are kept.")
+    blob_store: Literal["local", "s3"] = Field(
+        "local",
+        description="Where image bytes are kept: `local` (files under the data dir) or `s3` "
+        "(a bucket of any S3-compatible store, shared by every server and worker).",
+    )
+    s3_bucket: str | None = Field(
+        None, description="Bucket holding the blobs when `blob_store` is `s3` (required then)."
+    )
+    s3_endpoint_url: str | None = Field(
+        None, description="S3-compatible endpoint (MinIO, Ceph, R2...); unset: AWS S3."
+    )
+    s3_region: str | None = Field(
+        None, description="Region of the bucket; unset: the AWS configuration's, else us-east-1."
+    )
+    s3_prefix: str | None = Field(
+        None, description="Folder-like key prefix of the blobs in the bucket, e.g. `loraforge/`."
+    )
     host: str = Field("127.0.0.1", description="Address `loraforge serve` binds to.")
     port: int = Field(8000, description="Port `loraforge serve` listens on.")
     public_url: str | None = Field(
@@ -121,6 +137,13 @@ class Settings(BaseSettings):
             "unmapped types train on the default base model."
         ),
     )
+
+    @model_validator(mode="after")
+    def _s3_needs_a_bucket(self) -> Settings:
+        # Refuse to start rather than fail on the first upload.
+        if self.blob_store == "s3" and not self.s3_bucket:
+            raise ValueError("LORAFORGE_BLOB_STORE=s3 needs LORAFORGE_S3_BUCKET")
+        return self
 
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'loraforge.db'}"
