@@ -15,6 +15,7 @@ from safetensors.numpy import load_file
 from typer.testing import CliRunner
 
 from loraforge.adapters.ml.tiny import WEIGHTS_DIR
+from loraforge.adapters.ml.tiny.pretrain import reused_autoencoder_metrics
 from loraforge.cli.main import app
 
 SHIPPED_METRICS = json.loads((WEIGHTS_DIR / "metrics.json").read_text())
@@ -46,3 +47,10 @@ def test_build_tiny_makes_a_loadable_pipeline_reproducibly(tmp_path: Path) -> No
         a, b = load_file(str(weights_a)), load_file(str(weights_b))
         assert a.keys() == b.keys()
         assert all((a[name] == b[name]).all() for name in a), f"{part} differs"
+
+
+def test_a_reused_autoencoder_keeps_its_builds_training_loss(tmp_path: Path) -> None:
+    (tmp_path / "vae").mkdir()
+    assert reused_autoencoder_metrics(tmp_path / "vae") == {}  # no metrics.json: nothing claimed
+    (tmp_path / "metrics.json").write_text(json.dumps({"autoencoder_loss": 0.025, "wall_s": 9}))
+    assert reused_autoencoder_metrics(tmp_path / "vae") == {"autoencoder_loss": 0.025}

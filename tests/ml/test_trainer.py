@@ -22,6 +22,7 @@ from loraforge.adapters.ml.trainer import (
     decode_and_crop,
     denoising_loss,
     encode_samples,
+    min_snr_weights,
 )
 from loraforge.domain.ml import TrainingProgress, TrainingSample, TrainingSpec, TrainingStopped
 from tests.ml.conftest import LORA_HYPER, train
@@ -144,3 +145,20 @@ def test_pictures_are_scaled_and_center_cropped_with_transparency_on_white() -> 
     assert pixels.shape == (3, 64, 64)
     assert torch.allclose(pixels[:, 32, 32], torch.tensor([1.0, -1.0, -1.0]), atol=0.02)
     assert torch.allclose(pixels[:, 32, 1], torch.tensor([1.0, 1.0, 1.0]), atol=0.02)
+
+
+@pytest.mark.parametrize("prediction_type", ["epsilon", "v_prediction"])
+def test_min_snr_weights_cap_the_weight_of_easy_timesteps(prediction_type: str) -> None:
+    scheduler = DDPMScheduler(prediction_type=prediction_type)
+    timesteps = torch.tensor([0, 100, 500, 999])
+    snr = scheduler.alphas_cumprod[timesteps] / (1 - scheduler.alphas_cumprod[timesteps])
+    weights = min_snr_weights(scheduler, timesteps, gamma=5.0)
+
+    # In epsilon terms the Min-SNR weight is min(SNR, gamma) / SNR: 1 where SNR <= gamma,
+    # smaller where the picture is nearly clean. A v target's squared error is (SNR + 1)/SNR
+    # times the noise target's for the same prediction, so its weight is divided by SNR + 1.
+    capped = snr.clamp(max=5.0)
+    expected = capped / (snr + 1) if prediction_type == "v_prediction" else capped / snr
+    torch.testing.assert_close(weights, expected)
+    assert snr[0] > 5 > snr[-1]
+    assert weights[0] < 0.01  # t = 0 is nearly noise-free: its error barely counts

@@ -107,8 +107,8 @@ def plan_table_rows() -> list[str]:
         for strength in (0, 5, 10):
             h = plan(TINY, strength=strength, speed=speed, seed=0)
             rows.append(
-                f"| `{speed.value}` | {strength} | {h.steps} | {h.learning_rate:.0e} | "
-                f"{h.rank} | {h.resolution} | {h.checkpoint_every} |"
+                f"| `{speed.value}` | {strength} | {h.steps} | {h.learning_rate:g} | "
+                f"{h.rank} | {h.resolution} | {h.snr_gamma} | {h.checkpoint_every} |"
             )
     return rows
 

@@ -36,6 +36,10 @@ class Hyperparameters:
     batch_size: int = 1
     checkpoint_every: int = 50
     seed: int = 0
+    # Min-SNR loss weighting (Hang et al. 2023; the diffusers scripts' --snr_gamma): caps the
+    # weight of nearly noise-free timesteps and, for v-prediction, of nearly pure-noise ones,
+    # where a LoRA on ten pictures would otherwise memorise their exact layouts. None: plain MSE.
+    snr_gamma: float | None = 5.0
 
 
 @dataclass(frozen=True)

@@ -121,7 +121,9 @@ def run_training(
                 raise TrainingStopped
             picks = batch_indices(len(spec.samples), hyper.batch_size, step=step, seed=hyper.seed)
             generator = torch.Generator().manual_seed(_mix(hyper.seed, step))
-            loss = denoising_loss(pipe.unet, noise_scheduler, data, picks, generator)
+            loss = denoising_loss(
+                pipe.unet, noise_scheduler, data, picks, generator, snr_gamma=hyper.snr_gamma
+            )
             loss.backward()  # type: ignore[no-untyped-call]  # a gap in torch's annotations
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             optimizer.step()
@@ -260,9 +262,11 @@ def denoising_loss(
     picks: list[int],
     generator: torch.Generator,
     timesteps: torch.Tensor | None = None,
+    snr_gamma: float | None = None,
 ) -> torch.Tensor:
     """Noise-prediction MSE on the picked samples. Random draws come from ``generator`` on the
-    CPU (the same numbers on every device); ``timesteps`` fixes t (held-out evaluation)."""
+    CPU (the same numbers on every device); ``timesteps`` fixes t (held-out evaluation);
+    ``snr_gamma`` weights each sample's error the Min-SNR way (None: unweighted)."""
     import torch
     import torch.nn.functional as F
 
@@ -284,7 +288,24 @@ def denoising_loss(
     if added is not None:
         extra["added_cond_kwargs"] = {key: value[index] for key, value in added.items()}
     prediction = unet(noisy.to(unet.dtype), timesteps, data.prompt_embeds[index], **extra).sample
-    return F.mse_loss(prediction.float(), target.float())
+    error = F.mse_loss(prediction.float(), target.float(), reduction="none")
+    per_sample = error.mean(dim=list(range(1, error.ndim)))
+    if snr_gamma is not None:
+        per_sample = per_sample * min_snr_weights(noise_scheduler, timesteps, snr_gamma)
+    return per_sample.mean()
+
+
+def min_snr_weights(
+    noise_scheduler: DDPMScheduler, timesteps: torch.Tensor, gamma: float
+) -> torch.Tensor:
+    """min(SNR, gamma) for the scheduler's target, as in diffusers' train_text_to_image."""
+    from diffusers.training_utils import compute_snr
+
+    snr: torch.Tensor = compute_snr(noise_scheduler, timesteps)
+    capped = snr.clamp(max=gamma)
+    if noise_scheduler.config.prediction_type == "v_prediction":
+        return capped / (snr + 1)
+    return capped / snr
 
 
 def _mix(seed: int, salt: int) -> int:

@@ -89,6 +89,7 @@ def build_tiny(
     else:
         parts.vae = AutoencoderKL.from_pretrained(str(autoencoder_from), dtype=torch.float32)
         log(f"autoencoder reused from {autoencoder_from}")
+        metrics |= reused_autoencoder_metrics(autoencoder_from)
     latents, captions = encode_pool(parts, plan.pool_size, seed=seed + 2, log=log)
     metrics["denoiser_loss"] = train_denoiser(parts, latents, captions, plan, seed + 3, log)
     save_pipeline(parts, out_dir)
@@ -152,6 +153,16 @@ def train_autoencoder(parts: TinyParts, plan: Plan, *, seed: int, log: Log) -> f
             log(f"autoencoder step {step + 1}/{plan.autoencoder_steps} loss {running:.4f}")
     vae.eval()
     return running
+
+
+def reused_autoencoder_metrics(vae_dir: Path) -> dict[str, float]:
+    """The reused autoencoder's training loss, from its build's metrics.json when there is one
+    (a reused autoencoder is the same model, so its measurement still describes it)."""
+    source = vae_dir.parent / "metrics.json"
+    if not source.is_file():
+        return {}
+    loss = json.loads(source.read_text()).get("autoencoder_loss")
+    return {} if loss is None else {"autoencoder_loss": float(loss)}
 
 
 @torch.inference_mode()
@@ -259,3 +270,15 @@ def save_pipeline(parts: TinyParts, out_dir: Path) -> None:
     )
     pipe.to(torch.float16)
     pipe.save_pretrained(str(out_dir), safe_serialization=True)
+    normalise_configs(out_dir)
+
+
+def normalise_configs(out_dir: Path) -> None:
+    """Drop what depends on where the build ran: the source path a reused autoencoder records
+    (``_name_or_path``) and the tokenizer's hub setting (it never needs the hub)."""
+    for config in out_dir.glob("*/*config.json"):
+        values = json.loads(config.read_text())
+        values.pop("_name_or_path", None)
+        if "local_files_only" in values:
+            values["local_files_only"] = True
+        config.write_text(json.dumps(values, indent=2, sort_keys=True) + "\n")
