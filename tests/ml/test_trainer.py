@@ -29,6 +29,9 @@ from tests.ml.conftest import LORA_HYPER, train
 from tests.ml.pictures import samples
 
 EVAL_TIMESTEPS = (50, 200, 350, 500, 650, 800)
+# One noise draw per picture and timestep made the loss swing by more than what a LoRA changes
+# (±0.05 at single timesteps against a ~0.02 mean gain); eight draws average that out.
+NOISE_DRAWS = 8
 
 
 def heldout_loss(pipe: Pipeline, held_out: list[TrainingSample]) -> float:
@@ -41,7 +44,10 @@ def heldout_loss(pipe: Pipeline, held_out: list[TrainingSample]) -> float:
         for t in EVAL_TIMESTEPS:
             generator = torch.Generator().manual_seed(1000 + t)
             timesteps = torch.full((len(picks),), t)
-            losses.append(denoising_loss(pipe.unet, scheduler, data, picks, generator, timesteps))
+            for _ in range(NOISE_DRAWS):
+                losses.append(
+                    denoising_loss(pipe.unet, scheduler, data, picks, generator, timesteps)
+                )
     return float(torch.stack(losses).mean())
 
 

@@ -233,9 +233,9 @@ def basemodels_list(data_dir: DataDir = None) -> None:
 @basemodels_app.command("build-tiny")
 def basemodels_build_tiny(
     out: Annotated[Path, typer.Option(help="Folder to write the diffusers pipeline to.")],
-    steps: Annotated[int, typer.Option(help="Denoiser pretraining steps.")] = 3000,
+    steps: Annotated[int, typer.Option(help="Denoiser pretraining steps.")] = 6000,
     autoencoder_steps: Annotated[
-        int | None, typer.Option(help="Autoencoder steps (default: three quarters of --steps).")
+        int | None, typer.Option(help="Autoencoder pretraining steps.")
     ] = 3000,
     seed: Annotated[int, typer.Option(help="Seed; the same seed gives the same model.")] = 0,
     autoencoder_from: Annotated[
