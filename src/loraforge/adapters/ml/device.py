@@ -8,8 +8,10 @@ from typing import TYPE_CHECKING
 
 # Idle OpenMP threads sleep instead of spinning: when another process holds a core (the API
 # server beside the worker, a second worker), spinning threads stalled every torch op until
-# rescheduled — a 512² UNet call took 4.9 s instead of 0.18 s (benchmarks/ml.py). Must be set
-# before torch is first imported; the ML adapters import torch lazily, after this module.
+# rescheduled — a 512² UNet call took 4.9 s instead of 0.18 s (benchmarks/ml.py). On a machine
+# of its own a spinning worker is faster (UNet call 80 against 124 ms): operators set
+# OMP_WAIT_POLICY=ACTIVE there, which this default leaves alone. Must be set before torch is
+# first imported; the ML adapters import torch lazily, after this module.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 if TYPE_CHECKING:
