@@ -1,96 +1,21 @@
-"""Contracts between the services and the outside world.
-
-Each port is a Protocol; adapters implement them, ``bootstrap`` picks the implementation, tests
-use fakes. Nothing here imports an infrastructure library.
-"""
+"""Persistence ports: a repository per aggregate, and the unit of work that holds them."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable
 from contextlib import AbstractContextManager
 from datetime import datetime
-from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import Any, Protocol
 
 from loraforge.domain.entities import (
     Account,
     ApiKey,
     Image,
-    ImageFormat,
     ImageKind,
     Model,
-    ProcessedImage,
-    StoredBlob,
     TrainingPair,
 )
-from loraforge.domain.ml import BaseModel, GenerationSpec, TrainingProgress, TrainingSpec
 from loraforge.domain.work import Job, Prediction, Training, WebhookDelivery
-
-
-class Clock(Protocol):
-    def now(self) -> datetime:
-        """The current time, timezone-aware UTC."""
-        ...
-
-
-class BlobStore(Protocol):
-    """Content-addressed bytes. Keys are the sha256 hex of the content, never user input."""
-
-    def put_file(self, source: BinaryIO) -> StoredBlob:
-        """Store the stream's bytes from its current position; atomic; identical bytes once."""
-        ...
-
-    def put_bytes(self, data: bytes) -> StoredBlob:
-        """Store ``data``; atomic; identical bytes stored once."""
-        ...
-
-    def open(self, key: str) -> BinaryIO:
-        """Open a stored blob for reading; raises ``NotFound`` when absent."""
-        ...
-
-    def size(self, key: str) -> int:
-        """Byte size of a stored blob; raises ``NotFound`` when absent."""
-        ...
-
-    def delete(self, key: str) -> None:
-        """Remove a blob; absent keys are ignored."""
-        ...
-
-    def iter_keys(self, *, older_than: datetime) -> Iterator[str]:
-        """Keys of blobs last written before ``older_than`` (candidates for the sweep)."""
-        ...
-
-    def check(self) -> None:
-        """Raise ``Unavailable`` when the store cannot be written and read."""
-        ...
-
-    def remove_stale_temp_files(self, *, older_than: datetime) -> int:
-        """Remove partial writes left by a crash; return how many were removed."""
-        ...
-
-
-class ImageProcessor(Protocol):
-    """Decodes, checks and derives variants from uploaded bytes."""
-
-    def process(self, source: BinaryIO, *, allowed: frozenset[ImageFormat]) -> ProcessedImage:
-        """Validate the image in ``source`` (format from magic bytes, pixel cap before decoding,
-        full decode) and return its metadata and derived display/thumbnail variants.
-
-        Raises ``UnsupportedFormat`` (not an image of ``allowed``) or ``ImageRejected``.
-        Leaves ``source`` at an unspecified position.
-        """
-        ...
-
-
-class UrlFetcher(Protocol):
-    """Fetches a user-supplied URL safely (SSRF-guarded, byte and time caps)."""
-
-    def fetch(self, url: str, *, max_bytes: int) -> BinaryIO:
-        """Return a seekable stream with the body, positioned at 0.
-
-        Raises ``FetchFailed`` for every failure (blocked, refused, timed out, too large).
-        """
-        ...
 
 
 class AccountRepository(Protocol):
@@ -320,88 +245,4 @@ class UnitOfWorkFactory(Protocol):
 
     def check(self) -> None:
         """Raise ``Unavailable`` when the database cannot be reached."""
-        ...
-
-
-class Trainer(Protocol):
-    """Trains a LoRA on a base model (diffusers + peft in the real adapter)."""
-
-    def train(
-        self,
-        spec: TrainingSpec,
-        *,
-        workdir: Path,
-        report: Callable[[TrainingProgress], None],
-        should_stop: Callable[[], bool],
-    ) -> Path:
-        """Train and return the path of the LoRA ``.safetensors`` (inside ``workdir``).
-
-        Checkpoints go to ``workdir`` every ``hyper.checkpoint_every`` steps; when ``workdir``
-        already holds a checkpoint of the same spec, training resumes from it. ``report`` is
-        called after every step; when ``should_stop()`` turns true the trainer raises
-        ``TrainingStopped`` within one step.
-        """
-        ...
-
-
-class Generator(Protocol):
-    """Generates images, keeping base pipelines resident and swapping LoRA adapters."""
-
-    def generate(self, spec: GenerationSpec) -> list[bytes]:
-        """Encoded images (``spec.output_format``), ``spec.num_images`` of them; the same spec
-        and seed give the same bytes."""
-        ...
-
-
-class BaseModelCatalog(Protocol):
-    """The base models this installation can train on and generate with."""
-
-    @property
-    def default(self) -> str:
-        """Name of the base model used when a model names none."""
-        ...
-
-    def list(self) -> list[BaseModel]: ...
-
-    def get(self, name: str) -> BaseModel:
-        """Raise ``KeyError`` for an unknown name."""
-        ...
-
-
-class JobQueue(Protocol):
-    """Hands new jobs to workers. The database stays the source of truth for job state: a
-    queue only wakes workers (inline) or carries the job id to them (Celery)."""
-
-    def submit(self, subject_id: str) -> None:
-        """Called after the transaction that created the job committed."""
-        ...
-
-    def wait(self, timeout: float) -> None:
-        """Block a worker until work may be available or ``timeout`` seconds passed."""
-        ...
-
-    def backlog(self) -> int:
-        """Messages waiting in the queue for a worker (0 for a queue that carries none)."""
-        ...
-
-
-class WebhookSender(Protocol):
-    def post_json(self, url: str, body: bytes, headers: Mapping[str, str]) -> int:
-        """POST with SSRF checks; return the status code; raise ``FetchFailed`` when blocked,
-        refused or timed out."""
-        ...
-
-
-IdFactory = Callable[[], str]
-
-
-class Captioner(Protocol):
-    """Describes an image in words: an image-to-text model (BLIP-style) in the real adapter."""
-
-    def caption(self, image: bytes) -> str:
-        """A short caption of the encoded image; the same bytes give the same text.
-
-        ``image`` is one of the core's own derived variants (already decoded, checked and
-        re-encoded), never raw client bytes.
-        """
         ...

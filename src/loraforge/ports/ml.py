@@ -1,0 +1,66 @@
+"""Machine-learning ports: training, generation, the base-model catalog, captioning."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol
+
+from loraforge.domain.ml import BaseModel, GenerationSpec, TrainingProgress, TrainingSpec
+
+
+class Trainer(Protocol):
+    """Trains a LoRA on a base model (diffusers + peft in the real adapter)."""
+
+    def train(
+        self,
+        spec: TrainingSpec,
+        *,
+        workdir: Path,
+        report: Callable[[TrainingProgress], None],
+        should_stop: Callable[[], bool],
+    ) -> Path:
+        """Train and return the path of the LoRA ``.safetensors`` (inside ``workdir``).
+
+        Checkpoints go to ``workdir`` every ``hyper.checkpoint_every`` steps; when ``workdir``
+        already holds a checkpoint of the same spec, training resumes from it. ``report`` is
+        called after every step; when ``should_stop()`` turns true the trainer raises
+        ``TrainingStopped`` within one step.
+        """
+        ...
+
+
+class Generator(Protocol):
+    """Generates images, keeping base pipelines resident and swapping LoRA adapters."""
+
+    def generate(self, spec: GenerationSpec) -> list[bytes]:
+        """Encoded images (``spec.output_format``), ``spec.num_images`` of them; the same spec
+        and seed give the same bytes."""
+        ...
+
+
+class BaseModelCatalog(Protocol):
+    """The base models this installation can train on and generate with."""
+
+    @property
+    def default(self) -> str:
+        """Name of the base model used when a model names none."""
+        ...
+
+    def list(self) -> list[BaseModel]: ...
+
+    def get(self, name: str) -> BaseModel:
+        """Raise ``KeyError`` for an unknown name."""
+        ...
+
+
+class Captioner(Protocol):
+    """Describes an image in words: an image-to-text model (BLIP-style) in the real adapter."""
+
+    def caption(self, image: bytes) -> str:
+        """A short caption of the encoded image; the same bytes give the same text.
+
+        ``image`` is one of the core's own derived variants (already decoded, checked and
+        re-encoded), never raw client bytes.
+        """
+        ...
