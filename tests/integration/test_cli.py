@@ -158,6 +158,24 @@ def test_keys_revoke_unknown_id_fails_with_a_message(cli: Cli) -> None:
     assert "No API key no-such-key." in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"LORAFORGE_BLOB_STORE": "s3"}, "LORAFORGE_BLOB_STORE=s3 needs LORAFORGE_S3_BUCKET"),
+        ({"LORAFORGE_PORT": "eighty"}, "LORAFORGE_PORT: Input should be a valid integer"),
+    ],
+)
+def test_an_invalid_setting_is_one_clear_line_not_a_traceback(
+    tmp_path: Path, env: dict[str, str], expected: str
+) -> None:
+    result = CliRunner().invoke(app, ["db", "upgrade", "--data-dir", str(tmp_path)], env=env)
+
+    assert result.exit_code == 2
+    assert "invalid setting" in result.stderr
+    assert expected in result.stderr
+    assert "Traceback" not in result.output
+
+
 def test_db_upgrade_is_idempotent(cli: Cli, settings: Settings) -> None:
     def version() -> list[str]:
         engine = create_engine(settings.resolved_database_url())

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -46,7 +47,15 @@ def _settings(data_dir: Path | None = None, **overrides: object) -> Settings:
     values = {k: v for k, v in overrides.items() if v is not None}
     if data_dir is not None:
         values["data_dir"] = data_dir
-    return Settings(**values)  # type: ignore[arg-type]
+    try:
+        return Settings(**values)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        # An operator's typo deserves one line per setting, not a pydantic traceback.
+        for problem in exc.errors(include_url=False):
+            where = "".join(f"LORAFORGE_{str(part).upper()}: " for part in problem["loc"][:1])
+            message = str(problem["msg"]).removeprefix("Value error, ")
+            err.print(f"[red]invalid setting[/red] {escape(where + message)}")
+        raise typer.Exit(2) from None
 
 
 def _container(data_dir: Path | None) -> Container:
