@@ -295,10 +295,23 @@ class FakeImageRepository(_Repository):
     ) -> tuple[builtins.list[Image], int]:
         wanted = set(kinds)
         found = [
-            i for i in self._state.images.values() if i.model_id == model_id and i.kind in wanted
+            i
+            for i in self._state.images.values()
+            if (i.model_id == model_id and i.kind in wanted)
+            or (ImageKind.OUTPUT in wanted and self._mixed_output_of(model_id, i))
         ]
         found.sort(key=lambda i: (i.created_at, i.id), reverse=True)
         return [copy.copy(i) for i in found[offset : offset + limit]], len(found)
+
+    def _mixed_output_of(self, model_id: str, image: Image) -> bool:
+        """An output of a prediction that mixed ``model_id`` after its first (owning) model."""
+        prediction = self._state.predictions.get(image.prediction_id or "")
+        return (
+            image.kind is ImageKind.OUTPUT
+            and prediction is not None
+            and model_id in prediction.mixed_model_ids
+            and self._visible(image)
+        )
 
     def count_for_model(self, model_id: str, kind: ImageKind) -> int:
         return sum(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import inspect
+from sqlalchemy import insert, inspect, select
 
 from loraforge.adapters.db.engine import make_engine
 from loraforge.adapters.db.migrate import MIGRATIONS, _config, downgrade, upgrade
@@ -107,6 +108,49 @@ def test_every_step_down_and_up_again(fresh_url: str) -> None:
         assert tables(fresh_url) == after_upgrade
         assert current_revision(fresh_url) == revision
     assert schema_differences(fresh_url) == []
+
+
+def test_0004_links_existing_predictions_to_the_other_models_they_mixed(fresh_url: str) -> None:
+    upgrade(fresh_url, "0003")
+    at = datetime(2026, 11, 29, tzinfo=UTC)
+    table = Base.metadata.tables
+    mix = [
+        {"key": k, "model_id": m, "training_id": "t", "scale": 1.0} for k, m in enumerate("abab")
+    ]
+    engine = make_engine(fresh_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(insert(table["accounts"]).values(id="acc", name="n", created_at=at))
+            for model_id in "ab":
+                conn.execute(
+                    insert(table["models"]).values(
+                        id=model_id,
+                        account_id="acc",
+                        display_name="m",
+                        base_model="tiny",
+                        attributes={},
+                        created_at=at,
+                        updated_at=at,
+                    )
+                )
+            conn.execute(
+                insert(table["predictions"]).values(
+                    id="p",
+                    account_id="acc",
+                    status="succeeded",
+                    params={"scale_configs": mix},
+                    progress={},
+                    output_image_ids=[],
+                    created_at=at,
+                )
+            )
+        upgrade(fresh_url)
+        with engine.connect() as conn:
+            links = conn.execute(select(table["prediction_models"])).all()
+    finally:
+        engine.dispose()
+
+    assert links == [("p", "b")]  # the first model owns the outputs; "b" once
 
 
 def test_migrations_ship_with_the_package() -> None:

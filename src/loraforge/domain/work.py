@@ -90,6 +90,18 @@ class Prediction:
     finished_at: datetime | None = None
     deleted_at: datetime | None = None
 
+    @property
+    def owner_model_id(self) -> str:
+        """The model whose ``output`` images the outputs are: the first scale config's."""
+        return self.scale_configs[0].model_id
+
+    @property
+    def mixed_model_ids(self) -> list[str]:
+        """The other models it mixed, once each; its outputs are listed under them too."""
+        others = dict.fromkeys(c.model_id for c in self.scale_configs)
+        others.pop(self.owner_model_id)
+        return list(others)
+
 
 class JobKind(enum.StrEnum):
     TRAINING = "training"

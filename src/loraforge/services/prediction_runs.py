@@ -51,7 +51,7 @@ class PredictionRunner:
             images = [
                 self._images.prepare_output(
                     account_id=prediction.account_id,
-                    model_id=prediction.scale_configs[0].model_id,
+                    model_id=prediction.owner_model_id,
                     prediction_id=prediction.id,
                     data=data,
                     name=f"{prediction.id}-{n}.{prediction.output_format}",

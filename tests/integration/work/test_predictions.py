@@ -54,6 +54,46 @@ def test_prediction_outputs_are_core_images(work: Work) -> None:
     assert [(lora.name, lora.scale) for lora in spec.loras] == [(training_id, 0.8)]
 
 
+def _outputs(work: Work, model_id: str, **params: Any) -> dict[str, Any]:
+    answer = work.api.client.get(
+        f"/v1/models/{model_id}/images",
+        params={"imageType": "output", **params},
+        headers=work.api.headers,
+    )
+    assert answer.status_code == 200, answer.text
+    body: dict[str, Any] = answer.json()
+    return body
+
+
+def test_a_mix_lists_its_outputs_under_every_model_it_used(work: Work) -> None:
+    first, second = _trained(work), _trained(work)
+    client, headers = work.api.client, work.api.headers
+    alone = client.post("/v1/predictions", json=_body(*second), headers=headers)
+    mix = _body(*first)
+    mix["scaleConfigs"]["2"] = {"scale": 0.5, "modelId": second[0], "trainingId": second[1]}
+    mixed = client.post("/v1/predictions", json=mix, headers=headers)
+    work.run_jobs()
+    ids = {
+        name: client.get(
+            f"/v1/predictions/{answer.json()['predictionId']}", headers=headers
+        ).json()["outputImageIds"]
+        for name, answer in (("alone", alone), ("mixed", mixed))
+    }
+
+    assert {i["id"] for i in _outputs(work, first[0])["items"]} == set(ids["mixed"])
+    under_second = _outputs(work, second[0])
+    assert under_second["total"] == 4
+    listed = [i["id"] for i in under_second["items"]]
+    assert (set(listed[:2]), set(listed[2:])) == (set(ids["mixed"]), set(ids["alone"]))
+    # Pages of one walk both the model's own outputs and the mix's, newest first, once each.
+    pages = [_outputs(work, second[0], pageSize=1, pageNum=n)["items"] for n in (1, 2, 3, 4)]
+    assert [page[0]["id"] for page in pages] == listed
+
+    # The mix's outputs belong to the first model: deleting it hides them everywhere.
+    assert client.delete(f"/v1/models/{first[0]}", headers=headers).status_code in (200, 204)
+    assert {i["id"] for i in _outputs(work, second[0])["items"]} == set(ids["alone"])
+
+
 def test_same_seed_and_parameters_give_the_same_bytes(work: Work) -> None:
     model_id, training_id = _trained(work)
     client, headers = work.api.client, work.api.headers

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CursorResult, delete, func, or_, select, update
+from sqlalchemy import CursorResult, delete, exists, func, or_, select, union_all, update
 from sqlalchemy.orm import Session
 
 from loraforge.adapters.db.tables import (
@@ -14,6 +14,7 @@ from loraforge.adapters.db.tables import (
     ApiKeyRow,
     ImageRow,
     ModelRow,
+    PredictionModelRow,
     TrainingBlobRow,
     TrainingRow,
 )
@@ -147,8 +148,10 @@ class SqlImageRepository:
 
     def _visible(self) -> Any:
         # Images of a soft-deleted model disappear with it; model-less images stay visible.
-        live_model = select(ModelRow.id).where(ModelRow.deleted_at.is_(None))
-        return or_(ImageRow.model_id.is_(None), ImageRow.model_id.in_(live_model))
+        # Correlated, so each candidate row costs one primary-key probe: as
+        # ``model_id IN (SELECT … live models)`` SQLite listed every live model first.
+        live_model = exists().where(ModelRow.id == ImageRow.model_id, ModelRow.deleted_at.is_(None))
+        return or_(ImageRow.model_id.is_(None), live_model)
 
     def get(self, account_id: str, image_id: str) -> Image | None:
         row = self._s.scalars(
@@ -166,19 +169,52 @@ class SqlImageRepository:
     def list_for_model(
         self, model_id: str, *, kinds: Iterable[ImageKind], offset: int, limit: int
     ) -> tuple[list[Image], int]:
-        where = (ImageRow.model_id == model_id, ImageRow.kind.in_([k.value for k in kinds]))
-        # Two queries on purpose: COUNT(*) OVER () would read every matching row in full
+        wanted = [k.value for k in kinds]
+        owned = (ImageRow.model_id == model_id, ImageRow.kind.in_(wanted))
+        mixed = self._mixed_outputs(model_id) if ImageKind.OUTPUT.value in wanted else None
+        # Counted apart on purpose: COUNT(*) OVER () would read every matching row in full
         # before the LIMIT (2x slower for a model with 10,000 outputs, benchmarks/ingest.py);
-        # this count is answered from the index alone.
-        total = self._s.scalar(select(func.count()).select_from(ImageRow).where(*where)) or 0
-        rows = self._s.scalars(
-            select(ImageRow)
+        # the model's own count is answered from the index alone.
+        own_total = self._count(owned)
+        mixed_total = self._count(mixed) if mixed is not None else 0
+        newest = (ImageRow.created_at.desc(), ImageRow.id.desc())
+        if mixed is None or not mixed_total:  # the usual case: one walk down the model's index
+            page = select(ImageRow).where(*owned).order_by(*newest).offset(offset).limit(limit)
+            return [_image(r) for r in self._s.scalars(page)], own_total
+        # Each side walks newest first and stops after offset + limit rows; the page is cut
+        # from their union's keys, and only its rows are read in full.
+        heads = [
+            select(ImageRow.id, ImageRow.created_at)
             .where(*where)
-            .order_by(ImageRow.created_at.desc(), ImageRow.id.desc())
+            .order_by(*newest)
+            .limit(offset + limit)
+            .subquery()
+            for where in (owned, mixed)
+        ]
+        keys = union_all(*(select(head.c.id, head.c.created_at) for head in heads)).subquery()
+        page_ids = (
+            select(keys.c.id)
+            .order_by(keys.c.created_at.desc(), keys.c.id.desc())
             .offset(offset)
             .limit(limit)
         )
-        return [_image(r) for r in rows], total
+        rows = self._s.scalars(select(ImageRow).where(ImageRow.id.in_(page_ids)).order_by(*newest))
+        return [_image(r) for r in rows], own_total + mixed_total
+
+    def _count(self, where: tuple[Any, ...]) -> int:
+        return self._s.scalar(select(func.count()).select_from(ImageRow).where(*where)) or 0
+
+    def _mixed_outputs(self, model_id: str) -> tuple[Any, ...]:
+        # Outputs of predictions that mixed the model after their first (owning) model.
+        # Hidden while the owning model is deleted, as in ``get``.
+        mixes = select(PredictionModelRow.prediction_id).where(
+            PredictionModelRow.model_id == model_id
+        )
+        return (
+            ImageRow.kind == ImageKind.OUTPUT.value,
+            ImageRow.prediction_id.in_(mixes),
+            self._visible(),
+        )
 
     def count_for_model(self, model_id: str, kind: ImageKind) -> int:
         query = select(func.count()).where(

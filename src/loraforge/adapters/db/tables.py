@@ -173,6 +173,16 @@ class PredictionRow(Base):
     deleted_at: Mapped[datetime | None] = mapped_column(Timestamp)
 
 
+class PredictionModelRow(Base):
+    """The models a prediction mixed besides its first (which owns the outputs): its
+    outputs are listed under these too."""
+
+    __tablename__ = "prediction_models"
+
+    prediction_id: Mapped[str] = mapped_column(ForeignKey("predictions.id"), primary_key=True)
+    model_id: Mapped[str] = mapped_column(ForeignKey("models.id"), primary_key=True, index=True)
+
+
 class JobRow(Base):
     __tablename__ = "jobs"
     __table_args__ = (Index("ix_jobs_state_available", "state", "available_at"),)
