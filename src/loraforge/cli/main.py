@@ -52,9 +52,10 @@ def _settings(data_dir: Path | None = None, **overrides: object) -> Settings:
     except ValidationError as exc:
         # An operator's typo deserves one line per setting, not a pydantic traceback.
         for problem in exc.errors(include_url=False):
-            where = "".join(f"LORAFORGE_{str(part).upper()}: " for part in problem["loc"][:1])
+            # loc names the field; a check across fields (model validator) has none.
+            field = f"LORAFORGE_{str(problem['loc'][0]).upper()}: " if problem["loc"] else ""
             message = str(problem["msg"]).removeprefix("Value error, ")
-            err.print(f"[red]invalid setting[/red] {escape(where + message)}")
+            err.print(f"[red]invalid setting[/red] {escape(field + message)}")
         raise typer.Exit(2) from None
 
 

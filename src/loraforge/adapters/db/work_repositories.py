@@ -139,11 +139,11 @@ class SqlPredictionRepository:
 
     def add(self, prediction: Prediction) -> None:
         self._s.add(PredictionRow(**_prediction_row_values(prediction)))
-        self._s.flush()
-        self._s.add_all(
-            PredictionModelRow(prediction_id=prediction.id, model_id=m)
-            for m in prediction.mixed_model_ids
-        )
+        if mixed := prediction.mixed_model_ids:
+            self._s.flush()  # the links' foreign key needs the prediction's row first
+            self._s.add_all(
+                PredictionModelRow(prediction_id=prediction.id, model_id=m) for m in mixed
+            )
 
     def get(self, prediction_id: str, *, account_id: str | None = None) -> Prediction | None:
         query = select(PredictionRow).where(PredictionRow.id == prediction_id)
