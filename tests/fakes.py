@@ -319,7 +319,8 @@ class FakeImageRepository(_Repository):
         )
 
     def update(self, image: Image) -> None:
-        assert image.id in self._state.images, "update of a missing row"
+        if image.id not in self._state.images:
+            raise NotFound(f"No image {image.id}.")
         self._state.images[image.id] = copy.copy(image)
         self._changed()
 
@@ -542,6 +543,21 @@ class FakeTrainingPairRepository(_Repository):
 CommitHook = Callable[["FakeUnitOfWork"], None]
 
 
+class FakeBlobLockRepository:
+    """Write transactions of the fake database exclude each other (like SQLite's): a write
+    transaction holds every key."""
+
+    def __init__(self, uow: FakeUnitOfWork) -> None:
+        self._uow = uow
+
+    def lock(self, keys: Iterable[str]) -> None:
+        assert self._uow.write, "blob keys locked outside a write transaction"
+
+    def try_lock(self, keys: Iterable[str]) -> set[str]:
+        assert self._uow.write, "blob keys locked outside a write transaction"
+        return set(keys)
+
+
 class FakeUnitOfWork:
     """Works on a private copy of the state; ``commit()`` publishes it."""
 
@@ -561,6 +577,7 @@ class FakeUnitOfWork:
         self.webhooks = FakeWebhookRepository(self)
         self.receipts = FakeTaskReceiptRepository(self)
         self.pairs = FakeTrainingPairRepository(self)
+        self.blob_locks = FakeBlobLockRepository(self)
 
     def commit(self) -> None:
         assert self.write or not self.dirty, "changes committed outside a write transaction"

@@ -110,12 +110,13 @@ def build(
     catalog: BaseModelCatalog | None = None,
     queue: JobQueue | None = None,
     captioner: Captioner | None = None,
+    blobs: BlobStore | None = None,
 ) -> Container:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     clock = clock or SystemClock()
     limits = limits_from(settings)
     uow = SqlUnitOfWorkFactory(make_engine(settings.resolved_database_url()))
-    blobs = make_blob_store(settings)
+    blobs = blobs or make_blob_store(settings)
     processor = processor or PillowImageProcessor(
         max_pixels=settings.max_pixels, max_frames=settings.max_frames
     )

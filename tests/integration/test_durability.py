@@ -40,6 +40,7 @@ from loraforge.domain.errors import DomainError
 from loraforge.ports import (
     AccountRepository,
     ApiKeyRepository,
+    BlobLockRepository,
     ImageRepository,
     JobRepository,
     ModelRepository,
@@ -143,6 +144,10 @@ class _CommitFails:
     @property
     def pairs(self) -> TrainingPairRepository:
         return self._inner.pairs
+
+    @property
+    def blob_locks(self) -> BlobLockRepository:
+        return self._inner.blob_locks
 
     def commit(self) -> None:
         raise OperationalError("COMMIT", None, OSError(errno.EIO, "disk I/O error"))

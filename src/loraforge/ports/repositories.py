@@ -71,7 +71,9 @@ class ImageRepository(Protocol):
 
     def count_for_model(self, model_id: str, kind: ImageKind) -> int: ...
 
-    def update(self, image: Image) -> None: ...
+    def update(self, image: Image) -> None:
+        """Write every field of ``image``; raises ``NotFound`` when its row is gone."""
+        ...
 
     def delete(self, image_id: str) -> None: ...
 
@@ -199,6 +201,25 @@ class TrainingPairRepository(Protocol):
     def list(self, model_id: str) -> list[TrainingPair]: ...
 
 
+class BlobLockRepository(Protocol):
+    """Locks on blob keys, held until the transaction ends, that make "is this blob still
+    referenced?" and "remove it" one step against writers that reuse the same bytes.
+
+    Writers that commit rows referencing blobs ``lock`` the keys (waiting) and check the blobs
+    exist before committing; removals ``try_lock`` (never waiting) and only remove keys they
+    hold and that no row references. Where the database has a single writer lock (SQLite's
+    ``BEGIN IMMEDIATE``), a write transaction already holds every key.
+    """
+
+    def lock(self, keys: Iterable[str]) -> None:
+        """Wait for and hold each key's lock until the (write) transaction ends."""
+        ...
+
+    def try_lock(self, keys: Iterable[str]) -> set[str]:
+        """Take the locks that are free now; return the keys this transaction holds."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One transaction over all repositories. Leaving without ``commit()`` rolls back."""
 
@@ -231,6 +252,9 @@ class UnitOfWork(Protocol):
 
     @property
     def pairs(self) -> TrainingPairRepository: ...
+
+    @property
+    def blob_locks(self) -> BlobLockRepository: ...
 
     def commit(self) -> None: ...
 

@@ -7,8 +7,10 @@ from datetime import timedelta
 from itertools import islice
 
 from loraforge.ports import BlobStore, Clock, UnitOfWorkFactory
+from loraforge.services.blob_refs import BlobReferences
 
-BATCH = 500
+# Keys checked and removed per transaction (SQLite: writers wait meanwhile).
+BATCH = 100
 
 
 @dataclass(frozen=True)
@@ -22,10 +24,11 @@ class BlobSweeper:
     def __init__(
         self, *, uow: UnitOfWorkFactory, blobs: BlobStore, clock: Clock, grace_s: int
     ) -> None:
-        self._uow = uow
         self._blobs = blobs
+        self._refs = BlobReferences(uow=uow, blobs=blobs)
         self._clock = clock
-        # Blobs younger than this may belong to an upload whose row is not committed yet.
+        # Blobs younger than this are left alone: they may belong to an upload whose row is not
+        # committed yet, which would have to store them again (``BlobReferences.adopt``).
         self._grace = timedelta(seconds=grace_s)
 
     def sweep(self) -> SweepReport:
@@ -34,10 +37,6 @@ class BlobSweeper:
         candidates = self._blobs.iter_keys(older_than=cutoff)
         while keys := set(islice(candidates, BATCH)):
             examined += len(keys)
-            with self._uow() as uow:
-                used = uow.images.referenced_blob_keys(keys)
-            for key in keys - used:
-                self._blobs.delete(key)
-                removed += 1
+            removed += self._refs.release(keys)
         temp = self._blobs.remove_stale_temp_files(older_than=cutoff)
         return SweepReport(examined=examined, removed=removed, temp_files_removed=temp)

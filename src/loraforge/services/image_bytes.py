@@ -1,7 +1,8 @@
 """The bytes side of images: decode and derive variants, store blobs, commit, clean up.
 
-Writes go blob first, then the row in one transaction; when the transaction fails the blobs it
-created are removed again (and blobs shared with other rows are kept).
+Writes go blob first, then the row in one transaction that adopts the blobs (see
+``blob_refs``); when the transaction fails the blobs it created are released again (and blobs
+shared with other rows are kept).
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import BinaryIO, TypedDict
 
-from loraforge.domain.entities import ImageFormat, ProcessedImage, StoredBlob
-from loraforge.domain.errors import NotFound
+from loraforge.domain.entities import Image, ImageFormat, ProcessedImage, StoredBlob
 from loraforge.ports import BlobStore, ImageProcessor, UnitOfWork, UnitOfWorkFactory
+from loraforge.services.blob_refs import BlobReferences, Source, rewound
 
 Writer = Callable[[UnitOfWork], None]
 MAX_NAME = 255
@@ -63,6 +64,14 @@ class StoredImage:
     def blobs(self) -> list[StoredBlob]:
         return [self.original, self.display, self.thumbnail]
 
+    def sources(self, original: BinaryIO) -> dict[str, Source]:
+        """Where each blob's bytes come from, should they have to be stored again."""
+        return {
+            self.original.key: lambda: rewound(original),
+            self.display.key: lambda: io.BytesIO(self.processed.display),
+            self.thumbnail.key: lambda: io.BytesIO(self.processed.thumbnail),
+        }
+
     def fields(self) -> ContentFields:
         """The fields of an Image that describe these bytes."""
         return ContentFields(
@@ -79,6 +88,15 @@ class StoredImage:
         )
 
 
+@dataclass(frozen=True)
+class PreparedImage:
+    """A generated image whose blobs are stored and whose row is not committed yet."""
+
+    image: Image
+    stored: StoredImage
+    data: bytes
+
+
 class ImageBytes:
     def __init__(
         self,
@@ -90,6 +108,7 @@ class ImageBytes:
     ) -> None:
         self._uow = uow
         self._blobs = blobs
+        self._refs = BlobReferences(uow=uow, blobs=blobs)
         self._processor = processor
         # Decoding is CPU- and memory-heavy. A small dedicated pool both bounds how many run at
         # once and keeps them on the same few threads: glibc gives every thread that decodes a
@@ -112,28 +131,28 @@ class ImageBytes:
         return StoredImage(processed, *stored)
 
     def commit(self, write: Writer, stored: StoredImage, stream: BinaryIO) -> None:
-        """Run ``write`` in a write transaction; on failure remove the blobs it created."""
+        """Run ``write`` in a write transaction that adopts the stored blobs; on failure
+        release the blobs this write created."""
         try:
             with self._uow(write=True) as uow:
                 write(uow)
+                self.adopt(uow, stored, stream)
                 uow.commit()
         except BaseException:
             self.discard(stored.blobs())
             raise
-        self._restore_if_swept(stored, stream)
+
+    def adopt(self, uow: UnitOfWork, stored: StoredImage, original: BinaryIO) -> None:
+        """Inside the transaction that commits rows referencing ``stored``: see ``blob_refs``."""
+        self._refs.adopt(uow, stored.sources(original))
 
     def discard(self, stored: Iterable[StoredBlob]) -> None:
         """Remove the blobs this write created (not those that were already stored)."""
         self.release({b.key for b in stored if b.created})
 
     def release(self, keys: set[str]) -> None:
-        """Remove blobs that no row references any more."""
-        if not keys:
-            return
-        with self._uow() as uow:
-            still_used = uow.images.referenced_blob_keys(keys)
-        for key in keys - still_used:
-            self._blobs.delete(key)
+        """Remove blobs that no row references any more (see ``blob_refs``)."""
+        self._refs.release(keys)
 
     def close(self) -> None:
         self._decoder.shutdown(wait=True)
@@ -144,18 +163,3 @@ class ImageBytes:
             return self._processor.process(stream, allowed=allowed)
 
         return self._decoder.submit(decode).result()
-
-    def _restore_if_swept(self, stored: StoredImage, stream: BinaryIO) -> None:
-        # A concurrent delete of an image with identical bytes may have removed a shared blob
-        # between our write and our commit: write it again so no row points at nothing.
-        sources: list[tuple[StoredBlob, BinaryIO]] = [
-            (stored.original, stream),
-            (stored.display, io.BytesIO(stored.processed.display)),
-            (stored.thumbnail, io.BytesIO(stored.processed.thumbnail)),
-        ]
-        for blob, source in sources:
-            try:
-                self._blobs.size(blob.key)
-            except NotFound:
-                source.seek(0)
-                self._blobs.put_file(source)

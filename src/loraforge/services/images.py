@@ -37,7 +37,7 @@ from loraforge.ports import (
     UnitOfWorkFactory,
     UrlFetcher,
 )
-from loraforge.services.image_bytes import ImageBytes, Upload, sanitize_name
+from loraforge.services.image_bytes import ImageBytes, PreparedImage, Upload, sanitize_name
 from loraforge.services.image_types import TASK_CONFLICT, Content, TaskKey
 from loraforge.services.paging import PageRequest
 
@@ -179,13 +179,12 @@ class ImageService:
 
     def prepare_output(
         self, *, account_id: str, model_id: str, prediction_id: str, data: bytes, name: str
-    ) -> Image:
-        """Store a generated image's blobs and return its (not yet committed) Image; the
-        caller adds it inside its own transaction, or calls ``discard`` on failure."""
-        stream = io.BytesIO(data)
-        stored = self._bytes.ingest(stream, ALL_FORMATS)
+    ) -> PreparedImage:
+        """Store a generated image's blobs; the caller adds it inside its own transaction
+        (``add_prepared``), or calls ``discard`` on failure."""
+        stored = self._bytes.ingest(io.BytesIO(data), ALL_FORMATS)
         now = self._clock.now()
-        return Image(
+        image = Image(
             id=self._new_id(),
             account_id=account_id,
             model_id=model_id,
@@ -196,13 +195,17 @@ class ImageService:
             prediction_id=prediction_id,
             **stored.fields(),
         )
+        return PreparedImage(image=image, stored=stored, data=data)
 
-    def discard(self, images: Iterable[Image]) -> None:
+    def add_prepared(self, uow: UnitOfWork, prepared: Iterable[PreparedImage]) -> None:
+        """Add prepared images in the caller's write transaction, adopting their blobs."""
+        for p in prepared:
+            uow.images.add(p.image)
+            self._bytes.adopt(uow, p.stored, io.BytesIO(p.data))
+
+    def discard(self, prepared: Iterable[PreparedImage]) -> None:
         """Remove the blobs of prepared images that were never committed."""
-        keys: set[str] = set()
-        for image in images:
-            keys |= image.blob_keys()
-        self._bytes.release(keys)
+        self._bytes.discard(b for p in prepared for b in p.stored.blobs())
 
     def ingest_url(
         self,

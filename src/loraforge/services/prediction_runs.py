@@ -7,10 +7,10 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from loraforge.domain.entities import Image
 from loraforge.domain.ml import GenerationSpec, LoraWeights
 from loraforge.domain.work import JobKind, Prediction, Progress, RunStatus
 from loraforge.ports import BaseModelCatalog, BlobStore, Clock, Generator, UnitOfWork
+from loraforge.services.image_bytes import PreparedImage
 from loraforge.services.images import ImageService
 from loraforge.services.jobs import JobService, Lease
 from loraforge.services.webhooks import WebhookService
@@ -48,7 +48,7 @@ class PredictionRunner:
         prediction, spec = begun
         try:
             outputs = self._generator.generate(spec)
-            images = [
+            prepared = [
                 self._images.prepare_output(
                     account_id=prediction.account_id,
                     model_id=prediction.owner_model_id,
@@ -61,8 +61,8 @@ class PredictionRunner:
         except Exception as exc:
             self._end(lease, prediction, RunStatus.FAILED, error=f"Generation failed: {exc}")
             raise
-        if not self._end(lease, prediction, RunStatus.SUCCEEDED, images=images):
-            self._images.discard(images)
+        if not self._end(lease, prediction, RunStatus.SUCCEEDED, outputs=prepared):
+            self._images.discard(prepared)
 
     def give_up(self, uow: UnitOfWork, prediction_id: str, reason: str) -> None:
         prediction = uow.predictions.get(prediction_id)
@@ -122,12 +122,11 @@ class PredictionRunner:
         status: RunStatus,
         *,
         error: str | None = None,
-        images: list[Image] | None = None,
+        outputs: list[PreparedImage] | None = None,
     ) -> bool:
         def record(uow: UnitOfWork) -> None:
-            for image in images or []:
-                uow.images.add(image)
-            prediction.output_image_ids = [i.id for i in images or []]
+            self._images.add_prepared(uow, outputs or [])
+            prediction.output_image_ids = [o.image.id for o in outputs or []]
             self._finish_subject(uow, prediction, status, error)
 
         return self._jobs.complete(lease, record, error=error)

@@ -23,6 +23,7 @@ from loraforge.ports import (
     UnitOfWork,
     UnitOfWorkFactory,
 )
+from loraforge.services.blob_refs import BlobReferences
 from loraforge.services.jobs import JobService, Lease, LeaseLost
 from loraforge.services.webhooks import WebhookService
 
@@ -47,6 +48,7 @@ class TrainingRunner:
         self._uow = uow
         self._jobs = jobs
         self._blobs = blobs
+        self._refs = BlobReferences(uow=uow, blobs=blobs)
         self._trainer = trainer
         self._catalog = catalog
         self._webhooks = webhooks
@@ -81,7 +83,7 @@ class TrainingRunner:
         training.progress = Progress(
             step=total, total_steps=total, loss=training.progress.loss, eta_seconds=0.0
         )
-        self._end(lease, training, RunStatus.SUCCEEDED)
+        self._end(lease, training, RunStatus.SUCCEEDED, weights=weights)
         shutil.rmtree(workdir, ignore_errors=True)
 
     def give_up(self, uow: UnitOfWork, training_id: str, reason: str) -> None:
@@ -115,11 +117,21 @@ class TrainingRunner:
         )
 
     def _end(
-        self, lease: Lease, training: Training, status: RunStatus, error: str | None = None
+        self,
+        lease: Lease,
+        training: Training,
+        status: RunStatus,
+        error: str | None = None,
+        *,
+        weights: Path | None = None,
     ) -> None:
-        self._jobs.complete(
-            lease, lambda uow: self._finish_subject(uow, training, status, error), error=error
-        )
+        def record(uow: UnitOfWork) -> None:
+            if weights is not None and training.artifact_key is not None:
+                # Identical weights share a blob: keep a concurrent sweep from removing it.
+                self._refs.adopt(uow, {training.artifact_key: lambda: weights.open("rb")})
+            self._finish_subject(uow, training, status, error)
+
+        self._jobs.complete(lease, record, error=error)
 
     def _finish_subject(
         self, uow: UnitOfWork, result: Training, status: RunStatus, error: str | None

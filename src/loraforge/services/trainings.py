@@ -6,7 +6,7 @@ import secrets
 import string
 from typing import Any, BinaryIO
 
-from loraforge.domain.entities import ImageKind, Principal
+from loraforge.domain.entities import Image, ImageKind, Principal
 from loraforge.domain.errors import Conflict, InvalidInput, NotFound
 from loraforge.domain.ml import BaseModel
 from loraforge.domain.work import JobKind, RunStatus, Training, TrainingSpeed
@@ -18,6 +18,7 @@ from loraforge.ports import (
     UnitOfWork,
     UnitOfWorkFactory,
 )
+from loraforge.services.blob_refs import BlobReferences
 from loraforge.services.jobs import JobService
 from loraforge.services.training_plan import Overrides, plan, tune
 from loraforge.services.webhook_urls import check_webhook_url
@@ -52,6 +53,7 @@ class TrainingService:
         self._uow = uow
         self._jobs = jobs
         self._blobs = blobs
+        self._refs = BlobReferences(uow=uow, blobs=blobs)
         self._catalog = catalog
         self._clock = clock
         self._new_id = new_id
@@ -79,11 +81,7 @@ class TrainingService:
                 not t.status.terminal for t in uow.trainings.list_for_model(model_id)
             ):
                 raise Conflict("The model is already training.", code="already_training")
-            images, total = uow.images.list_for_model(
-                model_id, kinds=[ImageKind.TRAINING], offset=0, limit=MAX_TRAINING_IMAGES
-            )
-            if total == 0:
-                raise Conflict("The model has no training images yet.", code="no_training_images")
+            images = self._pinned_training_images(uow, model_id)
             base = self._base_model(model.base_model)
             trigger = new_trigger_word()
             seed = secrets.randbelow(2**31)
@@ -121,6 +119,18 @@ class TrainingService:
             self._jobs.enqueue(uow, JobKind.TRAINING, training.id)
             uow.commit()
         return training
+
+    def _pinned_training_images(self, uow: UnitOfWork, model_id: str) -> list[Image]:
+        """The model's training images whose bytes this transaction now holds (blob_refs):
+        an image deleted since it was listed, with its bytes already gone, is left out."""
+        images, _ = uow.images.list_for_model(
+            model_id, kinds=[ImageKind.TRAINING], offset=0, limit=MAX_TRAINING_IMAGES
+        )
+        gone = self._refs.pin(uow, {i.display_key for i in images})
+        images = [i for i in images if i.display_key not in gone]
+        if not images:
+            raise Conflict("The model has no training images yet.", code="no_training_images")
+        return images
 
     def _base_model(self, name: str) -> BaseModel:
         try:

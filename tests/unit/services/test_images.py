@@ -18,6 +18,7 @@ from loraforge.domain.entities import (
     Limits,
     Principal,
     ProcessedImage,
+    StoredBlob,
 )
 from loraforge.domain.errors import (
     FetchFailed,
@@ -403,15 +404,21 @@ def test_store_full_midway_removes_the_blobs_already_written() -> None:
     assert world.rows() == {}
 
 
-def test_shared_blob_removed_before_commit_is_written_again(world: World) -> None:
+def test_shared_blob_removed_before_commit_is_written_again(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
     first = world.ingest(b"first")
+    put_bytes = world.blobs.put_bytes
 
-    def concurrent_delete(_: FakeUnitOfWork) -> None:
-        # Another request deleted the last image using these bytes between our blob write
-        # (which found them present) and our commit.
-        world.blobs.delete(first.display_key)
+    def put_then_lose_display(data: bytes) -> StoredBlob:
+        stored = put_bytes(data)
+        if data == PROCESSED.thumbnail:
+            # Another request deleted the last image using these bytes between our blob
+            # write (which found them present) and our transaction.
+            world.blobs.delete(first.display_key)
+        return stored
 
-    world.uow.before_commit.append(concurrent_delete)
+    monkeypatch.setattr(world.blobs, "put_bytes", put_then_lose_display)
     second = world.ingest(b"second")
     assert second.display_key == first.display_key
     assert world.blobs.blobs[second.display_key] == PROCESSED.display

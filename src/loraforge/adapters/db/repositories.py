@@ -19,6 +19,7 @@ from loraforge.adapters.db.tables import (
     TrainingRow,
 )
 from loraforge.domain.entities import Account, ApiKey, Image, ImageFormat, ImageKind, Model
+from loraforge.domain.errors import NotFound
 
 
 def _fields(obj: Any, names: Iterable[str]) -> dict[str, Any]:
@@ -223,10 +224,14 @@ class SqlImageRepository:
         return self._s.scalar(query) or 0
 
     def update(self, image: Image) -> None:
-        row = self._s.get_one(ImageRow, image.id)
-        for name in _IMAGE:
-            setattr(row, name, getattr(image, name))
-        row.kind, row.format = image.kind.value, image.format.value
+        values = {name: getattr(image, name) for name in _IMAGE}
+        values.update(kind=image.kind.value, format=image.format.value)
+        # One statement, so a delete committed since the caller read the row is seen here
+        # (as a missing row) instead of failing the flush.
+        result = self._s.execute(update(ImageRow).where(ImageRow.id == image.id).values(values))
+        assert isinstance(result, CursorResult)
+        if not result.rowcount:
+            raise NotFound(f"No image {image.id}.")
 
     def delete(self, image_id: str) -> None:
         self._s.execute(delete(ImageRow).where(ImageRow.id == image_id))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -10,6 +11,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
+from loraforge.adapters.db.blob_locks import SqlBlobLockRepository
 from loraforge.adapters.db.dialect_repositories import (
     SqlTaskReceiptRepository,
     SqlTrainingPairRepository,
@@ -29,6 +31,8 @@ from loraforge.adapters.db.work_repositories import (
 )
 from loraforge.domain.errors import Unavailable
 
+log = logging.getLogger(__name__)
+
 
 class SqlUnitOfWork:
     def __init__(self, session: Session) -> None:
@@ -43,6 +47,7 @@ class SqlUnitOfWork:
         self.webhooks = SqlWebhookRepository(session)
         self.receipts = SqlTaskReceiptRepository(session)
         self.pairs = SqlTrainingPairRepository(session)
+        self.blob_locks = SqlBlobLockRepository(session)
 
     def commit(self) -> None:
         self._session.commit()
@@ -66,6 +71,7 @@ class SqlUnitOfWorkFactory:
             yield SqlUnitOfWork(session)
         except (OperationalError, InterfaceError, PoolTimeout) as exc:
             session.rollback()
+            log.warning("database error, answered as unavailable: %s", getattr(exc, "orig", exc))
             raise Unavailable("The database is not available.") from exc
         finally:
             session.close()
