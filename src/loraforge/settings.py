@@ -66,7 +66,10 @@ class Settings(BaseSettings):
         3600, ge=0, description="Seconds between unreferenced-blob sweeps in the server (0: off)."
     )
     blob_sweep_grace_s: int = Field(
-        3600, ge=0, description="Blobs younger than this are never swept (uploads in flight)."
+        3600,
+        ge=0,
+        description="Blobs younger than this are never swept (uploads in flight would store "
+        "them again).",
     )
     auth_cache_s: float = Field(
         0.0,

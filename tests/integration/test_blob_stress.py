@@ -1,20 +1,24 @@
 """Stress: many rounds of identical uploads, deletes, replacements and sweeps at once.
 
-Three payloads only, so almost every write reuses a blob that another request is removing.
-After every round each committed row's blobs must exist; at the end a sweep leaves exactly the
-referenced blobs. In one process on SQLite and PostgreSQL, and with two ``loraforge serve``
-processes (each sweeping every second) plus a third process sweeping, on one PostgreSQL
-database and one blob folder, as the README's several-server deployment runs.
+Each round deletes the images of one payload while the same bytes are uploaded again, so
+almost every write reuses a blob that another request is removing. After every round each
+committed row's blobs must exist; at the end a sweep leaves exactly the referenced blobs. In
+one process on SQLite and PostgreSQL (local and S3 blob stores), and with two ``loraforge
+serve`` processes (each sweeping every second) plus a third process sweeping, on one
+PostgreSQL database and one blob folder, as the README's several-server deployment runs.
 """
 
 from __future__ import annotations
 
 import random
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Protocol
 
 import httpx
 import pytest
@@ -23,72 +27,91 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from loraforge.adapters.db.tables import ImageRow, TrainingBlobRow, TrainingRow
+from loraforge.adapters.storage.local import LocalBlobStore
 from loraforge.api.app import create_app
 from loraforge.bootstrap import Container, build
 from loraforge.domain.errors import NotFound
 from loraforge.settings import Settings
-from tests import imagefactory
+from tests import imagefactory, s3_server
 from tests.databases import PostgresDatabases
 from tests.e2e.servers import serving
 
-PAYLOADS = [imagefactory.jpeg(40, 30), imagefactory.png(36, 20), imagefactory.jpeg(44, 28)]
-THREADS = 8
-OPS_PER_THREAD = 4
+PER_ROUND = 6  # images deleted (and identical ones uploaded) at once in each round
 
 
 # What the workload speaks through: FastAPI's in-process client or httpx over TCP.
 Client = TestClient | httpx.Client
 
 
+class Answered(Protocol):
+    """A response of either client."""
+
+    @property
+    def status_code(self) -> int: ...
+
+
+def payload(n: int) -> bytes:
+    """Bytes of their own for round ``n`` (and ``n + 1000``): every round starts from blobs
+    that only its own images use, so its deletes remove the last reference."""
+    return imagefactory.jpeg(32 + n % 50, 24 + n // 50)
+
+
 @dataclass
 class Workload:
-    """Threads that each upload, replace and delete training images of one model, drawing the
-    bytes from three payloads; ``sweep`` runs beside them."""
+    """Rounds of: images of one payload are deleted while the same bytes are uploaded again,
+    other images are replaced to and from them, and ``sweep`` runs beside."""
 
     clients: list[Client]
     headers: dict[str, str]
     data_url: str
     sweep: Callable[[], object]
-    ids: list[str] = field(default_factory=list)
     statuses: list[int] = field(default_factory=list)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def round(self, seed: int) -> None:
-        barrier = threading.Barrier(THREADS + 1, timeout=60)
+    def round(self, n: int) -> None:
+        same, other = payload(n), payload(n + 1000)
+        first = self.clients[0]
+        doomed = [self._upload(first, same) for _ in range(PER_ROUND)]
+        kept = [self._upload(first, other) for _ in range(2)]
+        url = self.data_url
+        deletes = [self._delete(data_id) for data_id in doomed]
+        writes: list[Callable[[Client], Answered]] = [
+            *(lambda c: c.post(url, content=same, headers=self.headers) for _ in range(2)),
+            lambda c: c.put(f"{url}/{kept[0]}", content=same, headers=self.headers),
+            lambda c: c.put(f"{url}/{doomed[0]}", content=other, headers=self.headers),
+        ]
+        ops = deletes + writes
+        # Deletes start first and a few writes a little later, staggered: the last delete
+        # often removes the last reference just as identical bytes are being written again
+        # (and no later write of them comes to put them back).
+        rng = random.Random(n)
+        starts = [rng.uniform(0, 0.01) for _ in deletes] + [
+            rng.uniform(0.005, 0.025) for _ in writes
+        ]
+        barrier = threading.Barrier(len(ops) + 1, timeout=60)
 
-        def act(n: int) -> None:
-            rng = random.Random(seed * 100 + n)
-            client = self.clients[n % len(self.clients)]
+        def run(k: int, op: Callable[[Client], Answered]) -> None:
             barrier.wait()
-            for _ in range(OPS_PER_THREAD):
-                self._one(client, rng)
+            time.sleep(starts[k])
+            self.statuses.append(op(self.clients[k % len(self.clients)]).status_code)
 
         def sweep() -> None:
             barrier.wait()
             self.sweep()
 
-        with ThreadPoolExecutor(THREADS + 1) as pool:
-            futures = [pool.submit(act, n) for n in range(THREADS)] + [pool.submit(sweep)]
+        with ThreadPoolExecutor(len(ops) + 1) as pool:
+            futures = [pool.submit(run, k, op) for k, op in enumerate(ops)]
+            futures.append(pool.submit(sweep))
             for future in futures:
                 future.result(timeout=120)
 
-    def _one(self, client: Client, rng: random.Random) -> None:
-        payload = rng.choice(PAYLOADS)
-        op = rng.choice(["upload", "upload", "replace", "delete"])
-        with self._lock:
-            target = rng.choice(self.ids) if self.ids and op != "upload" else None
-            if op == "delete" and target is not None:
-                self.ids.remove(target)
-        if target is None:
-            answer = client.post(self.data_url, content=payload, headers=self.headers)
-            if answer.status_code == 201:
-                with self._lock:
-                    self.ids.append(answer.json()["dataId"])
-        elif op == "replace":
-            answer = client.put(f"{self.data_url}/{target}", content=payload, headers=self.headers)
-        else:
-            answer = client.delete(f"{self.data_url}/{target}", headers=self.headers)
-        self.statuses.append(answer.status_code)
+    def _delete(self, data_id: str) -> Callable[[Client], Answered]:
+        return lambda c: c.delete(f"{self.data_url}/{data_id}", headers=self.headers)
+
+    def _upload(self, client: Client, data: bytes) -> str:
+        answer = client.post(self.data_url, content=data, headers=self.headers)
+        assert answer.status_code == 201, answer.text
+        data_id: str = answer.json()["dataId"]
+        return data_id
 
 
 def referenced_keys(container: Container) -> set[str]:
@@ -111,27 +134,57 @@ def assert_committed_blobs_exist(container: Container) -> None:
     assert not missing, f"{len(missing)} blobs of committed rows are gone"
 
 
-def stored_keys(data_dir: Path) -> set[str]:
-    return {p.name for p in (data_dir / "blobs").glob("??/??/*") if p.is_file()}
+def stored_keys(container: Container) -> set[str]:
+    return set(container.blobs.iter_keys(older_than=datetime.now(UTC) + timedelta(days=1)))
 
 
 def run_rounds(work: Workload, container: Container, rounds: int) -> None:
     for n in range(rounds):
-        work.round(seed=n)
+        work.round(n)
         assert_committed_blobs_exist(container)
     # Only outcomes a client expects: created, replaced, deleted, or the image another thread
     # deleted first (404); never a 5xx.
     assert set(work.statuses) <= {200, 201, 204, 404}, sorted(set(work.statuses))
-    assert work.statuses.count(201) > rounds  # the workload really wrote
     container.sweeper.sweep()
-    assert stored_keys(container.settings.data_dir) == referenced_keys(container)
+    assert stored_keys(container) == referenced_keys(container)
+
+
+RACING = {"blob_sweep_grace_s": 0, "max_images_per_type": 10_000}
 
 
 @pytest.fixture
-def racing(settings: Settings) -> Iterator[Container]:
-    built = build(
-        settings.model_copy(update={"blob_sweep_grace_s": 0, "max_images_per_type": 10_000})
-    )
+def slow_removals(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each removal takes up to 20 ms, as a remote store's round trip or a busy disk would:
+    the window in which an unguarded removal loses a writer's bytes, made wide enough to hit
+    in a few rounds."""
+    delete = LocalBlobStore.delete
+    jitter = random.Random(0)
+
+    def slow_delete(store: LocalBlobStore, key: str) -> None:
+        time.sleep(jitter.uniform(0, 0.02))
+        delete(store, key)
+
+    monkeypatch.setattr(LocalBlobStore, "delete", slow_delete)
+
+
+@pytest.fixture
+def racing(settings: Settings, slow_removals: None) -> Iterator[Container]:
+    built = build(settings.model_copy(update=RACING))
+    yield built
+    built.close()
+
+
+@pytest.fixture
+def racing_on_s3(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Container]:
+    for name, value in s3_server.CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
+    s3 = {
+        "blob_store": "s3",
+        "s3_bucket": s3_server.new_bucket(),
+        "s3_endpoint_url": s3_server.endpoint_url(),
+        "s3_region": s3_server.REGION,
+    }
+    built = build(settings.model_copy(update={**RACING, **s3}))
     yield built
     built.close()
 
@@ -148,6 +201,15 @@ def test_one_process(racing: Container) -> None:
         headers = {"Authorization": f"Bearer {racing.keys.create(name='s').plaintext}"}
         work = Workload([client], headers, new_model(client, headers), racing.sweeper.sweep)
         run_rounds(work, racing, rounds=12)
+
+
+def test_one_process_on_s3(racing_on_s3: Container) -> None:
+    """Removals on S3 take a round trip each: a wide window for a writer to slip into."""
+    c = racing_on_s3
+    with TestClient(create_app(container=c)) as client:
+        headers = {"Authorization": f"Bearer {c.keys.create(name='s').plaintext}"}
+        work = Workload([client], headers, new_model(client, headers), c.sweeper.sweep)
+        run_rounds(work, c, rounds=8)
 
 
 def test_two_server_processes_on_postgresql(
