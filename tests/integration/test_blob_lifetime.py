@@ -28,6 +28,7 @@ from loraforge.domain.errors import NotFound
 from loraforge.domain.ml import BaseModel, TrainingSpec
 from loraforge.domain.work import RunStatus, ScaleConfig, TrainingSpeed
 from loraforge.ports import BlobStore
+from loraforge.services.clock import new_id
 from loraforge.services.images import Upload
 from loraforge.services.predictions import PredictionRequest
 from loraforge.settings import Settings
@@ -334,3 +335,56 @@ def test_sweep_racing_a_training_that_stores_identical_weights(
     with c.trainings.open_weights(who, model.id, second.id) as weights:
         assert weights.read() == b"the same weights"
     assert_every_referenced_blob_exists(c)
+
+
+def test_delete_racing_a_copy_of_the_image_into_a_model(
+    settings: Settings, held: HeldRemovals
+) -> None:
+    """Scenario adds a stored asset to a model as a training image by sharing its bytes. The
+    copy reads the asset; the asset is deleted (its bytes checked unreferenced) before the
+    copy commits: the copy must not be left pointing at bytes that are then removed."""
+    pause: list[Callable[[], None]] = []
+
+    def ids() -> str:
+        if pause:
+            pause.pop()()
+        return new_id()
+
+    c = build(settings, blobs=held, ids=ids)
+    try:
+        who = c.keys.authenticate(c.keys.create(name="racer").plaintext)
+        model = c.models.create(who, display_name="m")
+        asset = c.images.ingest(
+            who,
+            Upload(stream=io.BytesIO(imagefactory.jpeg(40, 30))),
+            kind=ImageKind.REFERENCE,
+            model_id=None,
+            allowed=ALL_FORMATS,
+        )
+        copies: list[Image] = []
+        done = threading.Event()
+
+        def delete_meanwhile() -> None:
+            # SQLite: the delete waits for the copy's write transaction and never gets here.
+            held.holding = True
+
+            def delete() -> None:
+                c.images.delete(who, asset.id)
+                done.set()
+
+            threading.Thread(target=delete).start()
+            held.reached.wait(HOLD_S)
+
+        pause.append(delete_meanwhile)
+        try:
+            copies = c.training_images.copy_in(who, model.id, [asset.id], origin="scenario")
+        except NotFound:
+            pass  # refused: the asset went while it was being copied
+        finally:
+            held.writer_done.set()
+        assert done.wait(30)
+        assert_every_referenced_blob_exists(c)
+        for copy in copies:
+            assert c.images.read_original(c.images.get(who, copy.id))
+    finally:
+        c.close()

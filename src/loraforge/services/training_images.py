@@ -15,6 +15,7 @@ from datetime import timedelta
 from loraforge.domain.entities import Image, ImageKind, Limits, Principal, TrainingPair
 from loraforge.domain.errors import BadRequest, InvalidInput, LimitReached, NotFound
 from loraforge.ports import BlobStore, Captioner, Clock, IdFactory, UnitOfWork, UnitOfWorkFactory
+from loraforge.services.blob_refs import BlobReferences
 
 log = logging.getLogger("loraforge.captions")
 
@@ -43,6 +44,7 @@ class TrainingImageService:
     ) -> None:
         self._uow = uow
         self._blobs = blobs
+        self._refs = BlobReferences(uow=uow, blobs=blobs)
         self._captioner = captioner
         self._clock = clock
         self._new_id = new_id
@@ -79,8 +81,11 @@ class TrainingImageService:
             ]
             for copy in copies:
                 uow.images.add(copy)
+            # A source deleted since we read it may have had its bytes removed (PostgreSQL;
+            # SQLite serialises writers): hold them from here to the commit, or refuse.
+            if self._refs.pin(uow, {k for c in copies for k in c.blob_keys()}):
+                raise NotFound("An image was deleted while it was being copied.")
             uow.commit()
-        self._check_bytes_survived(who, copies)
         return [c if c.caption else self.caption(who, c) for c in copies]
 
     def caption(self, who: Principal, image: Image) -> Image:
@@ -93,7 +98,10 @@ class TrainingImageService:
             if current is None or current.sha256 != image.sha256:
                 return image  # deleted or replaced meanwhile; the replacement gets its own
             current.caption = text
-            uow.images.update(current)
+            try:
+                uow.images.update(current)
+            except NotFound:
+                return image  # deleted since we read it
             uow.commit()
         return current
 
@@ -128,20 +136,6 @@ class TrainingImageService:
         if image is None:
             raise NotFound(f"No image {image_id}.")
         return image
-
-    def _check_bytes_survived(self, who: Principal, copies: list[Image]) -> None:
-        # A source deleted between our read and our commit may have had its blobs released
-        # (PostgreSQL; SQLite serialises writers): take the copies back rather than keep rows
-        # that point at nothing.
-        try:
-            for key in {k for c in copies for k in c.blob_keys()}:
-                self._blobs.size(key)
-        except NotFound:
-            with self._uow(write=True) as uow:
-                for copy in copies:
-                    uow.images.delete(copy.id)
-                uow.commit()
-            raise NotFound("An image was deleted while it was being copied.") from None
 
     def _describe(self, image: Image) -> str:
         if self._captioner is None:
