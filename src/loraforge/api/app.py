@@ -17,6 +17,7 @@ from starlette.types import Scope
 from loraforge import __version__
 from loraforge.api import errors
 from loraforge.api.body_limit import BodyLimitMiddleware
+from loraforge.api.client_address import TrustedProxies
 from loraforge.api.routers import (
     health,
     images,
@@ -79,6 +80,7 @@ def create_app(
     )
     if container is not None:
         app.state.container = container
+    app.state.trusted_proxies = TrustedProxies(settings.trusted_proxies)
     errors.install(app)
     routers = (
         health.router,
