@@ -18,6 +18,7 @@ from loraforge import __version__
 from loraforge.api import errors
 from loraforge.api.body_limit import BodyLimitMiddleware
 from loraforge.api.client_address import TrustedProxies
+from loraforge.api.event_hub import EventHub
 from loraforge.api.routers import (
     health,
     images,
@@ -81,6 +82,9 @@ def create_app(
     if container is not None:
         app.state.container = container
     app.state.trusted_proxies = TrustedProxies(settings.trusted_proxies)
+    app.state.event_hub = EventHub(
+        poll_s=settings.event_poll_s, max_streams_per_account=settings.max_event_streams
+    )
     errors.install(app)
     routers = (
         health.router,
