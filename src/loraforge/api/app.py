@@ -19,6 +19,7 @@ from loraforge.api import errors
 from loraforge.api.body_limit import BodyLimitMiddleware
 from loraforge.api.client_address import TrustedProxies
 from loraforge.api.event_hub import EventHub
+from loraforge.api.framing import FramingGuard
 from loraforge.api.routers import (
     health,
     images,
@@ -107,7 +108,10 @@ def create_app(
             return settings.max_data_bytes
         return settings.max_request_bytes
 
-    app.add_middleware(BodyLimitMiddleware, limit_for=limit_for)
+    app.add_middleware(
+        BodyLimitMiddleware, limit_for=limit_for, body_timeout_s=settings.body_timeout_s
+    )
+    app.add_middleware(FramingGuard)  # outermost: ambiguous framing never reaches a route
     return app
 
 
