@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from starlette.types import Message
 
 from loraforge.api.app import create_app
 from loraforge.bootstrap import Container, build
@@ -31,8 +32,8 @@ def app(settings: Settings) -> Iterator[tuple[FastAPI, str]]:
         container.close()
 
 
-async def stalled_request(app: FastAPI, path: str, key: str) -> list[dict[str, Any]]:
-    sent: list[dict[str, Any]] = []
+async def stalled_request(app: FastAPI, path: str, key: str) -> list[Message]:
+    sent: list[Message] = []
     pieces = [{"type": "http.request", "body": b'[{"task', "more_body": True}]
     never = asyncio.Event()
 
@@ -42,7 +43,7 @@ async def stalled_request(app: FastAPI, path: str, key: str) -> list[dict[str, A
         await never.wait()  # the client stopped sending
         raise AssertionError("unreachable")
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: Message) -> None:
         sent.append(message)
 
     scope = {
