@@ -4,6 +4,7 @@ the bytes on the wire are exactly what the test says."""
 
 from __future__ import annotations
 
+import contextlib
 import select
 import socket
 import time
@@ -69,14 +70,16 @@ def test_a_trickled_request_head_is_closed_despite_progress(server: Server) -> N
     head = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 100
     with open_socket(server) as sock:
         started, sent = time.monotonic(), 0
-        # The attack itself: one byte per fifth of the limit, until the server answers.
-        while sent < len(head) and not select.select([sock], [], [], TIMEOUT_S / 5)[0]:
-            sock.sendall(head[sent : sent + 1])
-            sent += 1
-        received, _ = until_closed(sock)
+        # The attack itself: one byte per fifth of the limit, until the server hangs up. A
+        # byte in flight as it closes may turn its FIN into a reset: closed all the same.
+        with contextlib.suppress(ConnectionResetError, BrokenPipeError):
+            while sent < len(head) and not select.select([sock], [], [], TIMEOUT_S / 5)[0]:
+                sock.sendall(head[sent : sent + 1])
+                sent += 1
+            until_closed(sock)
+        closed_after = time.monotonic() - started
     assert sent < len(head), "the whole head went through: no deadline"
-    assert received.startswith(b"HTTP/1.1 408 ")
-    assert time.monotonic() - started < TIMEOUT_S + SLACK_S
+    assert closed_after < TIMEOUT_S + SLACK_S
 
 
 def test_an_idle_keep_alive_connection_is_closed(server: Server) -> None:
@@ -139,3 +142,16 @@ def test_an_authenticated_websocket_stays_open_past_the_deadline(server: Server)
             ws.recv(timeout=TIMEOUT_S + 0.5)  # nothing comes, and the socket is not closed
         ws.send('[{"taskType": "ping", "ping": true}]')
         assert '"pong"' in str(ws.recv(timeout=10))
+
+
+def test_a_kept_alive_connection_serves_several_requests(server: Server) -> None:
+    request = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    with open_socket(server) as sock:
+        for _ in range(3):
+            sock.sendall(request)
+            answer = b""
+            while not answer.endswith(b"}"):  # /healthz answers a small JSON object
+                chunk = sock.recv(65536)
+                assert chunk, "closed while kept alive"
+                answer += chunk
+            assert answer.startswith(b"HTTP/1.1 200 ")

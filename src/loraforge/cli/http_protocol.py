@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 
-import h11  # uvicorn's own HTTP/1.1 parser (always installed with it)
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 _TIMEOUT_ANSWER = (
@@ -26,22 +25,25 @@ class HeadDeadlineH11Protocol(H11Protocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self._head_timer: asyncio.TimerHandle | None = None
-        self._head_started = False
         super().connection_made(transport)
         self._arm_head_deadline()
 
     def data_received(self, data: bytes) -> None:
-        waiting = self.conn.their_state is h11.IDLE
         super().data_received(data)
-        if self.conn.their_state is not h11.IDLE:  # a whole head arrived (or an error)
-            self._disarm_head_deadline()
-        elif waiting and data:
-            self._head_started = True
+        if self.transport.get_protocol() is not self or not self._waiting_for_head():
+            self._disarm_head_deadline()  # upgraded to a WebSocket, or a request is running
+        elif self._head_timer is None and not self.transport.is_closing():
+            self._arm_head_deadline()
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        if not self.transport.is_closing() and self.conn.their_state is h11.IDLE:
-            self._arm_head_deadline()  # the next request on this connection
+        if not self.transport.is_closing() and self._waiting_for_head():
+            # The next request on this connection; what remains of an unread body of the
+            # last one counts against this deadline too (uvicorn ignores those bytes).
+            self._arm_head_deadline()
+
+    def _waiting_for_head(self) -> bool:
+        return self.cycle is None or self.cycle.response_complete
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm_head_deadline()
@@ -49,7 +51,6 @@ class HeadDeadlineH11Protocol(H11Protocol):
 
     def _arm_head_deadline(self) -> None:
         self._disarm_head_deadline()
-        self._head_started = False
         self._head_timer = self.loop.call_later(self.header_timeout_s, self._head_late)
 
     def _disarm_head_deadline(self) -> None:
@@ -61,7 +62,7 @@ class HeadDeadlineH11Protocol(H11Protocol):
         self._head_timer = None
         if self.transport.is_closing():
             return
-        if self._head_started:
+        if self.conn.trailing_data[0]:  # part of a request is buffered: say why we hang up
             self.transport.write(_TIMEOUT_ANSWER)
         self.transport.close()
 
