@@ -6,10 +6,11 @@ Nothing reads settings at import time: build ``Settings()`` and pass it down.
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MiB = 1024 * 1024
@@ -78,7 +79,33 @@ class Settings(BaseSettings):
         "takes effect after at most this long (0: check every request).",
     )
     auth_max_failures: int = Field(
-        20, ge=1, description="Failed authentications per client per minute before 429."
+        20,
+        ge=1,
+        description="Failed authentications per minute from one client address, or with one "
+        "key prefix, after which further failures answer 429 (valid keys still pass).",
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="IPs or CIDRs of reverse proxies whose X-Forwarded-For / Forwarded name "
+        "the client address; from any other peer those headers are ignored.",
+    )
+    header_timeout_s: float = Field(
+        10.0, gt=0, description="Time a connection has to send a complete request head."
+    )
+    body_timeout_s: float = Field(
+        30.0, gt=0, description="Longest wait for the next piece of a request body (408)."
+    )
+    keepalive_timeout_s: int = Field(
+        5, ge=1, description="Seconds an idle keep-alive connection stays open."
+    )
+    ws_auth_timeout_s: float = Field(
+        10.0, gt=0, description="Time a Runware WebSocket has to authenticate before it is closed."
+    )
+    max_event_streams: int = Field(
+        20, ge=1, description="Open event streams (SSE) per account per server process (429)."
+    )
+    event_poll_s: float = Field(
+        0.5, gt=0, description="How often an event stream's subject is read (one read per subject)."
     )
     log_level: str = Field("info", description="Log level of the server.")
     workers: int = Field(
@@ -140,6 +167,16 @@ class Settings(BaseSettings):
             "unmapped types train on the default base model."
         ),
     )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_are_addresses(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry.strip(), strict=False)
+            except ValueError:
+                raise ValueError(f"not an IP address or CIDR: {entry!r}") from None
+        return value
 
     @model_validator(mode="after")
     def _s3_needs_a_bucket(self) -> Settings:

@@ -17,6 +17,9 @@ from starlette.types import Scope
 from loraforge import __version__
 from loraforge.api import errors
 from loraforge.api.body_limit import BodyLimitMiddleware
+from loraforge.api.client_address import TrustedProxies
+from loraforge.api.event_hub import EventHub
+from loraforge.api.framing import FramingGuard
 from loraforge.api.routers import (
     health,
     images,
@@ -79,6 +82,10 @@ def create_app(
     )
     if container is not None:
         app.state.container = container
+    app.state.trusted_proxies = TrustedProxies(settings.trusted_proxies)
+    app.state.event_hub = EventHub(
+        poll_s=settings.event_poll_s, max_streams_per_account=settings.max_event_streams
+    )
     errors.install(app)
     routers = (
         health.router,
@@ -101,7 +108,10 @@ def create_app(
             return settings.max_data_bytes
         return settings.max_request_bytes
 
-    app.add_middleware(BodyLimitMiddleware, limit_for=limit_for)
+    app.add_middleware(
+        BodyLimitMiddleware, limit_for=limit_for, body_timeout_s=settings.body_timeout_s
+    )
+    app.add_middleware(FramingGuard)  # outermost: ambiguous framing never reaches a route
     return app
 
 

@@ -7,9 +7,11 @@ from typing import Annotated
 from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
+from loraforge.api.client_address import TrustedProxies
 from loraforge.bootstrap import Container
 from loraforge.domain.entities import Principal
 from loraforge.domain.errors import Unauthenticated
+from loraforge.services.keys import PREFIX_LEN
 
 
 def get_container(request: Request) -> Container:
@@ -28,18 +30,31 @@ def presented_key(request: Request) -> str | None:
 
 
 def client_id(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+    """The client's address; forwarding headers count only from trusted proxies."""
+    proxies: TrustedProxies | None = getattr(request.app.state, "trusted_proxies", None)
+    return (proxies or TrustedProxies()).client_address(request.scope)
 
 
 async def authenticate(request: Request, key: str | None) -> Principal:
-    """Check a key, counting failures per client so guessing gets 429."""
+    """Check a key; failures count per client address and per key prefix.
+
+    A valid key always gets through, even from an address (or for a prefix) over the limit:
+    only failures answer 429 there, so nobody can lock other users out by failing on purpose
+    (behind a proxy or NAT everyone shares one address). A rejected key costs little, however
+    many are sent: a malformed key is refused without a hash or a database lookup, and a
+    well-formed key that already failed without a lookup (``KeyService.authenticate``).
+    """
     container = get_container(request)
-    client = client_id(request)
-    container.auth_failures.check(client)
+    names = [f"address:{client_id(request)}"]
+    if key:
+        names.append(f"prefix:{key[:PREFIX_LEN]}")
     try:
         return await run_in_threadpool(container.keys.authenticate, key)
     except Unauthenticated:
-        container.auth_failures.record_failure(client)
+        try:
+            container.auth_failures.check(*names)  # over the limit: 429, not 401
+        finally:
+            container.auth_failures.record_failure(*names)
         raise
 
 

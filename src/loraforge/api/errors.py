@@ -24,6 +24,7 @@ STATUS: dict[type[e.DomainError], int] = {
     e.Unauthenticated: 401,
     e.Forbidden: 403,
     e.NotFound: 404,
+    e.RequestTimeout: 408,
     e.Conflict: 409,
     e.LimitReached: 409,
     e.PayloadTooLarge: 413,
@@ -42,6 +43,7 @@ HTTP_CODES = {
     403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
+    408: "request_timeout",
     409: "conflict",
     413: "payload_too_large",
     415: "unsupported_format",
@@ -74,6 +76,8 @@ def headers_for(exc: e.DomainError) -> dict[str, str]:
         return {"Retry-After": str(exc.retry_after)}
     if isinstance(exc, e.Unauthenticated):
         return {"WWW-Authenticate": "Bearer"}
+    if isinstance(exc, e.RequestTimeout):
+        return {"Connection": "close"}  # the rest of the body may still come: never reuse
     return {}
 
 

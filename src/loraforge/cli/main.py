@@ -75,6 +75,7 @@ def serve(
     import uvicorn
 
     from loraforge.api.app import create_app
+    from loraforge.cli.http_protocol import with_header_timeout
 
     settings = _settings(data_dir, host=host, port=port)
     migrate(settings)
@@ -94,7 +95,11 @@ def serve(
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
+        # Client addresses behind a proxy: LORAFORGE_TRUSTED_PROXIES decides (api.deps),
+        # never uvicorn's own X-Forwarded-For handling.
         proxy_headers=False,
+        http=with_header_timeout(settings.header_timeout_s),
+        timeout_keep_alive=settings.keepalive_timeout_s,
         # Runware sends images base64-encoded inside WebSocket frames: allow a full request.
         ws_max_size=settings.max_request_bytes * 4 // 3 + 1024 * 1024,
     )

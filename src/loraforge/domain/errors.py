@@ -75,6 +75,12 @@ class LimitReached(DomainError):
     code = "limit_reached"
 
 
+class RequestTimeout(DomainError):
+    """The client stopped sending its request (no body bytes for too long)."""
+
+    code = "request_timeout"
+
+
 class Conflict(DomainError):
     """The request conflicts with the current state of the resource."""
 

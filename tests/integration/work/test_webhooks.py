@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
+import socket
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -148,3 +151,55 @@ def test_secret_endpoint_rotates(hooked: Container) -> None:
     assert first.status_code == second.status_code == 201
     assert first.json()["secret"].startswith("whsec_")
     assert first.json()["secret"] != second.json()["secret"]
+
+
+class RawSink:
+    """A bare HTTP receiver that keeps each request's head byte for byte: werkzeug (behind
+    pytest-httpserver) folds a repeated ``Content-Type`` into one, hiding the fault."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.heads: list[bytes] = []
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    @property
+    def address(self) -> str:
+        host, port = self.sock.getsockname()
+        return f"{host}:{port}"
+
+    def _serve(self) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                conn, _ = self.sock.accept()
+                with conn:
+                    data = b""
+                    while b"\r\n\r\n" not in data and (chunk := conn.recv(65536)):
+                        data += chunk
+                    self.heads.append(data.partition(b"\r\n\r\n")[0])
+                    conn.sendall(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_a_delivery_carries_content_type_once(settings: Settings, clock: ManualClock) -> None:
+    sink = RawSink()
+    container = build(
+        settings.model_copy(update={"fetch_allow_hosts": [sink.address]}), clock=clock
+    )
+    try:
+        _training_with_hook(container, f"http://{sink.address}/hook")
+        worker = build_worker(container, trainer=FakeTrainer(), generator=FakeGenerator())
+        assert worker.run_once()
+        assert container.webhooks.deliver_due() == 1
+    finally:
+        container.close()
+        sink.close()
+
+    assert len(sink.heads) == 1
+    lines = sink.heads[0].split(b"\r\n")[1:]
+    content_types = [
+        v for n, _, v in (h.partition(b":") for h in lines) if n.lower() == b"content-type"
+    ]
+    assert [v.strip() for v in content_types] == [b"application/json"]

@@ -213,3 +213,53 @@ def test_auth_cache_skips_the_database_and_an_in_process_revoke_clears_it(
     cached.revoke(issued.key.id)
     with pytest.raises(Unauthenticated):
         cached.authenticate(issued.plaintext)
+
+
+# --- what a rejected key costs ----------------------------------------------------------
+
+
+def test_malformed_keys_are_refused_without_touching_the_database(
+    service: KeyService, uow: FakeUnitOfWorkFactory
+) -> None:
+    issued = service.create(name="k")
+    opened = len(uow.opened)
+    for presented in ("lf_short", issued.plaintext + "x", issued.plaintext[:-1] + "!", "x" * 46):
+        with pytest.raises(Unauthenticated):
+            service.authenticate(presented)
+    assert len(uow.opened) == opened
+
+
+def test_a_well_formed_key_that_failed_is_not_looked_up_again(
+    service: KeyService, uow: FakeUnitOfWorkFactory
+) -> None:
+    issued = service.create(name="k")
+    guess = issued.plaintext[:-1] + ("A" if issued.plaintext[-1] != "A" else "B")
+    opened = len(uow.opened)
+    for _ in range(50):
+        with pytest.raises(Unauthenticated):
+            service.authenticate(guess)
+    assert len(uow.opened) == opened + 1  # one lookup, then remembered
+    assert service.authenticate(issued.plaintext).key_id == issued.key.id  # the real key passes
+
+
+def test_a_revoked_key_stays_refused(service: KeyService) -> None:
+    issued = service.create(name="k")
+    service.revoke(issued.key.id)
+    for _ in range(2):
+        with pytest.raises(Unauthenticated):
+            service.authenticate(issued.plaintext)
+
+
+def test_limiter_checks_every_name_and_bounds_memory(monotonic: FakeMonotonic) -> None:
+    limiter = FailureLimiter(max_failures=2, window_s=60, max_names=100)
+    limiter.record_failure("address:a", "prefix:p")
+    limiter.record_failure("address:b", "prefix:p")
+    limiter.check("address:a", "prefix:q")  # each address has one failure: fine
+    with pytest.raises(RateLimited):
+        limiter.check("address:c", "prefix:p")  # the prefix has two
+    for n in range(1000):  # a spray of names inside one window
+        limiter.record_failure(f"address:{n}")
+    assert len(limiter._failures) <= 100
+    for _ in range(1000):  # one name failing on and on keeps a bounded list
+        limiter.record_failure("address:z")
+    assert len(limiter._failures["address:z"]) == 2

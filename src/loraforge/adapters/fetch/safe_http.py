@@ -130,7 +130,10 @@ class SafeHttpFetcher:
         Blocked, refused and timed-out deliveries raise ``FetchFailed``.
         """
         deadline = time.monotonic() + self._total_timeout_s
-        merged = {"Content-Type": "application/json", **headers}
+        # Case-insensitive merge: a caller's ``content-type`` replaces the default, never joins
+        # it (a dict merge sent Content-Type twice).
+        merged = httpx.Headers({"Content-Type": "application/json"})
+        merged.update(headers)
         try:
             with (
                 self._client() as client,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
@@ -19,7 +17,7 @@ from loraforge.api.schemas.work import (
 )
 from loraforge.bootstrap import Container
 from loraforge.domain.entities import ImageVariant
-from loraforge.domain.work import Prediction, RunStatus, ScaleConfig
+from loraforge.domain.work import Prediction, ScaleConfig
 from loraforge.services.predictions import PredictionRequest
 
 router = APIRouter(prefix="/v1/predictions", tags=["predictions"])
@@ -93,14 +91,21 @@ async def get_prediction(
 async def prediction_events(
     predictionId: str, request: Request, who: PrincipalDep, c: ContainerDep
 ) -> StreamingResponse:
-    """Server-Sent Events: an `update` event on every change, then `done`."""
+    """Server-Sent Events: an `update` event on every change, then `done` (or `error` with the
+    error body, e.g. `not_found` when the prediction is deleted)."""
 
-    def load() -> dict[str, Any]:
-        prediction = c.predictions.get(who, predictionId)
-        return prediction_read(request, c, prediction).model_dump(mode="json")
+    def load() -> Prediction:
+        return c.predictions.get(who, predictionId)
 
-    await run_in_threadpool(load)
-    return event_stream(load, terminal=lambda s: RunStatus(s["status"]).terminal)
+    await run_in_threadpool(load)  # 404 before the stream starts
+    return event_stream(
+        request,
+        who,
+        subject=("prediction", predictionId),
+        load=load,
+        present=lambda p: prediction_read(request, c, p).model_dump(mode="json"),
+        terminal=lambda p: p.status.terminal,
+    )
 
 
 @router.delete("/{predictionId}", status_code=204, response_class=Response)

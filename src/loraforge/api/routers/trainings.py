@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -18,7 +16,7 @@ from loraforge.api.schemas.work import (
     TrainingSummary,
 )
 from loraforge.api.streaming import file_chunks
-from loraforge.domain.work import RunStatus, Training, TrainingSpeed
+from loraforge.domain.work import Training, TrainingSpeed
 
 router = APIRouter(prefix="/v1/models/{modelId}/trainings", tags=["trainings"])
 
@@ -76,15 +74,23 @@ async def get_training(
     responses={200: {"content": {"text/event-stream": {}}}},
 )
 async def training_events(
-    modelId: str, trainingId: str, who: PrincipalDep, c: ContainerDep
+    modelId: str, trainingId: str, request: Request, who: PrincipalDep, c: ContainerDep
 ) -> StreamingResponse:
-    """Server-Sent Events: an `update` event with the training on every change, then `done`."""
+    """Server-Sent Events: an `update` event with the training on every change, then `done`
+    (or `error` with the error body, e.g. `not_found` when the training is deleted)."""
 
-    def load() -> dict[str, Any]:
-        return training_read(c.trainings.get(who, modelId, trainingId)).model_dump(mode="json")
+    def load() -> Training:
+        return c.trainings.get(who, modelId, trainingId)
 
     await run_in_threadpool(load)  # 404 before the stream starts
-    return event_stream(load, terminal=lambda s: RunStatus(s["status"]).terminal)
+    return event_stream(
+        request,
+        who,
+        subject=("training", modelId, trainingId),
+        load=load,
+        present=lambda t: training_read(t).model_dump(mode="json"),
+        terminal=lambda t: t.status.terminal,
+    )
 
 
 @router.post("/{trainingId}/cancel", response_model=TrainingRead)

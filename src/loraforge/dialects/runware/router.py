@@ -7,6 +7,8 @@ below its prefix).
 - WebSocket: task arrays in, one ``{"data": [...]}`` or ``{"errors": [...]}`` frame per task
   out. ``authentication`` (apiKey → ``connectionSessionUUID``) comes first; ``ping`` is answered
   while uploads run (a few at once per connection; past that, reading waits for a free slot).
+  A connection that is not authenticated ``ws_auth_timeout_s`` after it opened is closed with
+  a close frame (1008), so unauthenticated sockets cannot be held open.
 - HTTP ``POST``: the same task array, authenticated by ``Authorization: Bearer <key>`` or by an
   ``authentication`` task in the array; every answer in one body.
 
@@ -29,6 +31,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request, WebSocket
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
+from starlette.types import Message
 from starlette.websockets import WebSocketDisconnect
 
 from loraforge.api.deps import authenticate, get_container, presented_key
@@ -53,6 +56,7 @@ log = logging.getLogger("loraforge.dialects.runware")
 router = APIRouter()
 
 UPLOADS_PER_CONNECTION = 4  # concurrent uploads of one WebSocket; decoding is bounded globally
+AUTH_TIMEOUT_CLOSE = 1008  # policy violation: no authentication within ws_auth_timeout_s
 
 
 def create_app(parent: FastAPI) -> FastAPI:
@@ -249,10 +253,11 @@ async def run_socket(websocket: WebSocket) -> None:
         finally:
             slots.release()
 
+    auth_by = asyncio.get_running_loop().time() + session.container.settings.ws_auth_timeout_s
     try:
         while True:
-            message = await websocket.receive()
-            if message["type"] == "websocket.disconnect":
+            message = await _receive_until_authenticated(websocket, session, auth_by)
+            if message is None or message["type"] == "websocket.disconnect":
                 break
             raw: str | bytes = message.get("text") or message.get("bytes") or b""
             if len(raw) > limit:
@@ -288,6 +293,25 @@ async def run_socket(websocket: WebSocket) -> None:
     finally:
         for job in running:
             job.cancel()
+
+
+async def _receive_until_authenticated(
+    websocket: WebSocket, session: TaskSession, auth_by: float
+) -> Message | None:
+    """The next message; while the connection is not authenticated, only until ``auth_by``
+    (loop time): past it the connection is closed with a close frame (1008) and None returned,
+    so unauthenticated sockets cannot be held open."""
+    while True:
+        if session.who is not None:
+            return await websocket.receive()
+        remaining = auth_by - asyncio.get_running_loop().time()
+        if remaining > 0:
+            with contextlib.suppress(TimeoutError):
+                return await asyncio.wait_for(websocket.receive(), remaining)
+            continue
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+            await websocket.close(code=AUTH_TIMEOUT_CLOSE, reason="Not authenticated in time.")
+        return None
 
 
 def _http_view(websocket: WebSocket) -> Request:
