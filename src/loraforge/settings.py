@@ -57,7 +57,12 @@ class Settings(BaseSettings):
     image_workers: int = Field(
         2, ge=1, description="Images decoded at once; bounds CPU and memory under load."
     )
-    fetch_timeout_s: float = Field(10.0, gt=0, description="Total time to fetch an image URL.")
+    fetch_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="Wall-clock limit on a whole URL fetch: DNS, connect, headers and body of "
+        "every redirect hop (s).",
+    )
     fetch_allow_hosts: list[str] = Field(
         default_factory=list,
         description="host:port entries exempt from the SSRF address checks (test servers).",
