@@ -63,6 +63,17 @@ class Settings(BaseSettings):
         description="Wall-clock limit on a whole URL fetch: DNS, connect, headers and body of "
         "every redirect hop (s).",
     )
+    fetch_slots: int = Field(
+        16,
+        ge=1,
+        description="URL uploads fetched at once by one server process, on threads of their "
+        "own; more answer 503 with Retry-After.",
+    )
+    fetch_slots_per_account: int = Field(
+        4,
+        ge=1,
+        description="URL uploads of one account fetched at once; more answer 429 with Retry-After.",
+    )
     fetch_allow_hosts: list[str] = Field(
         default_factory=list,
         description="host:port entries exempt from the SSRF address checks (test servers).",

@@ -37,6 +37,7 @@ from loraforge.ports import (
     UnitOfWorkFactory,
     UrlFetcher,
 )
+from loraforge.services.fetch_slots import FetchPermit, FetchSlots
 from loraforge.services.image_bytes import ImageBytes, Upload, sanitize_name
 from loraforge.services.image_types import TASK_CONFLICT, Content, TaskKey
 from loraforge.services.paging import PageRequest
@@ -62,8 +63,10 @@ class ImageService:
         limits: Limits,
         decode_slots: int,
         track_use: frozenset[str] = frozenset(),
+        fetch_slots: FetchSlots | None = None,
     ) -> None:
-        """``track_use``: origins whose images record their last use (fetch, task use)."""
+        """``track_use``: origins whose images record their last use (fetch, task use).
+        ``fetch_slots``: how many URL uploads may run at once (per account, per process)."""
         self._uow = uow
         self._blobs = blobs
         self._bytes = ImageBytes(
@@ -74,6 +77,7 @@ class ImageService:
         self._new_id = new_id
         self._limits = limits
         self._track_use = track_use
+        self._fetch_slots = fetch_slots or FetchSlots(total=16, per_account=4, fetch_timeout_s=10)
 
     # --- writes -------------------------------------------------------------------------
 
@@ -100,8 +104,10 @@ class ImageService:
         kind: ImageKind,
         allowed: frozenset[ImageFormat],
         origin: str,
+        permit: FetchPermit | None = None,
     ) -> Image:
         """Ingest ``source`` (bytes, or a URL to fetch) at most once per task id; model-less.
+        A URL needs a fetch slot: ``permit`` (see ``admit_fetch``), else one is taken here.
 
         A repeated id with the same fingerprint returns the first image (a use of it), also when
         both arrive at once: the receipt is written in the image's own transaction, so the
@@ -112,7 +118,7 @@ class ImageService:
             return replayed
         try:
             if isinstance(source, str):
-                with self._fetch(source) as fetched:
+                with permit or self.admit_fetch(who), self._fetch(source) as fetched:
                     return self._ingest(
                         who,
                         fetched,
@@ -213,13 +219,23 @@ class ImageService:
         model_id: str | None,
         allowed: frozenset[ImageFormat],
         origin: str = "native",
+        permit: FetchPermit | None = None,
     ) -> Image:
-        if model_id is not None:
-            self._check_room(who, model_id, kind)
-        with self._fetch(url) as upload:
-            return self.ingest(
-                who, upload, kind=kind, model_id=model_id, allowed=allowed, origin=origin
-            )
+        """Fetch ``url`` and ingest it, holding a fetch slot throughout: ``permit`` when the
+        caller took one (see ``admit_fetch``), else one taken here."""
+        with permit or self.admit_fetch(who):
+            if model_id is not None:
+                self._check_room(who, model_id, kind)
+            with self._fetch(url) as upload:
+                return self.ingest(
+                    who, upload, kind=kind, model_id=model_id, allowed=allowed, origin=origin
+                )
+
+    def admit_fetch(self, who: Principal) -> FetchPermit:
+        """A fetch slot for one URL upload of ``who``, or ``RateLimited`` (the account's share
+        is in use) / ``Unavailable`` (the process's) at once. Entry points take it before they
+        hand the upload to a thread, so a refused upload never waits for one."""
+        return self._fetch_slots.admit(who.account_id)
 
     @contextlib.contextmanager
     def _fetch(self, url: str) -> Iterator[Upload]:
