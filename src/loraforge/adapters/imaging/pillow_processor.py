@@ -37,6 +37,15 @@ _BMP_DIB_HEADER_SIZES = frozenset({12, 16, 40, 52, 56, 64, 108, 124})
 _ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
 _SWAPPING_ORIENTATIONS = frozenset({5, 6, 7, 8})  # transposed or rotated by 90 degrees
 _JPEG_QUALITY = 90
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_DATA_CHUNKS = frozenset({b"IDAT", b"fcTL", b"fdAT"})  # pixels; APNG frames and theirs
+MAX_PNG_METADATA_CHUNKS = 256
+"""Chunks other than IHDR, PLTE, IEND and pixel data a PNG may have. Real files carry a
+handful (text, colour, physical size, APNG frame controls); Pillow parses each in Python,
+so a 20 MB file of empty ones took ~8 s to reject."""
+PNG_DATA_CHUNKS_PER_KIB = 1
+"""Pixel-data chunks allowed per KiB of file (encoders write 8-64 KiB each), plus two per
+allowed frame and ``MAX_PNG_METADATA_CHUNKS``: empty ones cost as much as metadata ones."""
 
 
 def detect_format(head: bytes) -> ImageFormat | None:
@@ -112,6 +121,8 @@ class PillowImageProcessor:
             raise UnsupportedFormat(_unsupported_message(fmt, allowed))
         if fmt is ImageFormat.HEIF:
             _register_heif()
+        if fmt is ImageFormat.PNG:
+            _check_png_chunks(stream, max_frames=self._max_frames)
         try:
             with warnings.catch_warnings():
                 # Pillow only warns between MAX_IMAGE_PIXELS and twice that: fatal here, for
@@ -176,6 +187,34 @@ class PillowImageProcessor:
                 f"The image has {frames} frames; at most {self._max_frames} are accepted.",
                 code="too_many_frames",
             )
+
+
+def _check_png_chunks(stream: BinaryIO, *, max_frames: int) -> None:
+    """Walk the chunk headers (8 bytes each, bodies skipped) before Pillow parses anything:
+    a chunk flood is refused in a few milliseconds instead of seconds of parsing."""
+    size = stream.seek(0, io.SEEK_END)
+    stream.seek(len(_PNG_SIGNATURE))
+    per_size = PNG_DATA_CHUNKS_PER_KIB * (size // 1024)
+    data_limit = MAX_PNG_METADATA_CHUNKS + 2 * max_frames + per_size
+    metadata = data = 0
+    while True:
+        header = stream.read(8)
+        if len(header) < 8:
+            return  # truncated: Pillow reports it as corrupt
+        kind = header[4:]
+        if kind == b"IEND":
+            return
+        if kind in _PNG_DATA_CHUNKS:
+            data += 1
+        elif kind not in (b"IHDR", b"PLTE"):
+            metadata += 1
+        if metadata > MAX_PNG_METADATA_CHUNKS or data > data_limit:
+            raise ImageRejected(
+                f"The PNG has more chunks than an image needs (at most "
+                f"{MAX_PNG_METADATA_CHUNKS} metadata chunks and {data_limit} data chunks).",
+                code="too_many_chunks",
+            )
+        stream.seek(int.from_bytes(header[:4], "big") + 4, io.SEEK_CUR)  # body and CRC
 
 
 def _unsupported_message(fmt: ImageFormat | None, allowed: frozenset[ImageFormat]) -> str:
