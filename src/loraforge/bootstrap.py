@@ -39,6 +39,7 @@ from loraforge.ports import (
 )
 from loraforge.services.blobs import BlobSweeper
 from loraforge.services.clock import SystemClock, new_id
+from loraforge.services.decode_slots import DecodeSlots
 from loraforge.services.fetch_slots import FetchSlots
 from loraforge.services.images import ImageService
 from loraforge.services.jobs import JobService
@@ -155,6 +156,12 @@ def build(
         limits=limits,
         decode_slots=settings.image_workers,
         track_use=frozenset(keep_after_use),
+        decode_shares=DecodeSlots(
+            slots=settings.image_workers,
+            per_account=settings.image_workers_per_account or -(-settings.image_workers // 2),
+            queue_per_account=settings.image_queue_per_account,
+            wait_s=settings.image_wait_s,
+        ),
         fetch_slots=FetchSlots(
             total=settings.fetch_slots,
             per_account=settings.fetch_slots_per_account,

@@ -57,6 +57,20 @@ class Settings(BaseSettings):
     image_workers: int = Field(
         2, ge=1, description="Images decoded at once; bounds CPU and memory under load."
     )
+    image_workers_per_account: int | None = Field(
+        None,
+        ge=1,
+        description="Decode slots one account may hold at once; unset: half of "
+        "`image_workers`, rounded up.",
+    )
+    image_queue_per_account: int = Field(
+        32,
+        ge=1,
+        description="Uploads of one account waiting for a decode slot; more get 429.",
+    )
+    image_wait_s: float = Field(
+        30.0, gt=0, description="Longest an upload waits for a decode slot before 503 (s)."
+    )
     fetch_timeout_s: float = Field(
         10.0,
         gt=0,

@@ -37,6 +37,7 @@ from loraforge.ports import (
     UnitOfWorkFactory,
     UrlFetcher,
 )
+from loraforge.services.decode_slots import DecodeSlots
 from loraforge.services.fetch_slots import FetchPermit, FetchSlots
 from loraforge.services.image_bytes import ImageBytes, Upload, sanitize_name
 from loraforge.services.image_types import TASK_CONFLICT, Content, TaskKey
@@ -64,13 +65,19 @@ class ImageService:
         decode_slots: int,
         track_use: frozenset[str] = frozenset(),
         fetch_slots: FetchSlots | None = None,
+        decode_shares: DecodeSlots | None = None,
     ) -> None:
         """``track_use``: origins whose images record their last use (fetch, task use).
-        ``fetch_slots``: how many URL uploads may run at once (per account, per process)."""
+        ``fetch_slots``: how many URL uploads may run at once (per account, per process).
+        ``decode_shares``: each account's share of the ``decode_slots``."""
         self._uow = uow
         self._blobs = blobs
         self._bytes = ImageBytes(
-            uow=uow, blobs=blobs, processor=processor, decode_slots=decode_slots
+            uow=uow,
+            blobs=blobs,
+            processor=processor,
+            decode_slots=decode_slots,
+            shares=decode_shares,
         )
         self._fetcher = fetcher
         self._clock = clock
@@ -152,7 +159,7 @@ class ImageService:
     ) -> Image:
         if model_id is not None:
             self._check_room(who, model_id, kind)  # fail fast, before decoding
-        stored = self._bytes.ingest(upload.stream, allowed)
+        stored = self._bytes.ingest(upload.stream, allowed, account_id=who.account_id)
         now = self._clock.now()
         image = Image(
             id=self._new_id(),
@@ -189,7 +196,7 @@ class ImageService:
         """Store a generated image's blobs and return its (not yet committed) Image; the
         caller adds it inside its own transaction, or calls ``discard`` on failure."""
         stream = io.BytesIO(data)
-        stored = self._bytes.ingest(stream, ALL_FORMATS)
+        stored = self._bytes.ingest(stream, ALL_FORMATS, account_id=account_id)
         now = self._clock.now()
         return Image(
             id=self._new_id(),
@@ -256,7 +263,7 @@ class ImageService:
     ) -> Image:
         """New bytes for an existing image: same id, kind and model."""
         current = self._get_scoped(who, image_id, model_id=model_id, kind=kind)
-        stored = self._bytes.ingest(upload.stream, allowed)
+        stored = self._bytes.ingest(upload.stream, allowed, account_id=who.account_id)
         old_keys = current.blob_keys()
         image = dataclasses.replace(current, **stored.fields())
         image.name = sanitize_name(upload.name) or current.name
