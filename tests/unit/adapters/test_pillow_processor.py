@@ -444,3 +444,15 @@ def test_a_png_with_some_metadata_and_many_frames_is_accepted() -> None:
 
     assert process(buffer.getvalue()).format is ImageFormat.PNG
     assert process(with_text).width == 16
+
+
+@pytest.mark.parametrize(
+    "segment",
+    [b"\xff\xfe\x00\x02", b"\xff\xe5\x00\x02", b"\x00"],
+    ids=["empty-comments", "empty-app5", "stray-bytes"],
+)
+def test_a_jpeg_flood_before_the_image_data_is_refused_before_parsing(segment: bytes) -> None:
+    # Pillow walks these in Python: 5 MB of empty comments took 15 s to parse.
+    with pytest.raises(ImageRejected) as caught:
+        process(factory.jpeg_segment_flood(segment))
+    assert caught.value.code == "too_many_chunks"

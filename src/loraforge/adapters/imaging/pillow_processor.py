@@ -54,6 +54,12 @@ MAX_PNG_METADATA_CHUNKS = 256
 """Chunks other than IHDR, PLTE, IEND and pixel data a PNG may have. Real files carry a
 handful (text, colour, physical size, APNG frame controls); Pillow parses each in Python,
 so a 20 MB file of empty ones took ~8 s to reject."""
+MAX_JPEG_SEGMENTS = 1024
+"""Segments before the first scan: real files have a few dozen (an ICC profile may take up to
+255 APP2 segments)."""
+MAX_JPEG_STRAY_BYTES = 1024
+_JPEG_END_OF_HEADERS = frozenset({0xDA, 0xD9})  # SOS: libjpeg decodes the rest in C; EOI
+_JPEG_STANDALONE = frozenset({0x01, *range(0xD0, 0xD8)})  # TEM, RSTn: no length field
 PNG_DATA_CHUNKS_PER_KIB = 1
 """Pixel-data chunks allowed per KiB of file (encoders write 8-64 KiB each), plus two per
 allowed frame and ``MAX_PNG_METADATA_CHUNKS``: empty ones cost as much as metadata ones."""
@@ -134,6 +140,8 @@ class PillowImageProcessor:
             _register_heif()
         if fmt is ImageFormat.PNG:
             _check_png_chunks(stream, max_frames=self._max_frames)
+        elif fmt is ImageFormat.JPEG:
+            _check_jpeg_segments(stream)
         try:
             with warnings.catch_warnings():
                 # Pillow only warns between MAX_IMAGE_PIXELS and twice that: fatal here, for
@@ -227,6 +235,40 @@ def _check_png_chunks(stream: BinaryIO, *, max_frames: int) -> None:
                 code="too_many_chunks",
             )
         stream.seek(int.from_bytes(header[:4], "big") + 4, io.SEEK_CUR)  # body and CRC
+
+
+def _check_jpeg_segments(stream: BinaryIO) -> None:
+    """Pillow reads the segments before the first scan in Python, byte by byte between them:
+    5 MB of empty comment segments took 15 s. Walk them (bodies skipped) and refuse a file
+    with more than ``MAX_JPEG_SEGMENTS`` of them or ``MAX_JPEG_STRAY_BYTES`` between them."""
+    stream.seek(2)  # after SOI
+    segments = stray = 0
+    while True:
+        byte = stream.read(1)
+        while byte and byte != b"\xff":  # bytes outside any segment: libjpeg skips them
+            stray += 1
+            if stray > MAX_JPEG_STRAY_BYTES:
+                raise _too_many("JPEG", f"{MAX_JPEG_STRAY_BYTES} stray bytes between segments")
+            byte = stream.read(1)
+        marker = stream.read(1)
+        while marker == b"\xff":  # fill bytes before a marker
+            stray += 1
+            marker = stream.read(1)
+        if not marker or marker[0] in _JPEG_END_OF_HEADERS:
+            return  # truncated (Pillow reports it) or the headers are over
+        segments += 1
+        if segments > MAX_JPEG_SEGMENTS or stray > MAX_JPEG_STRAY_BYTES:
+            raise _too_many("JPEG", f"{MAX_JPEG_SEGMENTS} segments before the image data")
+        if marker[0] not in _JPEG_STANDALONE:
+            length = int.from_bytes(stream.read(2), "big")
+            stream.seek(max(0, length - 2), io.SEEK_CUR)
+
+
+def _too_many(fmt: str, limit: str) -> ImageRejected:
+    return ImageRejected(
+        f"The {fmt} has more parts than an image needs (at most {limit}).",
+        code="too_many_chunks",
+    )
 
 
 def _unsupported_message(fmt: ImageFormat | None, allowed: frozenset[ImageFormat]) -> str:
