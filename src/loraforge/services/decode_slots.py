@@ -44,9 +44,11 @@ class DecodeSlots:
         self._busy = 0
 
     @contextmanager
-    def hold(self, account_id: str) -> Iterator[None]:
-        """A decode slot for ``account_id`` for the ``with`` block (waits fairly for it)."""
-        self._acquire(account_id)
+    def hold(self, account_id: str, *, bounded: bool = True) -> Iterator[None]:
+        """A decode slot for ``account_id`` for the ``with`` block (waits fairly for it).
+        ``bounded=False`` (the worker storing generated images: a refusal would fail a
+        finished prediction) waits as long as it takes and is never refused."""
+        self._acquire(account_id, bounded)
         try:
             yield
         finally:
@@ -55,9 +57,9 @@ class DecodeSlots:
                 self._busy -= 1
                 self._changed.notify_all()
 
-    def _acquire(self, account_id: str) -> None:
+    def _acquire(self, account_id: str, bounded: bool) -> None:
         with self._changed:
-            if self._waiting[account_id] >= self._queue_per_account:
+            if bounded and self._waiting[account_id] >= self._queue_per_account:
                 raise RateLimited(
                     f"This account already has {self._queue_per_account} uploads waiting to "
                     "be decoded; retry when they have finished.",
@@ -67,7 +69,9 @@ class DecodeSlots:
             self._queue.append((ticket, account_id))
             self._waiting[account_id] += 1
             try:
-                admitted = self._changed.wait_for(lambda: self._next() is ticket, self._wait_s)
+                admitted = self._changed.wait_for(
+                    lambda: self._next() is ticket, self._wait_s if bounded else None
+                )
             finally:
                 self._queue.remove((ticket, account_id))
                 self._waiting[account_id] -= 1

@@ -105,11 +105,16 @@ class ImageBytes:
         )
 
     def ingest(
-        self, stream: BinaryIO, allowed: frozenset[ImageFormat], *, account_id: str
+        self,
+        stream: BinaryIO,
+        allowed: frozenset[ImageFormat],
+        *,
+        account_id: str,
+        bounded: bool = True,
     ) -> StoredImage:
         """Validate and process the stream's image (in ``account_id``'s share of the decode
-        slots), then store its three blobs."""
-        processed = self._process(stream, allowed, account_id)
+        slots; see ``DecodeSlots.hold`` for ``bounded``), then store its three blobs."""
+        processed = self._process(stream, allowed, account_id, bounded)
         stored: list[StoredBlob] = []
         try:
             stream.seek(0)
@@ -149,14 +154,14 @@ class ImageBytes:
         self._decoder.shutdown(wait=True)
 
     def _process(
-        self, stream: BinaryIO, allowed: frozenset[ImageFormat], account_id: str
+        self, stream: BinaryIO, allowed: frozenset[ImageFormat], account_id: str, bounded: bool
     ) -> ProcessedImage:
         def decode() -> ProcessedImage:
             stream.seek(0)
             return self._processor.process(stream, allowed=allowed)
 
         # A held share is a free decoder thread: the pool has as many threads as slots.
-        with self._shares.hold(account_id):
+        with self._shares.hold(account_id, bounded=bounded):
             return self._decoder.submit(decode).result()
 
     def _restore_if_swept(self, stored: StoredImage, stream: BinaryIO) -> None:

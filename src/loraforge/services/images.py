@@ -196,7 +196,8 @@ class ImageService:
         """Store a generated image's blobs and return its (not yet committed) Image; the
         caller adds it inside its own transaction, or calls ``discard`` on failure."""
         stream = io.BytesIO(data)
-        stored = self._bytes.ingest(stream, ALL_FORMATS, account_id=account_id)
+        # A finished prediction waits its turn for a slot but is never refused one.
+        stored = self._bytes.ingest(stream, ALL_FORMATS, account_id=account_id, bounded=False)
         now = self._clock.now()
         return Image(
             id=self._new_id(),

@@ -150,3 +150,30 @@ def test_a_wait_past_the_bound_is_503(processor: GatedProcessor) -> None:
         assert caught.value.retry_after == RETRY_AFTER_S
         processor.release.set()
         slow.result(timeout=10)
+
+
+def patiently(shares: DecodeSlots) -> bool:
+    with shares.hold("b", bounded=False):
+        return True
+
+
+def test_generated_images_wait_for_a_slot_but_are_never_refused() -> None:
+    shares = DecodeSlots(slots=1, per_account=1, queue_per_account=1, wait_s=0.2)
+    holding, release = threading.Event(), threading.Event()
+
+    def slow() -> None:
+        with shares.hold("a"):
+            holding.set()
+            assert release.wait(10)
+
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(slow)
+        assert holding.wait(5)
+        with pytest.raises(Unavailable), shares.hold("b"):  # an upload: bounded wait
+            pass
+        patient = pool.submit(patiently, shares)
+        with pytest.raises(TimeoutError):
+            patient.result(timeout=0.5)  # still waiting well past wait_s, not refused
+        release.set()
+        first.result(timeout=5)
+        assert patient.result(timeout=5)
