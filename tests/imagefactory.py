@@ -172,3 +172,20 @@ def svg() -> bytes:
         b'<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64">'
         b'<rect width="64" height="64" fill="red"/></svg>\n'
     )
+
+
+def png_chunk_flood(kind: bytes, data: bytes = b"", total: int = 1024 * 1024) -> bytes:
+    """A valid 16 x 16 PNG with ``total`` bytes of ``kind`` chunks right after IHDR (empty
+    ones by default): every chunk is legal, their number is the attack."""
+    good = png(16, 16)
+    ihdr_end = 8 + 25  # signature, then IHDR: length, type, 13 bytes, CRC
+    one = _png_chunk(kind, data)
+    return good[:ihdr_end] + one * (total // len(one)) + good[ihdr_end:]
+
+
+def jpeg_segment_flood(segment: bytes, total: int = 1024 * 1024) -> bytes:
+    """A valid 16 x 16 JPEG with ``total`` bytes of ``segment`` repeated after its first
+    segment (so it still starts with the JPEG signature)."""
+    good = jpeg(16, 16)
+    first_end = 4 + int.from_bytes(good[4:6], "big")  # SOI, marker, then the length
+    return good[:first_end] + segment * (total // len(segment)) + good[first_end:]

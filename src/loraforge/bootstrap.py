@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+import anyio
+
 from loraforge.adapters.captioning.transformers_captioner import TransformersCaptioner
 from loraforge.adapters.db.engine import make_engine
 from loraforge.adapters.db.migrate import upgrade
@@ -37,6 +39,8 @@ from loraforge.ports import (
 )
 from loraforge.services.blobs import BlobSweeper
 from loraforge.services.clock import SystemClock, new_id
+from loraforge.services.decode_slots import DecodeSlots
+from loraforge.services.fetch_slots import FetchSlots
 from loraforge.services.images import ImageService
 from loraforge.services.jobs import JobService
 from loraforge.services.keys import FailureLimiter, KeyService
@@ -77,6 +81,8 @@ class Container:
     webhooks: WebhookService
     retention: RetentionService
     training_images: TrainingImageService
+    # Threads URL uploads run on (api.url_uploads), apart from the API's default pool.
+    fetch_threads: anyio.CapacityLimiter
 
     def close(self) -> None:
         self.images.close()
@@ -151,6 +157,17 @@ def build(
         limits=limits,
         decode_slots=settings.image_workers,
         track_use=frozenset(keep_after_use),
+        decode_shares=DecodeSlots(
+            slots=settings.image_workers,
+            per_account=settings.image_workers_per_account or -(-settings.image_workers // 2),
+            queue_per_account=settings.image_queue_per_account,
+            wait_s=settings.image_wait_s,
+        ),
+        fetch_slots=FetchSlots(
+            total=settings.fetch_slots,
+            per_account=settings.fetch_slots_per_account,
+            fetch_timeout_s=settings.fetch_timeout_s,
+        ),
     )
     return Container(
         settings=settings,
@@ -186,6 +203,7 @@ def build(
         training_images=TrainingImageService(
             uow=uow, blobs=blobs, captioner=captioner, clock=clock, new_id=ids, limits=limits
         ),
+        fetch_threads=anyio.CapacityLimiter(settings.fetch_slots),
     )
 
 

@@ -58,7 +58,37 @@ class Settings(BaseSettings):
     image_workers: int = Field(
         2, ge=1, description="Images decoded at once; bounds CPU and memory under load."
     )
-    fetch_timeout_s: float = Field(10.0, gt=0, description="Total time to fetch an image URL.")
+    image_workers_per_account: int | None = Field(
+        None,
+        ge=1,
+        description="Decode slots one account may hold at once; unset: half of "
+        "`image_workers`, rounded up.",
+    )
+    image_queue_per_account: int = Field(
+        32,
+        ge=1,
+        description="Uploads of one account waiting for a decode slot; more get 429.",
+    )
+    image_wait_s: float = Field(
+        30.0, gt=0, description="Longest an upload waits for a decode slot before 503 (s)."
+    )
+    fetch_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="Wall-clock limit on a whole URL fetch: DNS, connect, headers and body of "
+        "every redirect hop (s).",
+    )
+    fetch_slots: int = Field(
+        16,
+        ge=1,
+        description="URL uploads fetched at once by one server process, on threads of their "
+        "own; more answer 503 with Retry-After.",
+    )
+    fetch_slots_per_account: int = Field(
+        4,
+        ge=1,
+        description="URL uploads of one account fetched at once; more answer 429 with Retry-After.",
+    )
     fetch_allow_hosts: list[str] = Field(
         default_factory=list,
         description="host:port entries exempt from the SSRF address checks (test servers).",

@@ -17,6 +17,7 @@ from typing import BinaryIO, TypedDict
 from loraforge.domain.entities import Image, ImageFormat, ProcessedImage, StoredBlob
 from loraforge.ports import BlobStore, ImageProcessor, UnitOfWork, UnitOfWorkFactory
 from loraforge.services.blob_refs import BlobReferences, Source, rewound
+from loraforge.services.decode_slots import DecodeSlots
 
 Writer = Callable[[UnitOfWork], None]
 MAX_NAME = 255
@@ -105,7 +106,10 @@ class ImageBytes:
         blobs: BlobStore,
         processor: ImageProcessor,
         decode_slots: int,
+        shares: DecodeSlots | None = None,
     ) -> None:
+        """``shares``: who may use the ``decode_slots`` threads when (default: anyone, in
+        arrival order up to a minute)."""
         self._uow = uow
         self._blobs = blobs
         self._refs = BlobReferences(uow=uow, blobs=blobs)
@@ -115,10 +119,21 @@ class ImageBytes:
         # malloc arena of its own and never returns it, so decoding on the server's many request
         # threads grew RSS by ~60 MB per thread (benchmarks/ingest.py).
         self._decoder = ThreadPoolExecutor(decode_slots, thread_name_prefix="decode")
+        self._shares = shares or DecodeSlots(
+            slots=decode_slots, per_account=decode_slots, queue_per_account=1 << 30, wait_s=60
+        )
 
-    def ingest(self, stream: BinaryIO, allowed: frozenset[ImageFormat]) -> StoredImage:
-        """Validate and process the stream's image, then store its three blobs."""
-        processed = self._process(stream, allowed)
+    def ingest(
+        self,
+        stream: BinaryIO,
+        allowed: frozenset[ImageFormat],
+        *,
+        account_id: str,
+        bounded: bool = True,
+    ) -> StoredImage:
+        """Validate and process the stream's image (in ``account_id``'s share of the decode
+        slots; see ``DecodeSlots.hold`` for ``bounded``), then store its three blobs."""
+        processed = self._process(stream, allowed, account_id, bounded)
         stored: list[StoredBlob] = []
         try:
             stream.seek(0)
@@ -157,9 +172,13 @@ class ImageBytes:
     def close(self) -> None:
         self._decoder.shutdown(wait=True)
 
-    def _process(self, stream: BinaryIO, allowed: frozenset[ImageFormat]) -> ProcessedImage:
+    def _process(
+        self, stream: BinaryIO, allowed: frozenset[ImageFormat], account_id: str, bounded: bool
+    ) -> ProcessedImage:
         def decode() -> ProcessedImage:
             stream.seek(0)
             return self._processor.process(stream, allowed=allowed)
 
-        return self._decoder.submit(decode).result()
+        # A held share is a free decoder thread: the pool has as many threads as slots.
+        with self._shares.hold(account_id, bounded=bounded):
+            return self._decoder.submit(decode).result()

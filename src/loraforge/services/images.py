@@ -37,6 +37,8 @@ from loraforge.ports import (
     UnitOfWorkFactory,
     UrlFetcher,
 )
+from loraforge.services.decode_slots import DecodeSlots
+from loraforge.services.fetch_slots import FetchPermit, FetchSlots
 from loraforge.services.image_bytes import ImageBytes, PreparedImage, Upload, sanitize_name
 from loraforge.services.image_types import TASK_CONFLICT, Content, TaskKey
 from loraforge.services.paging import PageRequest
@@ -62,18 +64,27 @@ class ImageService:
         limits: Limits,
         decode_slots: int,
         track_use: frozenset[str] = frozenset(),
+        fetch_slots: FetchSlots | None = None,
+        decode_shares: DecodeSlots | None = None,
     ) -> None:
-        """``track_use``: origins whose images record their last use (fetch, task use)."""
+        """``track_use``: origins whose images record their last use (fetch, task use).
+        ``fetch_slots``: how many URL uploads may run at once (per account, per process).
+        ``decode_shares``: each account's share of the ``decode_slots``."""
         self._uow = uow
         self._blobs = blobs
         self._bytes = ImageBytes(
-            uow=uow, blobs=blobs, processor=processor, decode_slots=decode_slots
+            uow=uow,
+            blobs=blobs,
+            processor=processor,
+            decode_slots=decode_slots,
+            shares=decode_shares,
         )
         self._fetcher = fetcher
         self._clock = clock
         self._new_id = new_id
         self._limits = limits
         self._track_use = track_use
+        self._fetch_slots = fetch_slots or FetchSlots(total=16, per_account=4, fetch_timeout_s=10)
 
     # --- writes -------------------------------------------------------------------------
 
@@ -100,8 +111,10 @@ class ImageService:
         kind: ImageKind,
         allowed: frozenset[ImageFormat],
         origin: str,
+        permit: FetchPermit | None = None,
     ) -> Image:
         """Ingest ``source`` (bytes, or a URL to fetch) at most once per task id; model-less.
+        A URL needs a fetch slot: ``permit`` (see ``admit_fetch``), else one is taken here.
 
         A repeated id with the same fingerprint returns the first image (a use of it), also when
         both arrive at once: the receipt is written in the image's own transaction, so the
@@ -112,7 +125,7 @@ class ImageService:
             return replayed
         try:
             if isinstance(source, str):
-                with self._fetch(source) as fetched:
+                with permit or self.admit_fetch(who), self._fetch(source) as fetched:
                     return self._ingest(
                         who,
                         fetched,
@@ -146,7 +159,7 @@ class ImageService:
     ) -> Image:
         if model_id is not None:
             self._check_room(who, model_id, kind)  # fail fast, before decoding
-        stored = self._bytes.ingest(upload.stream, allowed)
+        stored = self._bytes.ingest(upload.stream, allowed, account_id=who.account_id)
         now = self._clock.now()
         image = Image(
             id=self._new_id(),
@@ -182,7 +195,10 @@ class ImageService:
     ) -> PreparedImage:
         """Store a generated image's blobs; the caller adds it inside its own transaction
         (``add_prepared``), or calls ``discard`` on failure."""
-        stored = self._bytes.ingest(io.BytesIO(data), ALL_FORMATS)
+        # A finished prediction waits its turn for a slot but is never refused one.
+        stored = self._bytes.ingest(
+            io.BytesIO(data), ALL_FORMATS, account_id=account_id, bounded=False
+        )
         now = self._clock.now()
         image = Image(
             id=self._new_id(),
@@ -216,13 +232,23 @@ class ImageService:
         model_id: str | None,
         allowed: frozenset[ImageFormat],
         origin: str = "native",
+        permit: FetchPermit | None = None,
     ) -> Image:
-        if model_id is not None:
-            self._check_room(who, model_id, kind)
-        with self._fetch(url) as upload:
-            return self.ingest(
-                who, upload, kind=kind, model_id=model_id, allowed=allowed, origin=origin
-            )
+        """Fetch ``url`` and ingest it, holding a fetch slot throughout: ``permit`` when the
+        caller took one (see ``admit_fetch``), else one taken here."""
+        with permit or self.admit_fetch(who):
+            if model_id is not None:
+                self._check_room(who, model_id, kind)
+            with self._fetch(url) as upload:
+                return self.ingest(
+                    who, upload, kind=kind, model_id=model_id, allowed=allowed, origin=origin
+                )
+
+    def admit_fetch(self, who: Principal) -> FetchPermit:
+        """A fetch slot for one URL upload of ``who``, or ``RateLimited`` (the account's share
+        is in use) / ``Unavailable`` (the process's) at once. Entry points take it before they
+        hand the upload to a thread, so a refused upload never waits for one."""
+        return self._fetch_slots.admit(who.account_id)
 
     @contextlib.contextmanager
     def _fetch(self, url: str) -> Iterator[Upload]:
@@ -243,7 +269,7 @@ class ImageService:
     ) -> Image:
         """New bytes for an existing image: same id, kind and model."""
         current = self._get_scoped(who, image_id, model_id=model_id, kind=kind)
-        stored = self._bytes.ingest(upload.stream, allowed)
+        stored = self._bytes.ingest(upload.stream, allowed, account_id=who.account_id)
         old_keys = current.blob_keys()
         image = dataclasses.replace(current, **stored.fields())
         image.name = sanitize_name(upload.name) or current.name

@@ -535,3 +535,10 @@ def test_identical_uploads_are_separate_images_sharing_bytes(api: Api) -> None:
     assert api.client.delete(f"/v1/images/{first['id']}", headers=api.headers).status_code == 204
 
     assert api.client.get(second["url"]).content == original
+
+
+def test_a_png_chunk_flood_is_refused_with_a_machine_readable_code(api: Api) -> None:
+    response = post_raw(api, imagefactory.png_chunk_flood(b"tEXt", b"k\x00v"), type="auxiliaryType")
+
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "too_many_chunks"

@@ -412,3 +412,47 @@ def test_a_cmyk_jpeg_is_converted_to_rgb() -> None:
     display = decode(result.display)
     assert display.mode == "RGB"
     assert_quadrants(display, Q["top_left"], Q["top_right"], Q["bottom_left"], Q["bottom_right"])
+
+
+# --- chunk floods -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kind", "data"),
+    [(b"abCd", b""), (b"tEXt", b"k\x00v"), (b"zTXt", b"k\x00\x00x\x9c\x03\x00\x00\x00\x00\x01")],
+    ids=["unknown", "text", "compressed-text"],
+)
+def test_a_flood_of_metadata_chunks_is_refused_before_parsing(kind: bytes, data: bytes) -> None:
+    flood = factory.png_chunk_flood(kind, data)  # 1 MiB: ~80,000 chunks, each legal
+
+    with pytest.raises(ImageRejected) as caught:
+        process(flood)
+    assert caught.value.code == "too_many_chunks"
+
+
+def test_a_flood_of_empty_data_chunks_is_refused() -> None:
+    with pytest.raises(ImageRejected) as caught:
+        process(factory.png_chunk_flood(b"IDAT"))
+    assert caught.value.code == "too_many_chunks"
+
+
+def test_a_png_with_some_metadata_and_many_frames_is_accepted() -> None:
+    frames = [Image.new("RGB", (8, 8), (i, 0, 0)) for i in range(300)]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, "PNG", save_all=True, append_images=frames[1:])  # 300 fcTL + fdAT
+    with_text = factory.png_chunk_flood(b"tEXt", b"k\x00v", total=20 * 15)  # 20 text chunks
+
+    assert process(buffer.getvalue()).format is ImageFormat.PNG
+    assert process(with_text).width == 16
+
+
+@pytest.mark.parametrize(
+    "segment",
+    [b"\xff\xfe\x00\x02", b"\xff\xe5\x00\x02", b"\x00"],
+    ids=["empty-comments", "empty-app5", "stray-bytes"],
+)
+def test_a_jpeg_flood_before_the_image_data_is_refused_before_parsing(segment: bytes) -> None:
+    # Pillow walks these in Python: 5 MB of empty comments took 15 s to parse.
+    with pytest.raises(ImageRejected) as caught:
+        process(factory.jpeg_segment_flood(segment))
+    assert caught.value.code == "too_many_chunks"

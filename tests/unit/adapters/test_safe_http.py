@@ -10,6 +10,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -512,3 +513,125 @@ def test_post_json_connection_refused_and_timeout_fail_uniformly(
         with pytest.raises(FetchFailed) as caught:
             fetcher.post_json(url, b"{}", {})
         assert str(caught.value) == FAILURE_MESSAGE
+
+
+# --- the deadline is hard: trickling upstreams (raw sockets) ------------------------------------
+
+Route = Callable[[str], tuple[bytes, bytes]]
+"""path -> (status line and headers, body)"""
+
+
+class TrickleServer:
+    """A raw TCP server: each connection reads the request head, then sends the route's head
+    one byte per ``head_interval`` s and its body one byte per ``body_interval`` s, for at
+    most ``LIMIT`` s. httpx's per-read timeouts never fire on it; only a deadline over the
+    whole fetch stops the client."""
+
+    LIMIT = 5.0
+
+    def __init__(self, route: Route, *, head_interval: float, body_interval: float) -> None:
+        self.route = route
+        self.intervals = (head_interval, body_interval)
+        self.stop = threading.Event()
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.sock.settimeout(0.05)
+        self.port = port_of(self.sock)
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:  # the accept timeout, or the socket closed at teardown
+                continue
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        with conn:
+            request = b""
+            while b"\r\n\r\n" not in request:
+                chunk = conn.recv(4096)
+                if not chunk:
+                    return
+                request += chunk
+            head, body = self.route(request.split(b" ", 2)[1].decode())
+            until = time.monotonic() + self.LIMIT
+            for part, interval in zip((head, body), self.intervals, strict=True):
+                for byte in part:
+                    if self.stop.wait(interval) or time.monotonic() > until:
+                        return
+                    try:
+                        conn.sendall(bytes([byte]))
+                    except OSError:
+                        return  # the client gave up: what the deadline is for
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def fetcher(self, timeout: float) -> SafeHttpFetcher:
+        allowed = frozenset({f"127.0.0.1:{self.port}"})
+        return SafeHttpFetcher(total_timeout_s=timeout, allow_hosts=allowed)
+
+
+@contextmanager
+def trickling(
+    route: Route, *, head_interval: float, body_interval: float
+) -> Iterator[TrickleServer]:
+    server = TrickleServer(route, head_interval=head_interval, body_interval=body_interval)
+    try:
+        yield server
+    finally:
+        server.stop.set()
+        server.sock.close()
+
+
+def timed_failure(fetcher: SafeHttpFetcher, url: str) -> float:
+    started = time.monotonic()
+    with pytest.raises(FetchFailed, match=FAILURE_MESSAGE):
+        fetcher.fetch(url, max_bytes=1_000_000)
+    return time.monotonic() - started
+
+
+TIMEOUT = 1.0
+SLACK = 0.35  # scheduling on a loaded 2-core machine; the old code overshot by seconds
+OK_HEAD = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n"
+
+
+def test_trickled_headers_stop_at_the_deadline() -> None:
+    # One header byte every 0.2 s: every read is quick, the headers would take 20 s.
+    head = b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 100 + b"\r\n\r\n"
+    with trickling(lambda _: (head, b""), head_interval=0.2, body_interval=0) as upstream:
+        elapsed = timed_failure(upstream.fetcher(TIMEOUT), upstream.url("/img"))
+    assert TIMEOUT - 0.05 <= elapsed < TIMEOUT + SLACK
+
+
+def test_trickled_body_stops_at_the_deadline() -> None:
+    # A body byte every 0.9 s: a read that starts just before the deadline must not wait for
+    # the next byte (a per-read timeout would, and overshoot by up to a whole timeout).
+    with trickling(lambda _: (OK_HEAD, b"x" * 100), head_interval=0, body_interval=0.9) as upstream:
+        elapsed = timed_failure(upstream.fetcher(TIMEOUT), upstream.url("/img"))
+    assert TIMEOUT - 0.05 <= elapsed < TIMEOUT + SLACK
+
+
+def test_slow_redirect_hops_share_one_deadline() -> None:
+    # Each hop's head takes ~0.85 s (85 bytes, one per 0.01 s): each hop alone is within the
+    # timeout, the chain is not. The deadline covers every hop and cuts the one in progress.
+    def route(path: str) -> tuple[bytes, bytes]:
+        hop = int(path.rsplit("/", 1)[-1])
+        head = f"HTTP/1.1 302 Found\r\nLocation: /hop/{hop + 1}\r\nContent-Length: 0\r\n"
+        return f"{head}X-Pad: ".encode().ljust(81, b"p") + b"\r\n\r\n", b""
+
+    with trickling(route, head_interval=0.01, body_interval=0) as upstream:
+        elapsed = timed_failure(upstream.fetcher(TIMEOUT), upstream.url("/hop/0"))
+    assert TIMEOUT - 0.05 <= elapsed < TIMEOUT + SLACK
+
+
+def test_slow_dns_stops_at_the_deadline(release: threading.Event) -> None:
+    def stalled(host: str, port: int) -> list[str]:
+        release.wait(5)  # getaddrinfo has no timeout of its own
+        return [PUBLIC_V4]
+
+    fetcher = SafeHttpFetcher(total_timeout_s=TIMEOUT, resolver=stalled)
+    assert timed_failure(fetcher, "http://slow-dns.test/img.png") < TIMEOUT + SLACK

@@ -12,6 +12,7 @@ import ipaddress
 import logging
 import socket
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -20,6 +21,7 @@ from typing import BinaryIO, cast
 
 import httpx
 
+from loraforge.adapters.fetch.deadline import DeadlineTransport
 from loraforge.domain.errors import FetchFailed
 
 __all__ = ["FAILURE_MESSAGE", "Resolver", "SafeHttpFetcher", "is_public_address"]
@@ -136,7 +138,7 @@ class SafeHttpFetcher:
         merged.update(headers)
         try:
             with (
-                self._client() as client,
+                self._client(deadline) as client,
                 self._send(client, "POST", httpx.URL(url), deadline, body, merged) as response,
             ):
                 return response.status_code
@@ -146,7 +148,7 @@ class SafeHttpFetcher:
     def _fetch(self, url: str, max_bytes: int) -> BinaryIO:
         deadline = time.monotonic() + self._total_timeout_s
         current = httpx.URL(url)
-        with self._client() as client:
+        with self._client(deadline) as client:
             for _hop in range(self._max_redirects + 1):
                 with self._send(client, "GET", current, deadline) as response:
                     if response.status_code in _REDIRECT_STATUSES:
@@ -157,11 +159,15 @@ class SafeHttpFetcher:
                     return _read_capped(response, max_bytes=max_bytes, deadline=deadline)
         raise _Refused(f"more than {self._max_redirects} redirects")
 
-    def _client(self) -> httpx.Client:
-        # trust_env=False: an HTTP(S)_PROXY variable must not route user URLs through a proxy
-        # that would do its own (unchecked) resolution. Redirects are followed by hand so every
-        # hop goes through ``_check``.
-        return httpx.Client(trust_env=False, follow_redirects=False)
+    def _client(self, deadline: float) -> httpx.Client:
+        # trust_env=False and a transport of our own: an HTTP(S)_PROXY variable must not route
+        # user URLs through a proxy that would do its own (unchecked) resolution. The transport
+        # makes the deadline hard: no connect, read or write of any hop runs past it, however
+        # slowly the upstream trickles. Redirects are followed by hand so every hop goes
+        # through ``_check``.
+        return httpx.Client(
+            transport=DeadlineTransport(deadline), trust_env=False, follow_redirects=False
+        )
 
     @contextmanager
     def _send(
@@ -174,7 +180,7 @@ class SafeHttpFetcher:
         headers: Mapping[str, str] | None = None,
     ) -> Iterator[httpx.Response]:
         """Check one hop, then send to the checked address with a timeout within the deadline."""
-        target = self._check(url)
+        target = self._check(url, deadline)
         remaining = deadline - time.monotonic()  # after _check: DNS time counts too
         if remaining <= 0:
             raise _Refused("deadline passed before connecting")
@@ -197,7 +203,7 @@ class SafeHttpFetcher:
         finally:
             response.close()
 
-    def _check(self, url: httpx.URL) -> _Target:
+    def _check(self, url: httpx.URL, deadline: float) -> _Target:
         """Apply the URL and address rules; return where to connect."""
         scheme = url.scheme
         if scheme not in _DEFAULT_PORTS:
@@ -215,18 +221,42 @@ class SafeHttpFetcher:
             return _Target(url, host_header, None)
         if port != _DEFAULT_PORTS[scheme]:
             raise _Refused(f"port {port}")
-        addresses = self._addresses(host, port)
+        addresses = self._addresses(host, port, deadline)
         blocked = [address for address in addresses if not is_public_address(address)]
         if not addresses or blocked:
             raise _Refused(f"{host} resolves to non-public {blocked or 'nothing'}")
         pinned = url.copy_with(host=addresses[0])
         return _Target(pinned, host_header, host if scheme == "https" else None)
 
-    def _addresses(self, host: str, port: int) -> list[str]:
+    def _addresses(self, host: str, port: int, deadline: float) -> list[str]:
         try:
             return [str(ipaddress.ip_address(host))]  # an IP literal needs no lookup
         except ValueError:
-            return list(self._resolve(host, port))
+            return _resolve_by(self._resolve, host, port, deadline)
+
+
+def _resolve_by(resolve: Resolver, host: str, port: int, deadline: float) -> list[str]:
+    """``resolve`` within the deadline: getaddrinfo has no timeout of its own, so a slow DNS
+    server would otherwise hold the fetch. A late lookup is abandoned; its daemon thread ends
+    when the resolver's own retries give up."""
+    answer: list[list[str] | BaseException] = []
+    done = threading.Event()
+
+    def lookup() -> None:
+        try:
+            answer.append(list(resolve(host, port)))
+        except BaseException as exc:  # handed to the caller below
+            answer.append(exc)
+        finally:
+            done.set()
+
+    threading.Thread(target=lookup, name="fetch-dns", daemon=True).start()
+    if not done.wait(max(0.0, deadline - time.monotonic())):
+        raise _Refused(f"DNS lookup of {host} passed the deadline")
+    result = answer[0]
+    if isinstance(result, BaseException):
+        raise result
+    return result
 
 
 def _next_hop(current: httpx.URL, response: httpx.Response) -> httpx.URL:

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import functools
 import io
+import math
 import warnings
 from typing import BinaryIO
 
-from PIL import ExifTags, Image, ImageOps
+from PIL import ExifTags, Image
 
 from loraforge.domain.entities import ImageFormat, ProcessedImage
 from loraforge.domain.errors import DomainError, ImageRejected, UnsupportedFormat
@@ -37,6 +38,31 @@ _BMP_DIB_HEADER_SIZES = frozenset({12, 16, 40, 52, 56, 64, 108, 124})
 _ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
 _SWAPPING_ORIENTATIONS = frozenset({5, 6, 7, 8})  # transposed or rotated by 90 degrees
 _JPEG_QUALITY = 90
+_STRIPE_ROWS = 128  # output rows resampled at once; bounds the working memory beside the decode
+_TRANSPOSE_FOR_ORIENTATION = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_DATA_CHUNKS = frozenset({b"IDAT", b"fcTL", b"fdAT"})  # pixels; APNG frames and theirs
+MAX_PNG_METADATA_CHUNKS = 256
+"""Chunks other than IHDR, PLTE, IEND and pixel data a PNG may have. Real files carry a
+handful (text, colour, physical size, APNG frame controls); Pillow parses each in Python,
+so a 20 MB file of empty ones took ~8 s to reject."""
+MAX_JPEG_SEGMENTS = 1024
+"""Segments before the first scan: real files have a few dozen (an ICC profile may take up to
+255 APP2 segments)."""
+MAX_JPEG_STRAY_BYTES = 1024
+_JPEG_END_OF_HEADERS = frozenset({0xDA, 0xD9})  # SOS: libjpeg decodes the rest in C; EOI
+_JPEG_STANDALONE = frozenset({0x01, *range(0xD0, 0xD8)})  # TEM, RSTn: no length field
+PNG_DATA_CHUNKS_PER_KIB = 1
+"""Pixel-data chunks allowed per KiB of file (encoders write 8-64 KiB each), plus two per
+allowed frame and ``MAX_PNG_METADATA_CHUNKS``: empty ones cost as much as metadata ones."""
 
 
 def detect_format(head: bytes) -> ImageFormat | None:
@@ -112,6 +138,10 @@ class PillowImageProcessor:
             raise UnsupportedFormat(_unsupported_message(fmt, allowed))
         if fmt is ImageFormat.HEIF:
             _register_heif()
+        if fmt is ImageFormat.PNG:
+            _check_png_chunks(stream, max_frames=self._max_frames)
+        elif fmt is ImageFormat.JPEG:
+            _check_jpeg_segments(stream)
         try:
             with warnings.catch_warnings():
                 # Pillow only warns between MAX_IMAGE_PIXELS and twice that: fatal here, for
@@ -142,12 +172,13 @@ class PillowImageProcessor:
                 # the display size: a fraction of the memory and time of a full decode.
                 im.draft("RGB", (self._display_max_side, self._display_max_side))
             im.load()  # full decode of the first frame: truncated or corrupt data fails here
-            # Orientation before resizing so the display's long side is the one viewers see.
             orientation = im.getexif().get(ExifTags.Base.Orientation, 1)
-            ImageOps.exif_transpose(im, in_place=True)
             if orientation in _SWAPPING_ORIENTATIONS:
                 width, height = height, width
-            display = _drop_opaque_alpha(_fit(_to_rgb_or_rgba(im), self._display_max_side))
+            # The decoded pixels are the only full-size buffer: conversion and resampling work
+            # on stripes of them, and orientation is applied to the (small) display image.
+            fitted = _fit_in_stripes(im, self._display_max_side)
+            display = _drop_opaque_alpha(_oriented(fitted, orientation))
             thumbnail = _fit(display, self._thumbnail_max_side)  # cheaper than from the full
             display_bytes, display_mime = _encode(display)
             thumbnail_bytes, thumbnail_mime = _encode(thumbnail)
@@ -178,6 +209,68 @@ class PillowImageProcessor:
             )
 
 
+def _check_png_chunks(stream: BinaryIO, *, max_frames: int) -> None:
+    """Walk the chunk headers (8 bytes each, bodies skipped) before Pillow parses anything:
+    a chunk flood is refused in a few milliseconds instead of seconds of parsing."""
+    size = stream.seek(0, io.SEEK_END)
+    stream.seek(len(_PNG_SIGNATURE))
+    per_size = PNG_DATA_CHUNKS_PER_KIB * (size // 1024)
+    data_limit = MAX_PNG_METADATA_CHUNKS + 2 * max_frames + per_size
+    metadata = data = 0
+    while True:
+        header = stream.read(8)
+        if len(header) < 8:
+            return  # truncated: Pillow reports it as corrupt
+        kind = header[4:]
+        if kind == b"IEND":
+            return
+        if kind in _PNG_DATA_CHUNKS:
+            data += 1
+        elif kind not in (b"IHDR", b"PLTE"):
+            metadata += 1
+        if metadata > MAX_PNG_METADATA_CHUNKS or data > data_limit:
+            raise ImageRejected(
+                f"The PNG has more chunks than an image needs (at most "
+                f"{MAX_PNG_METADATA_CHUNKS} metadata chunks and {data_limit} data chunks).",
+                code="too_many_chunks",
+            )
+        stream.seek(int.from_bytes(header[:4], "big") + 4, io.SEEK_CUR)  # body and CRC
+
+
+def _check_jpeg_segments(stream: BinaryIO) -> None:
+    """Pillow reads the segments before the first scan in Python, byte by byte between them:
+    5 MB of empty comment segments took 15 s. Walk them (bodies skipped) and refuse a file
+    with more than ``MAX_JPEG_SEGMENTS`` of them or ``MAX_JPEG_STRAY_BYTES`` between them."""
+    stream.seek(2)  # after SOI
+    segments = stray = 0
+    while True:
+        byte = stream.read(1)
+        while byte and byte != b"\xff":  # bytes outside any segment: libjpeg skips them
+            stray += 1
+            if stray > MAX_JPEG_STRAY_BYTES:
+                raise _too_many("JPEG", f"{MAX_JPEG_STRAY_BYTES} stray bytes between segments")
+            byte = stream.read(1)
+        marker = stream.read(1)
+        while marker == b"\xff":  # fill bytes before a marker
+            stray += 1
+            marker = stream.read(1)
+        if not marker or marker[0] in _JPEG_END_OF_HEADERS:
+            return  # truncated (Pillow reports it) or the headers are over
+        segments += 1
+        if segments > MAX_JPEG_SEGMENTS or stray > MAX_JPEG_STRAY_BYTES:
+            raise _too_many("JPEG", f"{MAX_JPEG_SEGMENTS} segments before the image data")
+        if marker[0] not in _JPEG_STANDALONE:
+            length = int.from_bytes(stream.read(2), "big")
+            stream.seek(max(0, length - 2), io.SEEK_CUR)
+
+
+def _too_many(fmt: str, limit: str) -> ImageRejected:
+    return ImageRejected(
+        f"The {fmt} has more parts than an image needs (at most {limit}).",
+        code="too_many_chunks",
+    )
+
+
 def _unsupported_message(fmt: ImageFormat | None, allowed: frozenset[ImageFormat]) -> str:
     accepted = ", ".join(sorted(f.name for f in allowed)) or "none"
     if fmt is None:
@@ -185,15 +278,49 @@ def _unsupported_message(fmt: ImageFormat | None, allowed: frozenset[ImageFormat
     return f"{fmt.name} images are not accepted here (accepted: {accepted})."
 
 
-def _to_rgb_or_rgba(im: Image.Image) -> Image.Image:
-    """The image in the mode variants are encoded from: RGBA if it has transparency, else RGB."""
+def _variant_mode(im: Image.Image) -> str:
+    """The mode variants are encoded from: RGBA if the image has transparency, else RGB."""
+    return "RGBA" if im.mode in _ALPHA_MODES or "transparency" in im.info else "RGB"
+
+
+def _to_mode(im: Image.Image, target: str) -> Image.Image:
     if im.mode == "I" or im.mode.startswith("I;16"):
         # 16-bit grey: Pillow's plain conversion clips at 255 (near-white); scale down instead.
         im = im.point(lambda value: value / 256, "L")
-    has_alpha = im.mode in _ALPHA_MODES or "transparency" in im.info
-    target = "RGBA" if has_alpha else "RGB"
     # convert() applies palettes, tRNS colour keys and CMYK/YCbCr maths.
     return im if im.mode == target else im.convert(target)
+
+
+def _fit_in_stripes(im: Image.Image, max_side: int) -> Image.Image:
+    """``im`` in its variant mode, scaled down to fit ``max_side``, without a second
+    full-size buffer: converting a whole 7000 x 7000 RGBA image, and the premultiplied copy
+    Pillow makes to resize RGBA, each cost as much as the decode (~196 MB; peak was ~450 MB).
+    Each stripe of output rows is resampled from a crop of just the source rows it needs
+    (plus the Lanczos support), so the result equals one resize of the whole image."""
+    target = _variant_mode(im)
+    if max(im.size) <= max_side:
+        return _to_mode(im, target)
+    width, height = im.size
+    scale = max_side / max(width, height)
+    out_w, out_h = max(1, round(width * scale)), max(1, round(height * scale))
+    step = height / out_h  # source rows per output row
+    margin = math.ceil(3 * step) + 2  # Lanczos reaches 3 output pixels either side
+    out = Image.new(target, (out_w, out_h))
+    for top in range(0, out_h, _STRIPE_ROWS):
+        bottom = min(out_h, top + _STRIPE_ROWS)
+        y0, y1 = top * step, bottom * step
+        crop_top = max(0, math.floor(y0) - margin)
+        crop_bottom = min(height, math.ceil(y1) + margin)
+        stripe = _to_mode(im.crop((0, crop_top, width, crop_bottom)), target)
+        box = (0.0, y0 - crop_top, float(width), y1 - crop_top)
+        out.paste(stripe.resize((out_w, bottom - top), Image.Resampling.LANCZOS, box=box), (0, top))
+    return out
+
+
+def _oriented(im: Image.Image, orientation: int) -> Image.Image:
+    """``im`` turned as its EXIF orientation says (what ``ImageOps.exif_transpose`` does)."""
+    method = _TRANSPOSE_FOR_ORIENTATION.get(orientation)
+    return im if method is None else im.transpose(method)
 
 
 def _drop_opaque_alpha(im: Image.Image) -> Image.Image:

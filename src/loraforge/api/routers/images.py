@@ -21,6 +21,7 @@ from loraforge.api.schemas.images import (
 )
 from loraforge.api.streaming import file_chunks
 from loraforge.api.uploads import read_multipart, spool_body
+from loraforge.api.url_uploads import run_url_upload
 from loraforge.bootstrap import Container
 from loraforge.domain.entities import (
     ALL_FORMATS,
@@ -177,10 +178,17 @@ async def _ingest(
 async def _ingest_json(c: Container, who: Principal, body: ImageJsonUpload) -> Image:
     kind = KIND_BY_TYPE_NAME[body.type]
     if is_url(body.image):
-        return await run_in_threadpool(
-            lambda: c.images.ingest_url(
-                who, body.image, kind=kind, model_id=body.modelId, allowed=ALL_FORMATS
-            )
+        return await run_url_upload(
+            c,
+            who,
+            lambda permit: c.images.ingest_url(
+                who,
+                body.image,
+                kind=kind,
+                model_id=body.modelId,
+                allowed=ALL_FORMATS,
+                permit=permit,
+            ),
         )
     data = decode_inline(body.image, max_bytes=c.limits.max_request_bytes)
     return await _ingest(

@@ -36,6 +36,7 @@ from starlette.websockets import WebSocketDisconnect
 
 from loraforge.api.deps import authenticate, get_container, presented_key
 from loraforge.api.presenters import content_url
+from loraforge.api.url_uploads import run_url_upload
 from loraforge.bootstrap import Container
 from loraforge.dialects import install_error_handlers, sub_app
 from loraforge.dialects.runware import translate
@@ -48,6 +49,7 @@ from loraforge.dialects.runware.schemas import (
 from loraforge.dialects.runware.translate import Answer
 from loraforge.domain.entities import Image, ImageKind, ImageVariant, Principal
 from loraforge.domain.errors import DomainError, RateLimited, Unauthenticated
+from loraforge.services.fetch_slots import FetchPermit
 from loraforge.services.images import TaskKey, Upload
 from loraforge.services.inline_images import decode_inline, is_url
 
@@ -170,9 +172,14 @@ class TaskSession:
                 task_uuid=task_uuid,
                 parameter="image",
             )
-        who = self.who
+        who, value = self.who, value.strip()
         try:
-            image = await run_in_threadpool(self._ingest, who, task_id, value.strip())
+            if is_url(value):  # admitted now or refused now (429/503), then off the API's pool
+                image = await run_url_upload(
+                    self.container, who, lambda permit: self._ingest(who, task_id, value, permit)
+                )
+            else:
+                image = await run_in_threadpool(self._ingest, who, task_id, value, None)
         except DomainError as exc:
             return translate.domain_failure(
                 exc, task_type=IMAGE_UPLOAD, task_uuid=task_uuid, parameter="image"
@@ -189,7 +196,9 @@ class TaskSession:
             },
         )
 
-    def _ingest(self, who: Principal, task_id: str, value: str) -> Image:
+    def _ingest(
+        self, who: Principal, task_id: str, value: str, permit: FetchPermit | None
+    ) -> Image:
         images = self.container.images
         existing = translate.canonical_uuid(value)
         if existing is not None:  # an earlier upload's imageUUID: a use of that image
@@ -209,6 +218,7 @@ class TaskSession:
             kind=ImageKind.REFERENCE,
             allowed=translate.FORMATS,
             origin=translate.ORIGIN,
+            permit=permit,
         )
 
 
@@ -226,7 +236,7 @@ async def run_tasks(request: Request) -> JSONResponse:
         session.who = await authenticate(request, key)  # a bad key: 401 invalidApiKey
     answers = [await session.run(task) for task in tasks]
     status, body = translate.http_body(answers)
-    return JSONResponse(body, status_code=status)
+    return JSONResponse(body, status_code=status, headers=translate.http_headers(status, answers))
 
 
 # --- WebSocket ---------------------------------------------------------------------------

@@ -44,6 +44,7 @@ class ErrorItem(TypedDict):
     taskUUID: NotRequired[str]
     parameter: NotRequired[str]
     type: NotRequired[str]
+    retryAfter: NotRequired[int]  # seconds, on 429 / 503 (the HTTP answer's Retry-After too)
 
 
 # The SDK recognises an authentication failure by ``taskType == "authentication"`` and shows

@@ -38,6 +38,7 @@ class Answer:
     status: int
     data: dict[str, Any] | None = None
     error: ErrorItem | None = None
+    retry_after: int | None = None  # seconds, for 429/503: also ``retryAfter`` in the error
 
 
 def runware_code(core_code: str) -> str:
@@ -87,7 +88,7 @@ def failed(
 def domain_failure(
     exc: DomainError, *, task_type: str | None, task_uuid: str | None, parameter: str | None
 ) -> Answer:
-    return failed(
+    answer = failed(
         status_for(exc),
         runware_code(exc.code),
         exc.message,
@@ -95,6 +96,12 @@ def domain_failure(
         task_uuid=task_uuid,
         parameter=exc.field or parameter,
     )
+    retry_after = getattr(exc, "retry_after", None)  # RateLimited, Unavailable
+    if isinstance(retry_after, int) and answer.error is not None:
+        # A WebSocket frame has no headers: the error item says when to retry.
+        answer.error["retryAfter"] = retry_after
+        return Answer(status=answer.status, error=answer.error, retry_after=retry_after)
+    return answer
 
 
 def error_body(status: int, code: str, message: str, field: str | None) -> dict[str, Any]:
@@ -153,3 +160,9 @@ def http_body(answers: list[Answer]) -> tuple[int, dict[str, Any]]:
             del body["data"]
             return next(a.status for a in answers if a.error is not None), body
     return 200, body
+
+
+def http_headers(status: int, answers: list[Answer]) -> dict[str, str]:
+    """``Retry-After`` on a 429/503 answer: the longest wait any refused task was given."""
+    waits = [a.retry_after for a in answers if a.retry_after is not None]
+    return {"Retry-After": str(max(waits))} if status in (429, 503) and waits else {}
