@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import io
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
 
 from loraforge.domain.entities import (
-    ALL_FORMATS,
     Image,
     ImageFormat,
     ImageKind,
@@ -39,8 +37,9 @@ from loraforge.ports import (
 )
 from loraforge.services.decode_slots import DecodeSlots
 from loraforge.services.fetch_slots import FetchPermit, FetchSlots
-from loraforge.services.image_bytes import ImageBytes, PreparedImage, Upload, sanitize_name
+from loraforge.services.image_bytes import ImageBytes, Upload, sanitize_name
 from loraforge.services.image_types import TASK_CONFLICT, Content, TaskKey
+from loraforge.services.output_images import OutputImages
 from loraforge.services.paging import PageRequest
 
 __all__ = ["TASK_CONFLICT", "Content", "ImageService", "TaskKey", "Upload", "sanitize_name"]
@@ -79,6 +78,7 @@ class ImageService:
             decode_slots=decode_slots,
             shares=decode_shares,
         )
+        self.outputs = OutputImages(bytes_=self._bytes, clock=clock, new_id=new_id)
         self._fetcher = fetcher
         self._clock = clock
         self._new_id = new_id
@@ -189,39 +189,6 @@ class ImageService:
 
         self._bytes.commit(write, stored, upload.stream)
         return image
-
-    def prepare_output(
-        self, *, account_id: str, model_id: str, prediction_id: str, data: bytes, name: str
-    ) -> PreparedImage:
-        """Store a generated image's blobs; the caller adds it inside its own transaction
-        (``add_prepared``), or calls ``discard`` on failure."""
-        # A finished prediction waits its turn for a slot but is never refused one.
-        stored = self._bytes.ingest(
-            io.BytesIO(data), ALL_FORMATS, account_id=account_id, bounded=False
-        )
-        now = self._clock.now()
-        image = Image(
-            id=self._new_id(),
-            account_id=account_id,
-            model_id=model_id,
-            kind=ImageKind.OUTPUT,
-            name=name,
-            created_at=now,
-            last_used_at=now,
-            prediction_id=prediction_id,
-            **stored.fields(),
-        )
-        return PreparedImage(image=image, stored=stored, data=data)
-
-    def add_prepared(self, uow: UnitOfWork, prepared: Iterable[PreparedImage]) -> None:
-        """Add prepared images in the caller's write transaction, adopting their blobs."""
-        for p in prepared:
-            uow.images.add(p.image)
-            self._bytes.adopt(uow, p.stored, io.BytesIO(p.data))
-
-    def discard(self, prepared: Iterable[PreparedImage]) -> None:
-        """Remove the blobs of prepared images that were never committed."""
-        self._bytes.discard(b for p in prepared for b in p.stored.blobs())
 
     def ingest_url(
         self,

@@ -49,7 +49,7 @@ class PredictionRunner:
         try:
             outputs = self._generator.generate(spec)
             prepared = [
-                self._images.prepare_output(
+                self._images.outputs.prepare(
                     account_id=prediction.account_id,
                     model_id=prediction.owner_model_id,
                     prediction_id=prediction.id,
@@ -62,7 +62,7 @@ class PredictionRunner:
             self._end(lease, prediction, RunStatus.FAILED, error=f"Generation failed: {exc}")
             raise
         if not self._end(lease, prediction, RunStatus.SUCCEEDED, outputs=prepared):
-            self._images.discard(prepared)
+            self._images.outputs.discard(prepared)
 
     def give_up(self, uow: UnitOfWork, prediction_id: str, reason: str) -> None:
         prediction = uow.predictions.get(prediction_id)
@@ -125,7 +125,7 @@ class PredictionRunner:
         outputs: list[PreparedImage] | None = None,
     ) -> bool:
         def record(uow: UnitOfWork) -> None:
-            self._images.add_prepared(uow, outputs or [])
+            self._images.outputs.add(uow, outputs or [])
             prediction.output_image_ids = [o.image.id for o in outputs or []]
             self._finish_subject(uow, prediction, status, error)
 
