@@ -17,6 +17,7 @@ from starlette.types import Scope
 from loraforge import __version__
 from loraforge.api import errors
 from loraforge.api.body_limit import BodyLimitMiddleware
+from loraforge.api.openapi import publish_limits
 from loraforge.api.routers import (
     health,
     images,
@@ -80,6 +81,7 @@ def create_app(
     if container is not None:
         app.state.container = container
     errors.install(app)
+    publish_limits(app)
     routers = (
         health.router,
         models.router,
@@ -90,7 +92,8 @@ def create_app(
         platform.router,
     )
     for router in routers:
-        app.include_router(router, responses=errors.RESPONSES)
+        public = router is health.router
+        app.include_router(router, responses=errors.RESPONSES if public else errors.AUTHENTICATED)
     # Vendor dialects: sub-apps with their own error shapes (loraforge.dialects).
     app.mount("/compat/photogpt", photogpt.create_app(app))
     app.mount("/compat/runware", runware.create_app(app))  # serves /v1 (HTTP + WebSocket)
