@@ -245,3 +245,65 @@ def test_a_png_without_iend_is_a_422_corrupt_image(api: Api) -> None:
 
     assert response.status_code == 422, response.text
     assert response.json()["error"]["code"] == "corrupt_image"
+
+
+LONE_SURROGATE = b'[{"taskType": "imageUpload", "taskUUID": "\\ud800", "image": "x"}]'
+
+
+def test_a_lone_surrogate_is_a_400_not_an_unencodable_answer(api: Api) -> None:
+    headers = {**api.headers, "Content-Type": "application/json"}
+
+    response = api.client.post("/compat/runware/v1", content=LONE_SURROGATE, headers=headers)
+    paired = api.client.post(
+        "/compat/runware/v1",
+        content=b'[{"taskType": "ping", "ping": true, "taskUUID": "\\ud83d\\ude00"}]',
+        headers=headers,
+    )
+
+    assert response.status_code == 400, response.text
+    assert response.json()["errors"][0]["code"] == "badRequest"
+    assert paired.status_code == 200, paired.text  # an escaped pair is text
+
+
+def test_a_lone_surrogate_frame_gets_an_error_frame_and_the_socket_lives(api: Api) -> None:
+    with api.client.websocket_connect("/compat/runware/v1") as ws:
+        ws.send_text(LONE_SURROGATE.decode())
+        error = ws.receive_json()["errors"][0]
+        ws.send_json([{"taskType": "ping", "ping": True}])
+        pong = ws.receive_json()
+
+    assert error["code"] == "badRequest"
+    assert pong == {"data": [{"taskType": "ping", "pong": True}]}
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/models/%00",
+        "/v1/images/a%00",
+        "/v1/predictions/%00",
+        "/compat/photogpt/models/%00",
+        "/compat/scenario/v1/models/model_%00",
+        "/compat/scenario/v1/jobs/job_%00",
+    ],
+)
+def test_a_nul_in_an_id_is_a_400_on_every_database(api: Api, path: str) -> None:
+    # PostgreSQL cannot hold NUL in text: psycopg failed the query (500); SQLite answered 404.
+    response = api.client.get(path, headers=api.headers)
+
+    assert response.status_code == 400, response.text
+
+
+def test_a_nul_in_a_body_id_is_a_400_on_every_database(api: Api) -> None:
+    native = api.client.post(
+        "/v1/images",
+        json={"image": "https://example.com/a.png", "modelId": "\x00", "type": "modelInput"},
+        headers=api.headers,
+    )
+    photogpt = api.client.post(
+        "/compat/photogpt/models", json={"id": "\x00", "name": "a"}, headers=api.headers
+    )
+
+    assert native.status_code == 400, native.text
+    assert photogpt.status_code == 400, photogpt.text
+    assert photogpt.json()["err"] == "bad_request"
