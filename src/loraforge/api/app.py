@@ -20,6 +20,7 @@ from loraforge.api.body_limit import BodyLimitMiddleware
 from loraforge.api.client_address import TrustedProxies
 from loraforge.api.event_hub import EventHub
 from loraforge.api.framing import FramingGuard
+from loraforge.api.openapi import publish_limits
 from loraforge.api.routers import (
     health,
     images,
@@ -87,6 +88,7 @@ def create_app(
         poll_s=settings.event_poll_s, max_streams_per_account=settings.max_event_streams
     )
     errors.install(app)
+    publish_limits(app)
     routers = (
         health.router,
         models.router,
@@ -97,7 +99,8 @@ def create_app(
         platform.router,
     )
     for router in routers:
-        app.include_router(router, responses=errors.RESPONSES)
+        public = router is health.router
+        app.include_router(router, responses=errors.RESPONSES if public else errors.AUTHENTICATED)
     # Vendor dialects: sub-apps with their own error shapes (loraforge.dialects).
     app.mount("/compat/photogpt", photogpt.create_app(app))
     app.mount("/compat/runware", runware.create_app(app))  # serves /v1 (HTTP + WebSocket)

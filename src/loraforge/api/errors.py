@@ -7,12 +7,15 @@ Dialects install their own handlers with the same status table (``status_for``).
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Route
 
 from loraforge.api.schemas.common import ErrorBody
 from loraforge.domain import errors as e
@@ -64,6 +67,30 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+_MEANINGS = {
+    400: "Malformed request: a body that is not JSON (or nested too deeply), bad base64...",
+    401: "No key, or a key that is not valid.",
+    403: "A signed link whose signature is wrong or that has expired.",
+    404: "No such resource in the caller's account.",
+    409: "Conflicts with the current state, or a per-model limit is reached.",
+    413: "The request body is larger than the limit.",
+    415: "The image's format (decided from its bytes) is not accepted here.",
+    422: "A value is missing, of the wrong type or out of range, or the image is unusable.",
+    429: "Too many failed authentications from this client: retry after `Retry-After`.",
+    503: "A dependency (database, blob store) is unavailable: retry after `Retry-After`.",
+    507: "The server is out of storage.",
+}
+
+
+def documented(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` entries for the statuses a native route can answer (the one shape)."""
+    return {code: {"model": ErrorBody, "description": _MEANINGS[code]} for code in codes}
+
+
+# Every route that takes a key can answer these (health checks do not take one).
+AUTHENTICATED: dict[int | str, dict[str, Any]] = {**RESPONSES, **documented(401, 429, 503)}
+
+
 def status_for(exc: e.DomainError) -> int:
     for cls in type(exc).__mro__:
         if cls in STATUS:
@@ -79,6 +106,23 @@ def headers_for(exc: e.DomainError) -> dict[str, str]:
     if isinstance(exc, e.RequestTimeout):
         return {"Connection": "close"}  # the rest of the body may still come: never reuse
     return {}
+
+
+def http_headers(request: Request, exc: StarletteHTTPException) -> Mapping[str, str] | None:
+    """The headers of a routing error; a 405's ``Allow`` lists every method of the path.
+
+    The router answers 405 from the first route whose path matches, so with ``GET`` and
+    ``POST`` on one path in two routes its ``Allow`` named only one of them."""
+    if exc.status_code != 405:
+        return exc.headers
+    methods: set[str] = set()
+    for context in iter_route_contexts(request.app.router.routes):
+        route, allowed = context.original_route, context.methods
+        if isinstance(route, Route) and allowed and context.matches(request.scope)[0] != Match.NONE:
+            methods |= allowed
+    if not methods:
+        return exc.headers
+    return {**(exc.headers or {}), "Allow": ", ".join(sorted(methods))}
 
 
 def error_body(code: str, message: str, field: str | None = None) -> dict[str, Any]:
@@ -124,7 +168,9 @@ async def _http(request: Request, exc: Exception) -> JSONResponse:
         return await _domain(request, exc.__cause__)
     code = HTTP_CODES.get(exc.status_code, "error")
     return JSONResponse(
-        error_body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers
+        error_body(code, str(exc.detail)),
+        status_code=exc.status_code,
+        headers=http_headers(request, exc),
     )
 
 

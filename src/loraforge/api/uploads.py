@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import tempfile
 from dataclasses import dataclass
 from typing import Any, BinaryIO, cast
@@ -10,6 +9,7 @@ from typing import Any, BinaryIO, cast
 from fastapi import Request
 from starlette.datastructures import UploadFile
 
+from loraforge.api.json_body import parse_json
 from loraforge.domain.errors import BadRequest, PayloadTooLarge
 from loraforge.services.images import Upload
 
@@ -54,10 +54,10 @@ async def read_multipart(request: Request) -> MultipartImage:
     if raw is not None:
         text = raw if isinstance(raw, str) else (await raw.read()).decode("utf-8", "replace")
         try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
+            data = parse_json(text, message="The 'data' part must be a JSON object.")
+        except BadRequest:
             await form.close()
-            raise BadRequest("The 'data' part must be a JSON object.") from exc
+            raise
     if not isinstance(data, dict):
         await form.close()
         raise BadRequest("The 'data' part must be a JSON object.")

@@ -24,7 +24,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from loraforge.api.errors import HTTP_CODES, describe_validation, headers_for, status_for
+from loraforge.api.errors import (
+    HTTP_CODES,
+    describe_validation,
+    headers_for,
+    http_headers,
+    status_for,
+)
+from loraforge.api.openapi import publish_limits
 from loraforge.domain.errors import DomainError
 
 log = logging.getLogger("loraforge.dialects")
@@ -38,6 +45,7 @@ def sub_app(parent: FastAPI, *, title: str) -> FastAPI:
     """A FastAPI app for one dialect, sharing ``parent.state``; no docs routes of its own."""
     app = FastAPI(title=title, openapi_url=None, docs_url=None, redoc_url=None)
     app.state = parent.state
+    publish_limits(app)  # ``app.openapi()``: not served, but built for tests and fuzzers
     return app
 
 
@@ -68,7 +76,7 @@ def install_error_handlers(app: FastAPI, body: ErrorBody) -> None:
         return JSONResponse(
             body(exc.status_code, code, str(exc.detail), None),
             status_code=exc.status_code,
-            headers=exc.headers,
+            headers=http_headers(request, exc),
         )
 
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:

@@ -9,7 +9,12 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from fastapi.routing import APIRoute, iter_route_contexts
+from fastapi.testclient import TestClient
+from starlette.routing import Mount
 
+from loraforge.api.app import create_app
+from loraforge.bootstrap import build
+from loraforge.services.paging import MAX_PAGE_NUM
 from loraforge.settings import Settings
 from tests.conftest import Api
 
@@ -198,3 +203,52 @@ def test_readyz_is_503_while_the_blob_store_is_broken(api: Api, settings: Settin
     assert broken.json()["error"]["message"]
     assert int(broken.headers["retry-after"]) > 0
     assert recovered.status_code == 200
+
+
+def test_paging_bounds_are_published_with_the_configured_maximum(settings: Settings) -> None:
+    container = build(settings.model_copy(update={"max_page_size": 7}))
+    try:
+        with TestClient(create_app(container=container)) as client:
+            native = client.get("/openapi.json").json()
+        photogpt = mounted_app(create_app(container=container), "/compat/photogpt").openapi()
+    finally:
+        container.close()
+
+    for spec, path in (
+        (native, "/v1/models"),
+        (native, "/v1/models/{modelId}/images"),
+        (photogpt, "/models"),
+        (photogpt, "/models/{modelID}/images"),
+    ):
+        params = {p["name"]: p["schema"] for p in spec["paths"][path]["get"]["parameters"]}
+        assert (params["pageSize"]["minimum"], params["pageSize"]["maximum"]) == (1, 7), path
+        assert (params["pageNum"]["minimum"], params["pageNum"]["maximum"]) == (1, MAX_PAGE_NUM)
+
+
+def test_routes_document_the_statuses_they_answer(spec: dict[str, Any]) -> None:
+    def statuses(path: str, method: str) -> set[str]:
+        return set(spec["paths"][path][method]["responses"])
+
+    for path, method in (
+        ("/v1/images", "post"),
+        ("/v1/models/{modelId}/data", "post"),
+        ("/v1/models/{modelId}/data/{dataId}", "put"),
+    ):
+        assert {"400", "401", "404", "413", "415", "422", "429", "503"} <= statuses(path, method)
+    assert {"404", "409"} <= statuses("/v1/models/{modelId}/trainings", "post")
+    assert {"401", "404", "429", "503"} <= statuses("/v1/models/{modelId}", "get")
+    assert "422" in statuses("/v1/models", "get")
+    assert "401" not in statuses("/healthz", "get")
+
+
+def test_bounds_of_bodies_are_published(spec: dict[str, Any]) -> None:
+    training = schema_of(spec, "TrainingCreate")["properties"]["trainingStrength"]
+    assert (training["type"], training["minimum"], training["maximum"]) == ("integer", 0, 10)
+    name = schema_of(spec, "ModelCreate")["properties"]["displayName"]
+    assert (name["minLength"], name["maxLength"]) == (1, 200)
+
+
+def mounted_app(app: FastAPI, prefix: str) -> FastAPI:
+    mount = next(r for r in app.routes if isinstance(r, Mount) and r.path == prefix)
+    assert isinstance(mount.app, FastAPI)
+    return mount.app

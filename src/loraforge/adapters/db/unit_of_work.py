@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import Engine, text
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -29,7 +29,7 @@ from loraforge.adapters.db.work_repositories import (
     SqlTrainingRepository,
     SqlWebhookRepository,
 )
-from loraforge.domain.errors import Unavailable
+from loraforge.domain.errors import BadRequest, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +73,11 @@ class SqlUnitOfWorkFactory:
             session.rollback()
             log.warning("database error, answered as unavailable: %s", getattr(exc, "orig", exc))
             raise Unavailable("The database is not available.") from exc
+        except DataError as exc:
+            # A value the database refuses to hold (e.g. JSON text with an escaped NUL in a
+            # PostgreSQL JSONB column) came from the client: its 400, not a 500.
+            session.rollback()
+            raise BadRequest("The request holds a value the database cannot store.") from exc
         finally:
             session.close()
 

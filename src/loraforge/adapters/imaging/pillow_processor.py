@@ -17,6 +17,7 @@ from typing import BinaryIO
 
 from PIL import ExifTags, Image
 
+from loraforge.adapters.imaging import completeness
 from loraforge.domain.entities import ImageFormat, ProcessedImage
 from loraforge.domain.errors import DomainError, ImageRejected, UnsupportedFormat
 
@@ -171,7 +172,9 @@ class PillowImageProcessor:
                 # Lets libjpeg decode at 1/2, 1/4 or 1/8 scale while each side stays at least
                 # the display size: a fraction of the memory and time of a full decode.
                 im.draft("RGB", (self._display_max_side, self._display_max_side))
+            completeness.check_declared_size(stream, fmt)
             im.load()  # full decode of the first frame: truncated or corrupt data fails here
+            completeness.check_ends(stream, fmt)
             orientation = im.getexif().get(ExifTags.Base.Orientation, 1)
             if orientation in _SWAPPING_ORIENTATIONS:
                 width, height = height, width

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 from typing import Annotated, Literal, TypeVar
 
 from fastapi import APIRouter, Query, Request, Response
@@ -12,6 +11,9 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from loraforge.api.deps import ContainerDep, PrincipalDep, get_principal
+from loraforge.api.errors import documented
+from loraforge.api.json_body import parse_json
+from loraforge.api.paging import PageNum, PageSize
 from loraforge.api.presenters import image_read
 from loraforge.api.schemas.images import (
     ImageJsonUpload,
@@ -31,7 +33,7 @@ from loraforge.domain.entities import (
     ImageVariant,
     Principal,
 )
-from loraforge.domain.errors import BadRequest, InvalidInput
+from loraforge.domain.errors import InvalidInput
 from loraforge.services.images import Upload
 from loraforge.services.inline_images import decode_inline, is_url
 from loraforge.services.paging import page_request
@@ -65,7 +67,13 @@ UPLOAD_BODY = {
 }
 
 
-@router.post("/v1/images", status_code=201, response_model=ImageRead, openapi_extra=UPLOAD_BODY)
+@router.post(
+    "/v1/images",
+    responses=documented(400, 404, 409, 413, 415, 422, 507),
+    status_code=201,
+    response_model=ImageRead,
+    openapi_extra=UPLOAD_BODY,
+)
 async def upload_image(
     request: Request,
     who: PrincipalDep,
@@ -94,7 +102,7 @@ async def upload_image(
     return image_read(request, c, image)
 
 
-@router.get("/v1/images/{imageId}", response_model=ImageRead)
+@router.get("/v1/images/{imageId}", responses=documented(404), response_model=ImageRead)
 async def get_image(
     imageId: str, request: Request, who: PrincipalDep, c: ContainerDep
 ) -> ImageRead:
@@ -104,7 +112,7 @@ async def get_image(
 @router.get(
     "/v1/images/{imageId}/content",
     response_class=StreamingResponse,
-    responses={200: {"content": {"image/*": {}}}},
+    responses={200: {"content": {"image/*": {}}}, **documented(403, 404, 422)},
 )
 async def get_image_content(
     imageId: str,
@@ -134,13 +142,15 @@ async def get_image_content(
     )
 
 
-@router.delete("/v1/images/{imageId}", status_code=204, response_class=Response)
+@router.delete(
+    "/v1/images/{imageId}", responses=documented(404), status_code=204, response_class=Response
+)
 async def delete_image(imageId: str, who: PrincipalDep, c: ContainerDep) -> Response:
     await run_in_threadpool(c.images.delete, who, imageId)
     return Response(status_code=204)
 
 
-@router.get("/v1/models/{modelId}/images", response_model=ImagePage)
+@router.get("/v1/models/{modelId}/images", responses=documented(404, 422), response_model=ImagePage)
 async def list_model_images(
     modelId: str,
     request: Request,
@@ -149,8 +159,8 @@ async def list_model_images(
     image_type: Annotated[
         Literal["all", "input", "output", "auxiliaryType"], Query(alias="imageType")
     ] = "all",
-    page_num: Annotated[int, Query(alias="pageNum")] = 1,
-    page_size: Annotated[int, Query(alias="pageSize")] = 20,
+    page_num: PageNum = 1,
+    page_size: PageSize = 20,
 ) -> ImagePage:
     page = page_request(page_num, page_size, max_page_size=c.limits.max_page_size)
     kinds = KINDS_BY_FILTER[image_type]
@@ -197,10 +207,7 @@ async def _ingest_json(c: Container, who: Principal, body: ImageJsonUpload) -> I
 
 
 async def _json(request: Request) -> object:
-    try:
-        return json.loads(await request.body())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BadRequest("The body is not valid JSON.") from exc
+    return parse_json(await request.body(), message="The body is not valid JSON.")
 
 
 M = TypeVar("M", ImageJsonUpload, ImageUploadData)

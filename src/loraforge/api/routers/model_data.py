@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from loraforge.api.deps import ContainerDep, PrincipalDep
+from loraforge.api.errors import documented
 from loraforge.api.presenters import training_data_content, training_data_read
 from loraforge.api.schemas.images import DataCreated, TrainingDataContent, TrainingDataRead
 from loraforge.api.uploads import spool_body
@@ -29,7 +30,13 @@ RAW_IMAGE_BODY = {
 }
 
 
-@router.post("", status_code=201, response_model=DataCreated, openapi_extra=RAW_IMAGE_BODY)
+@router.post(
+    "",
+    responses=documented(400, 404, 409, 413, 415, 422, 507),
+    status_code=201,
+    response_model=DataCreated,
+    openapi_extra=RAW_IMAGE_BODY,
+)
 async def add_data(
     modelId: str, request: Request, who: PrincipalDep, c: ContainerDep
 ) -> DataCreated:
@@ -43,7 +50,7 @@ async def add_data(
     return DataCreated(dataId=image.id)
 
 
-@router.get("", response_model=list[TrainingDataRead])
+@router.get("", responses=documented(404), response_model=list[TrainingDataRead])
 async def list_data(
     modelId: str, request: Request, who: PrincipalDep, c: ContainerDep
 ) -> list[TrainingDataRead]:
@@ -53,7 +60,7 @@ async def list_data(
     return [training_data_read(request, c, image) for image in page.items]
 
 
-@router.get("/{dataId}", response_model=TrainingDataContent)
+@router.get("/{dataId}", responses=documented(404), response_model=TrainingDataContent)
 async def get_data(
     modelId: str, dataId: str, request: Request, who: PrincipalDep, c: ContainerDep
 ) -> TrainingDataContent:
@@ -65,7 +72,12 @@ async def get_data(
     return training_data_content(request, c, image, original)
 
 
-@router.put("/{dataId}", response_model=TrainingDataRead, openapi_extra=RAW_IMAGE_BODY)
+@router.put(
+    "/{dataId}",
+    responses=documented(400, 404, 413, 415, 422, 507),
+    response_model=TrainingDataRead,
+    openapi_extra=RAW_IMAGE_BODY,
+)
 async def replace_data(
     modelId: str, dataId: str, request: Request, who: PrincipalDep, c: ContainerDep
 ) -> TrainingDataRead:
@@ -79,7 +91,7 @@ async def replace_data(
     return training_data_read(request, c, image)
 
 
-@router.delete("/{dataId}", status_code=204, response_class=Response)
+@router.delete("/{dataId}", responses=documented(404), status_code=204, response_class=Response)
 async def delete_data(modelId: str, dataId: str, who: PrincipalDep, c: ContainerDep) -> Response:
     await run_in_threadpool(lambda: c.images.delete(who, dataId, model_id=modelId, kind=TRAINING))
     return Response(status_code=204)

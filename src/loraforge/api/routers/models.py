@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Response
 from starlette.concurrency import run_in_threadpool
 
 from loraforge.api.deps import ContainerDep, PrincipalDep
+from loraforge.api.errors import documented
+from loraforge.api.paging import PageNum, PageSize
 from loraforge.api.schemas.models import ModelCreate, ModelPage, ModelRead, ModelRename
 from loraforge.services.paging import page_request
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 
-PageNum = Annotated[int, Query(alias="pageNum")]
-PageSize = Annotated[int, Query(alias="pageSize")]
 
-
-@router.post("", status_code=201, response_model=ModelRead)
+@router.post("", responses=documented(400, 413, 422), status_code=201, response_model=ModelRead)
 async def create_model(body: ModelCreate, who: PrincipalDep, c: ContainerDep) -> ModelRead:
     model = await run_in_threadpool(
         lambda: c.models.create(
@@ -30,7 +27,7 @@ async def create_model(body: ModelCreate, who: PrincipalDep, c: ContainerDep) ->
     return ModelRead.of(model)
 
 
-@router.get("", response_model=ModelPage)
+@router.get("", responses=documented(422), response_model=ModelPage)
 async def list_models(
     who: PrincipalDep, c: ContainerDep, page_num: PageNum = 1, page_size: PageSize = 20
 ) -> ModelPage:
@@ -44,12 +41,12 @@ async def list_models(
     )
 
 
-@router.get("/{modelId}", response_model=ModelRead)
+@router.get("/{modelId}", responses=documented(404), response_model=ModelRead)
 async def get_model(modelId: str, who: PrincipalDep, c: ContainerDep) -> ModelRead:
     return ModelRead.of(await run_in_threadpool(c.models.get, who, modelId))
 
 
-@router.put("/{modelId}", response_model=ModelRead)
+@router.put("/{modelId}", responses=documented(400, 404, 413, 422), response_model=ModelRead)
 async def rename_model(
     modelId: str, body: ModelRename, who: PrincipalDep, c: ContainerDep
 ) -> ModelRead:
@@ -59,7 +56,7 @@ async def rename_model(
     return ModelRead.of(model)
 
 
-@router.delete("/{modelId}", status_code=204, response_class=Response)
+@router.delete("/{modelId}", responses=documented(404), status_code=204, response_class=Response)
 async def delete_model(modelId: str, who: PrincipalDep, c: ContainerDep) -> Response:
     await run_in_threadpool(c.models.delete, who, modelId)
     return Response(status_code=204)

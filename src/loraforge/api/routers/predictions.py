@@ -7,6 +7,7 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from loraforge.api.deps import ContainerDep, PrincipalDep
+from loraforge.api.errors import documented
 from loraforge.api.presenters import content_url
 from loraforge.api.routers.events import event_stream
 from loraforge.api.schemas.work import (
@@ -51,7 +52,12 @@ def prediction_read(request: Request, c: Container, p: Prediction) -> Prediction
     )
 
 
-@router.post("", status_code=201, response_model=PredictionCreated)
+@router.post(
+    "",
+    responses=documented(400, 404, 409, 413, 422),
+    status_code=201,
+    response_model=PredictionCreated,
+)
 async def create_prediction(
     body: PredictionCreate, who: PrincipalDep, c: ContainerDep
 ) -> PredictionCreated:
@@ -75,7 +81,7 @@ async def create_prediction(
     return PredictionCreated(predictionId=prediction.id)
 
 
-@router.get("/{predictionId}", response_model=PredictionRead)
+@router.get("/{predictionId}", responses=documented(404), response_model=PredictionRead)
 async def get_prediction(
     predictionId: str, request: Request, who: PrincipalDep, c: ContainerDep
 ) -> PredictionRead:
@@ -86,7 +92,7 @@ async def get_prediction(
 @router.get(
     "/{predictionId}/events",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}}},
+    responses={200: {"content": {"text/event-stream": {}}}, **documented(404)},
 )
 async def prediction_events(
     predictionId: str, request: Request, who: PrincipalDep, c: ContainerDep
@@ -108,7 +114,9 @@ async def prediction_events(
     )
 
 
-@router.delete("/{predictionId}", status_code=204, response_class=Response)
+@router.delete(
+    "/{predictionId}", responses=documented(404), status_code=204, response_class=Response
+)
 async def delete_prediction(predictionId: str, who: PrincipalDep, c: ContainerDep) -> Response:
     """Soft delete: hidden, history kept."""
     await run_in_threadpool(c.predictions.delete, who, predictionId)

@@ -7,6 +7,7 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from loraforge.api.deps import ContainerDep, PrincipalDep
+from loraforge.api.errors import documented
 from loraforge.api.routers.events import event_stream
 from loraforge.api.schemas.work import (
     ProgressRead,
@@ -38,7 +39,12 @@ def training_read(training: Training) -> TrainingRead:
     )
 
 
-@router.post("", status_code=201, response_model=TrainingCreated)
+@router.post(
+    "",
+    responses=documented(400, 404, 409, 413, 422),
+    status_code=201,
+    response_model=TrainingCreated,
+)
 async def start_training(
     modelId: str, body: TrainingCreate, who: PrincipalDep, c: ContainerDep
 ) -> TrainingCreated:
@@ -55,13 +61,13 @@ async def start_training(
     return TrainingCreated(trainingId=training.id)
 
 
-@router.get("", response_model=list[TrainingSummary])
+@router.get("", responses=documented(404), response_model=list[TrainingSummary])
 async def list_trainings(modelId: str, who: PrincipalDep, c: ContainerDep) -> list[TrainingSummary]:
     trainings = await run_in_threadpool(c.trainings.list, who, modelId)
     return [TrainingSummary(id=t.id, status=t.status.value) for t in trainings]
 
 
-@router.get("/{trainingId}", response_model=TrainingRead)
+@router.get("/{trainingId}", responses=documented(404), response_model=TrainingRead)
 async def get_training(
     modelId: str, trainingId: str, who: PrincipalDep, c: ContainerDep
 ) -> TrainingRead:
@@ -71,7 +77,7 @@ async def get_training(
 @router.get(
     "/{trainingId}/events",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}}},
+    responses={200: {"content": {"text/event-stream": {}}}, **documented(404)},
 )
 async def training_events(
     modelId: str, trainingId: str, request: Request, who: PrincipalDep, c: ContainerDep
@@ -93,7 +99,7 @@ async def training_events(
     )
 
 
-@router.post("/{trainingId}/cancel", response_model=TrainingRead)
+@router.post("/{trainingId}/cancel", responses=documented(404, 409), response_model=TrainingRead)
 async def cancel_training(
     modelId: str, trainingId: str, who: PrincipalDep, c: ContainerDep
 ) -> TrainingRead:
@@ -101,7 +107,7 @@ async def cancel_training(
     return training_read(await run_in_threadpool(c.trainings.cancel, who, modelId, trainingId))
 
 
-@router.delete("/{trainingId}", status_code=204, response_class=Response)
+@router.delete("/{trainingId}", responses=documented(404), status_code=204, response_class=Response)
 async def delete_training(
     modelId: str, trainingId: str, who: PrincipalDep, c: ContainerDep
 ) -> Response:
@@ -113,7 +119,7 @@ async def delete_training(
 @router.get(
     "/{trainingId}/weights",
     response_class=StreamingResponse,
-    responses={200: {"content": {"application/octet-stream": {}}}},
+    responses={200: {"content": {"application/octet-stream": {}}}, **documented(404, 409)},
 )
 async def training_weights(
     modelId: str, trainingId: str, who: PrincipalDep, c: ContainerDep

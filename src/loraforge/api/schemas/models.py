@@ -1,15 +1,19 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StringConstraints
 
 from loraforge.api.schemas.common import WireModel
 from loraforge.domain.entities import Model
 
+# A display name is what people see in lists: not empty, not only spaces (stored stripped).
+DisplayName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
 
 class ModelCreate(WireModel):
-    displayName: str = Field(max_length=200, examples=["Summer Collection Style Model"])
+    displayName: DisplayName = Field(examples=["Summer Collection Style Model"])
     customModelType: str | None = Field(None, max_length=100)
     baseModel: str | None = Field(
         None, max_length=100, description="A name from GET /v1/base-models; default: the default."
@@ -17,7 +21,7 @@ class ModelCreate(WireModel):
 
 
 class ModelRename(WireModel):
-    updatedDisplayName: str = Field(max_length=200, examples=["Summer Dresses Style Model"])
+    updatedDisplayName: DisplayName = Field(examples=["Summer Dresses Style Model"])
 
 
 class ModelRead(BaseModel):

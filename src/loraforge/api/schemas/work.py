@@ -10,9 +10,12 @@ from pydantic import BaseModel, Field
 from loraforge.api.schemas.common import WireModel
 from loraforge.domain.work import Progress
 
+# Numbers are strict (``strict=True``): the seed says integer, so ``true`` or ``"7"`` is a 422,
+# not a silent 1 or 7. Floats still take integers (``"scale": 1``).
+
 
 class TrainingCreate(WireModel):
-    trainingStrength: int = Field(5, ge=0, le=10, examples=[7])
+    trainingStrength: int = Field(5, ge=0, le=10, strict=True, examples=[7])
     trainingSpeed: Literal["fast", "high_quality"] = "fast"
     webhookUrl: str | None = Field(None, max_length=2048)
 
@@ -58,25 +61,25 @@ class TrainingRead(BaseModel):
 
 
 class ScaleConfigIn(WireModel):
-    scale: float = Field(ge=-2, le=2, examples=[0.8])
+    scale: float = Field(ge=-2, le=2, strict=True, examples=[0.8])
     modelId: str
     trainingId: str
 
 
 class ImageSize(WireModel):
-    width: int = Field(512, ge=512, le=1536, multiple_of=8)
-    height: int = Field(512, ge=512, le=1536, multiple_of=8)
+    width: int = Field(512, ge=512, le=1536, multiple_of=8, strict=True)
+    height: int = Field(512, ge=512, le=1536, multiple_of=8, strict=True)
 
 
 class PredictionCreate(WireModel):
     scaleConfigs: dict[str, ScaleConfigIn] = Field(min_length=1, max_length=8)
     prompt: str = Field(min_length=1, max_length=2000)
-    seed: int | None = Field(None, ge=0, le=2**32 - 1)
+    seed: int | None = Field(None, ge=0, le=2**32 - 1, strict=True)
     image_size: ImageSize = Field(default_factory=ImageSize)
-    num_images: int = Field(1, ge=1, le=4)
+    num_images: int = Field(1, ge=1, le=4, strict=True)
     output_format: Literal["jpeg", "png"] = "png"
-    guidance_scale: float = Field(7.5, ge=0, le=10)
-    num_inference_steps: int = Field(20, ge=1, le=50)
+    guidance_scale: float = Field(7.5, ge=0, le=10, strict=True)
+    num_inference_steps: int = Field(20, ge=1, le=50, strict=True)
     webhookUrl: str | None = Field(None, max_length=2048)
 
 

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from loraforge.api.deps import ContainerDep, PrincipalDep
+from loraforge.api.paging import PageNum, PageSize
 from loraforge.api.uploads import read_multipart
 from loraforge.dialects import install_error_handlers, sub_app
 from loraforge.dialects.photogpt import translate
@@ -33,9 +34,6 @@ from loraforge.services.models import ModelStatus
 from loraforge.services.paging import page_request
 
 router = APIRouter()
-
-PageNum = Annotated[int, Query(alias="pageNum")]
-PageSize = Annotated[int, Query(alias="pageSize")]
 
 
 def create_app(parent: FastAPI) -> FastAPI:

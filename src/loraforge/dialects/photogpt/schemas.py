@@ -10,7 +10,12 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from loraforge.services.models import ModelStatus
 
 Text64 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
-Age = Annotated[int, Field(ge=0, le=150)] | Annotated[str, StringConstraints(max_length=32)]
+# ``strict``: ``true`` is no age (lax mode would read it as 1).
+Age = (
+    Annotated[int, Field(ge=0, le=150, strict=True)]
+    | Annotated[str, StringConstraints(max_length=32)]
+)
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
 
 class VendorBody(BaseModel):
@@ -31,7 +36,7 @@ class ModelBody(VendorBody):
     """``POST /models``: creates, or updates the model ``id`` when given."""
 
     id: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
-    name: Annotated[str, StringConstraints(max_length=200)] | None = None
+    name: Name | None = None
     age: Age | None = None
     gender: Text64 | None = None
     ethnicity: Text64 | None = None

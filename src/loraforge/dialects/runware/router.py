@@ -225,7 +225,32 @@ class TaskSession:
 # --- HTTP --------------------------------------------------------------------------------
 
 
-@router.post("/v1")
+TASKS_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "array",
+                    "maxItems": translate.MAX_TASKS,
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "taskType": {"enum": [AUTHENTICATION, PING, IMAGE_UPLOAD]},
+                            "taskUUID": {"type": "string", "format": "uuid"},
+                            "apiKey": {"type": "string"},
+                            "image": {"type": "string"},
+                        },
+                        "required": ["taskType"],
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+@router.post("/v1", openapi_extra=TASKS_BODY)
 @router.post("/v1/", include_in_schema=False)
 async def run_tasks(request: Request) -> JSONResponse:
     """A JSON array of tasks; ``Authorization: Bearer <key>`` or an authentication task."""

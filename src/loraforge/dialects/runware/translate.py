@@ -9,12 +9,12 @@ malformed tasks; otherwise the core's machine code in camelCase (``unsupported_f
 
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from loraforge.api.errors import status_for
+from loraforge.api.json_body import parse_json
 from loraforge.dialects.runware.schemas import INVALID_API_KEY, ErrorItem
 from loraforge.domain.entities import ImageFormat
 from loraforge.domain.errors import BadRequest, DomainError, InvalidInput
@@ -113,10 +113,7 @@ def error_body(status: int, code: str, message: str, field: str | None) -> dict[
 
 def parse_tasks(raw: str | bytes) -> list[Any]:
     """A frame or request body: a JSON array of tasks (a single object is taken as one)."""
-    try:
-        value = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequest("The message is not valid JSON; send an array of task objects.") from exc
+    value = parse_json(raw, message="The message is not valid JSON; send an array of task objects.")
     if isinstance(value, dict):
         return [value]
     if not isinstance(value, list):

@@ -7,9 +7,9 @@ Response enums stay within the SDK's literals so its strict validation accepts e
 
 from __future__ import annotations
 
-from typing import Literal, get_args
+from typing import Annotated, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 ModelType = Literal[
     "custom",
@@ -64,12 +64,21 @@ class Wire(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
+# Numbers are strict: ``true`` is no step count (lax mode reads it as 1) and ``"5"`` no integer.
+# Floats still take integers, as the SDK's ``float`` fields may carry them.
+Int = Annotated[int, Field(strict=True)]
+Float = Annotated[float, Field(strict=True)]
+# A name, when given, is not empty or only spaces (stored stripped).
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+FileName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
+
+
 # --- requests ---------------------------------------------------------------------------
 
 
 class Concept(Wire):
     modelId: str = Field(min_length=1, max_length=100)
-    scale: float = Field(ge=-10, le=10)
+    scale: float = Field(ge=-10, le=10, strict=True)
     modelEpoch: str | None = Field(None, max_length=20)
 
 
@@ -77,15 +86,15 @@ class Parameters(Wire):
     """Training parameters. ``maxTrainSteps``, ``learningRate``, ``rank`` and ``seed`` drive
     the loraforge training; the others are recorded on the model and echoed back."""
 
-    maxTrainSteps: int | None = None
-    learningRate: float | None = None
-    learningRateTextEncoder: float | None = None
-    learningRateUnet: float | None = None
-    batchSize: int | None = None
-    nbEpochs: int | None = None
-    nbRepeats: int | None = None
-    rank: int | None = None
-    seed: int | None = None
+    maxTrainSteps: Int | None = None
+    learningRate: Float | None = None
+    learningRateTextEncoder: Float | None = None
+    learningRateUnet: Float | None = None
+    batchSize: Int | None = None
+    nbEpochs: Int | None = None
+    nbRepeats: Int | None = None
+    rank: Int | None = None
+    seed: Int | None = None
     conceptPrompt: str | None = Field(None, max_length=1000)
     classPrompt: str | None = Field(None, max_length=1000)
     optimizeFor: Literal["likeness"] | None = None
@@ -98,20 +107,20 @@ class Parameters(Wire):
         ]
         | None
     ) = None  # fmt: skip
-    priorLossWeight: float | None = None
+    priorLossWeight: Float | None = None
     randomCrop: bool | None = None
-    randomCropRatio: float | None = None
-    randomCropScale: float | None = None
+    randomCropRatio: Float | None = None
+    randomCropScale: Float | None = None
     scaleLr: bool | None = None
-    textEncoderTrainingRatio: float | None = None
-    numTextTrainSteps: int | None = None
-    numUNetTrainSteps: int | None = None
-    validationFrequency: int | None = None
+    textEncoderTrainingRatio: Float | None = None
+    numTextTrainSteps: Int | None = None
+    numUNetTrainSteps: Int | None = None
+    validationFrequency: Int | None = None
     validationPrompt: str | None = Field(None, max_length=1000)
 
 
 class ModelCreate(Wire):
-    name: str | None = Field(None, max_length=200)
+    name: Name | None = None
     type: ModelType | None = None
     shortDescription: str | None = Field(None, max_length=2000)
     classSlug: str | None = Field(None, max_length=100)
@@ -121,7 +130,7 @@ class ModelCreate(Wire):
 
 
 class ModelUpdate(Wire):
-    name: str | None = Field(None, max_length=200)
+    name: Name | None = None
     type: ModelType | None = None
     shortDescription: str | None = Field(None, max_length=2000)
     classSlug: str | None = Field(None, max_length=100)
@@ -137,7 +146,7 @@ class TrainingImageAdd(Wire):
     """One of: ``data`` (a data URL) with ``name``; ``assetId``; ``assetIds`` (up to 10)."""
 
     data: str | None = Field(None, description="data:image/...;base64,...")
-    name: str | None = Field(None, max_length=255)
+    name: FileName | None = None
     assetId: str | None = Field(None, max_length=100)
     assetIds: list[str] | None = Field(None, min_length=1, max_length=10)
     preset: Literal["default", "style", "subject"] | None = None
@@ -158,7 +167,7 @@ class TrainAction(Wire):
 
 
 class AssetUpload(Wire):
-    name: str = Field(min_length=1, max_length=255)
+    name: FileName
     image: str | None = Field(None, description="Base64 (or a data URL) of the image.")
     hide: bool | None = None
     collectionIds: list[str] | None = Field(None, max_length=100)

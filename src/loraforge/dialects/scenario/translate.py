@@ -18,6 +18,7 @@ from loraforge.domain.entities import Image, ImageKind, TrainingPair
 from loraforge.domain.errors import BadRequest, NotFound
 from loraforge.domain.work import RunStatus, Training
 from loraforge.services.models import ModelState
+from loraforge.services.paging import MAX_OFFSET
 
 MODEL, ASSET, JOB = "model_", "asset_", "job_"
 NAMESPACE = "scenario"  # the key of this dialect's fields in Model.attributes
@@ -75,7 +76,7 @@ def decode_cursor(token: str) -> int:
     except (binascii.Error, UnicodeDecodeError, ValueError):
         offset = -1
         kind = ""
-    if kind != "offset" or offset < 0 or len(token) > 64:
+    if kind != "offset" or not 0 <= offset <= MAX_OFFSET or len(token) > 64:
         raise BadRequest("paginationToken is not a token this server issued.")
     return offset
 
