@@ -221,8 +221,8 @@ async def run_tasks(request: Request) -> JSONResponse:
     if key is not None:
         session.who = await authenticate(request, key)  # a bad key: 401 invalidApiKey
     answers = [await session.run(task) for task in tasks]
-    status, body = translate.http_body(answers)
-    return JSONResponse(body, status_code=status)
+    status, body, headers = translate.http_body(answers)
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 # --- WebSocket ---------------------------------------------------------------------------

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from loraforge.api.errors import status_for
+from loraforge.api.errors import headers_for, status_for
 from loraforge.dialects.runware.schemas import INVALID_API_KEY, ErrorItem
 from loraforge.domain.entities import ImageFormat
 from loraforge.domain.errors import BadRequest, DomainError, InvalidInput
@@ -38,6 +38,8 @@ class Answer:
     status: int
     data: dict[str, Any] | None = None
     error: ErrorItem | None = None
+    # For an HTTP answer that is this failure: Retry-After of a 503 or 429.
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 def runware_code(core_code: str) -> str:
@@ -75,12 +77,14 @@ def failed(
     task_type: str | None,
     task_uuid: str | None,
     parameter: str | None = None,
+    headers: dict[str, str] | None = None,
 ) -> Answer:
     return Answer(
         status=status,
         error=error_item(
             code, message, task_type=task_type, task_uuid=task_uuid, parameter=parameter
         ),
+        headers=headers or {},
     )
 
 
@@ -94,6 +98,7 @@ def domain_failure(
         task_type=task_type,
         task_uuid=task_uuid,
         parameter=exc.field or parameter,
+        headers=headers_for(exc),
     )
 
 
@@ -141,9 +146,10 @@ def frame(answer: Answer) -> dict[str, Any]:
     return {"data": [answer.data]}
 
 
-def http_body(answers: list[Answer]) -> tuple[int, dict[str, Any]]:
-    """Every answer of a request in one body. 200 when a task succeeded (failed ones are in
-    ``errors``, scoped by ``taskUUID``), else the status of the first failure."""
+def http_body(answers: list[Answer]) -> tuple[int, dict[str, Any], dict[str, str]]:
+    """Every answer of a request in one body, and its status and headers. 200 when a task
+    succeeded (failed ones are in ``errors``, scoped by ``taskUUID``), else the status and
+    headers (``Retry-After``) of the first failure."""
     data = [a.data for a in answers if a.data is not None]
     errors = [a.error for a in answers if a.error is not None]
     body: dict[str, Any] = {"data": data}
@@ -151,5 +157,6 @@ def http_body(answers: list[Answer]) -> tuple[int, dict[str, Any]]:
         body["errors"] = errors
         if not data:
             del body["data"]
-            return next(a.status for a in answers if a.error is not None), body
-    return 200, body
+            first = next(a for a in answers if a.error is not None)
+            return first.status, body, first.headers
+    return 200, body, {}
