@@ -12,7 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from loraforge.adapters.captioning.transformers_captioner import TransformersCaptioner
-from loraforge.adapters.db.engine import make_engine
+from loraforge.adapters.db.engine import DbTimeouts, make_engine
 from loraforge.adapters.db.migrate import upgrade
 from loraforge.adapters.db.unit_of_work import SqlUnitOfWorkFactory
 from loraforge.adapters.fetch.safe_http import SafeHttpFetcher
@@ -94,9 +94,17 @@ def limits_from(settings: Settings) -> Limits:
     )
 
 
+def db_timeouts(settings: Settings) -> DbTimeouts:
+    return DbTimeouts(
+        connect_s=settings.db_connect_timeout_s,
+        statement_s=settings.db_statement_timeout_s or None,
+        pool_s=settings.db_pool_timeout_s,
+    )
+
+
 def migrate(settings: Settings) -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    upgrade(settings.resolved_database_url())
+    upgrade(settings.resolved_database_url(), connect_timeout_s=settings.db_connect_timeout_s)
 
 
 def build(
@@ -114,7 +122,7 @@ def build(
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     clock = clock or SystemClock()
     limits = limits_from(settings)
-    uow = SqlUnitOfWorkFactory(make_engine(settings.resolved_database_url()))
+    uow = SqlUnitOfWorkFactory(make_engine(settings.resolved_database_url(), db_timeouts(settings)))
     blobs = make_blob_store(settings)
     processor = processor or PillowImageProcessor(
         max_pixels=settings.max_pixels, max_frames=settings.max_frames
