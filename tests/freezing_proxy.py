@@ -69,7 +69,7 @@ class FreezingProxy:
         self._server.close()
         for writer in list(self._writers):
             writer.close()
-        # Each connection's handler (and its pumps) ends once its sockets are closed.
+        # Handlers still waiting for a thaw would wait for ever: end them.
         for task in asyncio.all_tasks() - {asyncio.current_task()}:
             task.cancel()
 

@@ -87,11 +87,15 @@ def _postgres_engine(url: str, timeouts: DbTimeouts) -> Engine:
             conn = _DeadlineConnection.connect(*cargs, **cparams)
             conn.gate, conn.answer_s = gate, answer_s
             if statement_s:
-                conn.execute(
-                    "SELECT set_config('statement_timeout', %s, false)",
-                    [str(round(statement_s * 1000))],
-                )
-                conn.commit()
+                try:
+                    conn.execute(
+                        "SELECT set_config('statement_timeout', %s, false)",
+                        [str(round(statement_s * 1000))],
+                    )
+                    conn.commit()
+                except BaseException:
+                    conn.close()
+                    raise
         return conn
 
     _limit_pings(engine.dialect, timeouts.connect_s)
