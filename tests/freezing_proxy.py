@@ -5,13 +5,16 @@ connections are accepted but not forwarded: to its clients the server behind loo
 kernel still acknowledges what they send, so TCP-level timeouts never fire). ``thaw()`` resumes
 forwarding, and connections made while frozen reach the server then. The proxy runs its own
 asyncio loop in a daemon thread.
+
+``within`` runs a call against such a server with a time limit, failing instead of hanging.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Coroutine
+import time
+from collections.abc import Callable, Coroutine
 from contextlib import suppress
 from typing import Any, TypeVar
 
@@ -109,3 +112,26 @@ class FreezingProxy:
                 await self._thawed.wait()  # hold what arrived until the thaw
                 writer.write(data)
                 await writer.drain()
+
+
+def within(limit_s: float, call: Callable[[], T]) -> T:
+    """``call()``'s result, failing the test when it takes ``limit_s`` or longer. It runs in a
+    daemon thread, so a regression fails here instead of hanging the test run."""
+    outcome: list[T] = []
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            outcome.append(call())
+        except BaseException as exc:  # handed to the test's thread below
+            failure.append(exc)
+
+    started = time.monotonic()
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(limit_s)
+    assert not worker.is_alive(), f"no answer within {limit_s:.1f} s"
+    if failure:
+        raise failure[0]
+    assert time.monotonic() - started < limit_s
+    return outcome[0]

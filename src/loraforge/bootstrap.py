@@ -255,6 +255,7 @@ def make_blob_store(settings: Settings) -> BlobStore:
             prefix=settings.s3_prefix or "",
             endpoint_url=settings.s3_endpoint_url,
             region=settings.s3_region,
+            timeout_s=settings.s3_timeout_s,
         )
     return LocalBlobStore(settings.data_dir / "blobs")
 

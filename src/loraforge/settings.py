@@ -39,6 +39,12 @@ class Settings(BaseSettings):
     s3_prefix: str | None = Field(
         None, description="Folder-like key prefix of the blobs in the bucket, e.g. `loraforge/`."
     )
+    s3_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="S3: seconds to connect and to wait for each answer before a try fails; "
+        "after 3 tries the blob store counts as down (503).",
+    )
     db_connect_timeout_s: int = Field(
         5,
         ge=2,

@@ -8,13 +8,11 @@ connection pool is ``Unavailable`` (503) after the pool timeout, on SQLite and P
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Callable
 from contextlib import ExitStack
 from functools import partial
 from pathlib import Path
-from typing import TypeVar, cast
+from typing import cast
 
 import httpx2
 import pytest
@@ -30,7 +28,7 @@ from loraforge.domain.errors import Unavailable
 from loraforge.settings import Settings
 from tests import imagefactory
 from tests.databases import PostgresDatabases
-from tests.freezing_proxy import FreezingProxy
+from tests.freezing_proxy import FreezingProxy, within
 
 CONNECT_S = 2
 STATEMENT_S = 1.0
@@ -38,30 +36,6 @@ READY_S = 1.0
 # Scheduling slack on a loaded test machine; the limits themselves are a few seconds.
 SLACK_S = 2.0
 RECOVERY_S = 10.0
-T = TypeVar("T")
-
-
-def within(limit_s: float, call: Callable[[], T]) -> T:
-    """``call()``'s result, failing the test when it takes ``limit_s`` or longer. It runs in a
-    daemon thread, so a regression fails here instead of hanging the test run."""
-    outcome: list[T] = []
-    failure: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            outcome.append(call())
-        except BaseException as exc:  # handed to the test's thread below
-            failure.append(exc)
-
-    started = time.monotonic()
-    worker = threading.Thread(target=run, daemon=True)
-    worker.start()
-    worker.join(limit_s)
-    assert not worker.is_alive(), f"no answer within {limit_s:.1f} s"
-    if failure:
-        raise failure[0]
-    assert time.monotonic() - started < limit_s
-    return outcome[0]
 
 
 def assert_unavailable(response: httpx2.Response) -> None:
