@@ -14,7 +14,7 @@ from pathlib import Path
 import anyio
 
 from loraforge.adapters.captioning.transformers_captioner import TransformersCaptioner
-from loraforge.adapters.db.engine import make_engine
+from loraforge.adapters.db.engine import DbTimeouts, make_engine
 from loraforge.adapters.db.migrate import upgrade
 from loraforge.adapters.db.unit_of_work import SqlUnitOfWorkFactory
 from loraforge.adapters.fetch.safe_http import SafeHttpFetcher
@@ -100,9 +100,17 @@ def limits_from(settings: Settings) -> Limits:
     )
 
 
+def db_timeouts(settings: Settings) -> DbTimeouts:
+    return DbTimeouts(
+        connect_s=settings.db_connect_timeout_s,
+        statement_s=settings.db_statement_timeout_s or None,
+        pool_s=settings.db_pool_timeout_s,
+    )
+
+
 def migrate(settings: Settings) -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    upgrade(settings.resolved_database_url())
+    upgrade(settings.resolved_database_url(), connect_timeout_s=settings.db_connect_timeout_s)
 
 
 def build(
@@ -121,7 +129,7 @@ def build(
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     clock = clock or SystemClock()
     limits = limits_from(settings)
-    uow = SqlUnitOfWorkFactory(make_engine(settings.resolved_database_url()))
+    uow = SqlUnitOfWorkFactory(make_engine(settings.resolved_database_url(), db_timeouts(settings)))
     blobs = blobs or make_blob_store(settings)
     processor = processor or PillowImageProcessor(
         max_pixels=settings.max_pixels, max_frames=settings.max_frames
@@ -266,6 +274,7 @@ def make_blob_store(settings: Settings) -> BlobStore:
             prefix=settings.s3_prefix or "",
             endpoint_url=settings.s3_endpoint_url,
             region=settings.s3_region,
+            timeout_s=settings.s3_timeout_s,
         )
     return LocalBlobStore(settings.data_dir / "blobs")
 

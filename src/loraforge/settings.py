@@ -40,6 +40,35 @@ class Settings(BaseSettings):
     s3_prefix: str | None = Field(
         None, description="Folder-like key prefix of the blobs in the bucket, e.g. `loraforge/`."
     )
+    s3_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="S3: seconds to connect and to wait for each answer before a try fails; "
+        "after 3 tries the blob store counts as down (503).",
+    )
+    db_connect_timeout_s: int = Field(
+        5,
+        ge=2,
+        description="PostgreSQL: seconds to connect (and for a pooled connection's liveness "
+        "check) before the database counts as down (503); whole seconds, at least 2.",
+    )
+    db_statement_timeout_s: float = Field(
+        15.0,
+        ge=0,
+        description="PostgreSQL: longest a statement of the server or a worker may run "
+        "(PostgreSQL cancels it: 503); a server silent for this long plus 1 s counts as hung "
+        "and its connection is dropped. Migrations have no limit (0: none).",
+    )
+    db_pool_timeout_s: float = Field(
+        5.0,
+        gt=0,
+        description="Seconds a request waits for a free database connection before 503.",
+    )
+    ready_timeout_s: float = Field(
+        5.0,
+        gt=0,
+        description="Longest `/readyz` waits for the database and the blob store before 503.",
+    )
     host: str = Field("127.0.0.1", description="Address `loraforge serve` binds to.")
     port: int = Field(8000, description="Port `loraforge serve` listens on.")
     public_url: str | None = Field(

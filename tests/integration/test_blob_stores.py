@@ -6,21 +6,25 @@ clean-up, and a store that is down or misconfigured answering with domain errors
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import os
 import time
 from datetime import UTC, datetime, timedelta
+from io import FileIO
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import pytest
 
+from loraforge.adapters.storage import local
 from loraforge.adapters.storage.local import LocalBlobStore
 from loraforge.adapters.storage.s3 import S3BlobStore
 from loraforge.domain.errors import NotFound, Unavailable
 from loraforge.ports import BlobStore
 from tests import s3_server
+from tests.blob_faults import MODES, READABLE, unusable
 
 MiB = 1024 * 1024
 ABSENT = hashlib.sha256(b"never stored").hexdigest()
@@ -249,6 +253,8 @@ def test_s3_an_endpoint_that_is_down_is_unavailable(monkeypatch: pytest.MonkeyPa
         lambda: store.open(ABSENT),
         lambda: store.size(ABSENT),
         lambda: store.put_bytes(b"bytes"),
+        lambda: store.delete(ABSENT),
+        lambda: keys_before(store, now()),
         lambda: store.remove_stale_temp_files(older_than=now()),
     ):
         with pytest.raises(Unavailable):
@@ -265,3 +271,69 @@ def test_s3_without_credentials_is_unavailable(monkeypatch: pytest.MonkeyPatch) 
 
     with pytest.raises(Unavailable):
         unconfigured.check()
+
+
+# --- local only: an unusable folder ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_local_an_unusable_folder_is_unavailable_never_an_os_error(
+    tmp_path: Path, mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every call answers ``Unavailable`` (what it can still read, it reads: a read-only
+    folder serves its blobs), never an ``OSError``, and the store works again afterwards."""
+    store = LocalBlobStore(tmp_path / "blobs")
+    kept = store.put_bytes(b"stored before")
+    cutoff = now() + timedelta(minutes=1)
+
+    with unusable(store.root, mode, monkeypatch):
+        for write in (
+            store.check,
+            lambda: store.put_bytes(b"new bytes"),
+            lambda: store.put_bytes(b"stored before"),  # identical bytes: only a time refresh
+            lambda: store.delete(kept.key),
+        ):
+            with pytest.raises(Unavailable):
+                write()
+        if mode in READABLE:
+            with store.open(kept.key) as stream:
+                assert stream.read() == b"stored before"
+            assert store.size(kept.key) == len(b"stored before")
+            assert keys_before(store, cutoff) == [kept.key]
+            assert store.remove_stale_temp_files(older_than=cutoff) == 0
+            for call in (lambda: store.open(ABSENT), lambda: store.size(ABSENT)):
+                with pytest.raises(NotFound):
+                    call()
+        else:
+            for read in (
+                lambda: store.open(kept.key),
+                lambda: store.size(kept.key),
+                lambda: store.open(ABSENT),  # not "no such blob": the whole store is missing
+                lambda: store.size(ABSENT),
+                lambda: store.delete(ABSENT),
+                lambda: keys_before(store, cutoff),
+                lambda: store.remove_stale_temp_files(older_than=cutoff),
+            ):
+                with pytest.raises(Unavailable):
+                    read()
+
+    store.check()
+    with store.open(kept.key) as stream:
+        assert stream.read() == b"stored before"
+    assert store.put_bytes(b"new bytes").created
+
+
+def test_local_an_io_error_while_reading_is_unavailable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A disk that fails mid-read: the caller gets ``Unavailable``, not an ``OSError``."""
+    store = LocalBlobStore(tmp_path / "blobs")
+    kept = store.put_bytes(b"on a failing disk")
+
+    class FailingReads(FileIO):
+        def readinto(self, buffer: Any) -> int:
+            raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(local, "FileIO", FailingReads)
+    with store.open(kept.key) as stream, pytest.raises(Unavailable):
+        stream.read()

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from typer.core import TyperGroup
 
 from loraforge.bootstrap import (
     Container,
@@ -21,10 +22,27 @@ from loraforge.bootstrap import (
     run_worker,
 )
 from loraforge.cli.supervisor import WorkerSupervisor
-from loraforge.domain.errors import NotFound
+from loraforge.domain.errors import NotFound, Unavailable
 from loraforge.settings import Settings
 
-app = typer.Typer(help="loraforge: custom image models, self-hosted.", no_args_is_help=True)
+err = Console(stderr=True, soft_wrap=True)
+
+
+class _Commands(TyperGroup):
+    """Runs every command: a database or blob store that is down or unreachable is one line
+    on stderr and exit code 2 (as an invalid setting is), never a traceback."""
+
+    def invoke(self, ctx: Any) -> Any:  # typer's vendored click.Context
+        try:
+            return super().invoke(ctx)
+        except Unavailable as exc:
+            err.print(f"[red]error:[/red] {escape(exc.message)}")
+            raise typer.Exit(2) from None
+
+
+app = typer.Typer(
+    cls=_Commands, help="loraforge: custom image models, self-hosted.", no_args_is_help=True
+)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 blobs_app = typer.Typer(help="Stored image bytes.", no_args_is_help=True)
@@ -36,7 +54,6 @@ app.add_typer(webhooks_app, name="webhooks")
 basemodels_app = typer.Typer(help="Base models to train on.", no_args_is_help=True)
 app.add_typer(basemodels_app, name="basemodels")
 
-err = Console(stderr=True, soft_wrap=True)
 
 DataDir = Annotated[
     Path | None, typer.Option("--data-dir", help="Data folder (LORAFORGE_DATA_DIR).")

@@ -336,7 +336,8 @@ class ImageService:
             ImageVariant.DISPLAY: (image.display_key, image.display_mime),
             ImageVariant.THUMBNAIL: (image.thumbnail_key, image.thumbnail_mime),
         }[variant]
-        return Content(stream=self._blobs.open(key), mime=mime, size=self._blobs.size(key))
+        size = self._blobs.size(key)  # first: a failure here leaves no stream open
+        return Content(stream=self._blobs.open(key), mime=mime, size=size)
 
     def read_original(self, image: Image) -> bytes:
         with self._blobs.open(image.original_key) as stream:

@@ -8,7 +8,9 @@ import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
+import httpx2
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
@@ -22,6 +24,7 @@ from loraforge.settings import Settings
 from tests import imagefactory, s3_server
 from tests.conftest import Api
 from tests.databases import SqliteDatabases
+from tests.freezing_proxy import FreezingProxy, within
 
 PREFIX = "loraforge/"
 
@@ -166,6 +169,38 @@ def test_a_missing_bucket_answers_503(s3_settings: Settings) -> None:
         )
         assert response.status_code == 503, response.text
         assert response.json()["error"]["code"] == "unavailable"
+
+
+def test_a_bucket_endpoint_that_never_answers_gives_503_within_the_s3_timeout(
+    s3_settings: Settings,
+) -> None:
+    """An S3 endpoint that accepts connections but answers nothing (a frozen proxy in front
+    of the test server): uploads give up after 3 tries of ``LORAFORGE_S3_TIMEOUT_S`` each
+    (botocore's default would be 60 s a try), /readyz after its own limit; then it heals."""
+    endpoint = urlsplit(s3_server.endpoint_url())
+    with FreezingProxy((endpoint.hostname or "127.0.0.1", endpoint.port or 80)) as proxy:
+        hung = s3_settings.model_copy(
+            update={"s3_endpoint_url": f"http://127.0.0.1:{proxy.port}", "s3_timeout_s": 1.0}
+        )
+        with api_on(hung) as api:
+
+            def upload() -> httpx2.Response:
+                return api.client.post(
+                    "/v1/images",
+                    params={"type": "auxiliaryType"},
+                    content=imagefactory.jpeg(16, 16),
+                    headers=api.headers,
+                )
+
+            proxy.freeze()
+            try:
+                for call in (upload, lambda: api.client.get("/readyz")):
+                    response = within(3 * 1.0 + 7.0, call)  # 3 tries, backoff, slack
+                    assert response.status_code == 503, response.text
+                    assert response.headers["Retry-After"].isdigit()
+            finally:
+                proxy.thaw()
+            assert upload().status_code == 201
 
 
 def test_s3_without_a_bucket_refuses_to_start(tmp_path: Path) -> None:

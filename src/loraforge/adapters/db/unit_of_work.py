@@ -85,5 +85,5 @@ class SqlUnitOfWorkFactory:
         try:
             with self.engine.connect() as conn:
                 conn.execute(text("SELECT 1"))
-        except DBAPIError as exc:
+        except (DBAPIError, PoolTimeout) as exc:
             raise Unavailable("The database is not available.") from exc

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import anyio
+import anyio.to_thread
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
-from starlette.concurrency import run_in_threadpool
 
 from loraforge.api.deps import ContainerDep
 from loraforge.api.errors import error_body
@@ -24,12 +25,23 @@ async def healthz() -> dict[str, str]:
     "/readyz", responses={503: {"model": ErrorBody, "description": "A dependency is down."}}
 )
 async def readyz(c: ContainerDep) -> JSONResponse:
-    """The database and the blob store answer."""
+    """The database and the blob store answer, within ``ready_timeout_s``."""
+    limit = c.settings.ready_timeout_s
     try:
-        await run_in_threadpool(c.uow.check)
-        await run_in_threadpool(c.blobs.check)
+        # A hard deadline: a check stuck on a hung dependency, or waiting for a thread while
+        # every request thread is busy, still gives an answer in time (the check's thread is
+        # left to end by its own time limits).
+        with anyio.fail_after(limit):
+            await anyio.to_thread.run_sync(c.uow.check, abandon_on_cancel=True)
+            await anyio.to_thread.run_sync(c.blobs.check, abandon_on_cancel=True)
     except Unavailable as exc:
-        return JSONResponse(
-            error_body(exc.code, exc.message), status_code=503, headers={"Retry-After": "5"}
+        return _not_ready(exc.code, exc.message)
+    except TimeoutError:
+        return _not_ready(
+            "unavailable", f"The database or blob store did not answer in {limit:g} s."
         )
     return JSONResponse({"status": "ok", "database": "ok", "blobStore": "ok"})
+
+
+def _not_ready(code: str, message: str) -> JSONResponse:
+    return JSONResponse(error_body(code, message), status_code=503, headers={"Retry-After": "5"})

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from alembic import context
 
-from loraforge.adapters.db.engine import make_engine
+from loraforge.adapters.db.engine import DbTimeouts, make_engine
+from loraforge.adapters.db.migrate import TIMEOUTS
 from loraforge.adapters.db.tables import Base
 
 url = context.config.get_main_option("sqlalchemy.url")
 assert url is not None
-engine = make_engine(url)
+# upgrade() passes connect timeouts and no statement limit; alembic's own CLI passes nothing.
+timeouts = context.config.attributes.get(TIMEOUTS)
+engine = make_engine(url, timeouts if isinstance(timeouts, DbTimeouts) else None)
 try:
     with engine.connect() as connection:
         context.configure(
