@@ -8,6 +8,7 @@ shared with other rows are kept).
 from __future__ import annotations
 
 import io
+import logging
 import unicodedata
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -15,9 +16,12 @@ from dataclasses import dataclass
 from typing import BinaryIO, TypedDict
 
 from loraforge.domain.entities import Image, ImageFormat, ProcessedImage, StoredBlob
+from loraforge.domain.errors import Unavailable
 from loraforge.ports import BlobStore, ImageProcessor, UnitOfWork, UnitOfWorkFactory
 from loraforge.services.blob_refs import BlobReferences, Source, rewound
 from loraforge.services.decode_slots import DecodeSlots
+
+log = logging.getLogger(__name__)
 
 Writer = Callable[[UnitOfWork], None]
 MAX_NAME = 255
@@ -166,8 +170,13 @@ class ImageBytes:
         self.release({b.key for b in stored if b.created})
 
     def release(self, keys: set[str]) -> None:
-        """Remove blobs that no row references any more (see ``blob_refs``)."""
-        self._refs.release(keys)
+        """Remove blobs that no row references any more (see ``blob_refs``). Best effort: the
+        rows are already committed (or were never written), so a database or blob store that
+        fails just now leaves the bytes to the sweep instead of failing the request."""
+        try:
+            self._refs.release(keys)
+        except Unavailable:
+            log.warning("could not remove %d blobs now; the sweep will", len(keys), exc_info=True)
 
     def close(self) -> None:
         self._decoder.shutdown(wait=True)
