@@ -18,10 +18,9 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import pytest
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from loraforge.adapters.db.tables import ImageRow, TrainingBlobRow, TrainingRow
+from loraforge.adapters.db.tables import TrainingRow
 from loraforge.bootstrap import Container, build, build_worker, make_blob_store
 from loraforge.domain.entities import ALL_FORMATS, Image, ImageKind, Principal, StoredBlob
 from loraforge.domain.errors import NotFound
@@ -33,6 +32,7 @@ from loraforge.services.images import Upload
 from loraforge.services.predictions import PredictionRequest
 from loraforge.settings import Settings
 from tests import imagefactory
+from tests.blob_checks import assert_committed_blobs_exist
 from tests.ml_fakes import FakeGenerator, FakeTrainer
 
 # How long a held removal waits for the writer before it goes ahead anyway: with a guard the
@@ -162,27 +162,6 @@ def upload(c: Container, who: Principal, model_id: str, data: bytes) -> Image:
     )
 
 
-def rows_and_pins(c: Container) -> set[str]:
-    """Every blob key a committed row references."""
-    with Session(c.uow.engine) as s:
-        keys: set[str] = set()
-        for image in s.scalars(select(ImageRow)):
-            keys |= {image.original_key, image.display_key, image.thumbnail_key}
-        keys |= set(s.scalars(select(TrainingBlobRow.blob_key)))
-        keys |= {k for k in s.scalars(select(TrainingRow.artifact_key)) if k is not None}
-    return keys
-
-
-def assert_every_referenced_blob_exists(c: Container) -> None:
-    missing = set()
-    for key in rows_and_pins(c):
-        try:
-            c.blobs.size(key)
-        except NotFound:
-            missing.add(key)
-    assert not missing, f"committed rows reference {len(missing)} removed blobs"
-
-
 def test_delete_racing_an_identical_upload(
     c: Container, held: HeldRemovals, who: Principal
 ) -> None:
@@ -197,7 +176,7 @@ def test_delete_racing_an_identical_upload(
     )
 
     assert c.images.read_original(c.images.get(who, second[0].id)) == data
-    assert_every_referenced_blob_exists(c)
+    assert_committed_blobs_exist(c)
 
 
 def test_replacement_racing_an_upload_of_the_old_bytes(
@@ -215,7 +194,7 @@ def test_replacement_racing_an_upload_of_the_old_bytes(
 
     assert c.images.read_original(c.images.get(who, second[0].id)) == old
     assert c.images.read_original(c.images.get(who, first.id)) == new
-    assert_every_referenced_blob_exists(c)
+    assert_committed_blobs_exist(c)
 
 
 def test_sweep_racing_an_identical_upload(c: Container, held: HeldRemovals, who: Principal) -> None:
@@ -228,7 +207,7 @@ def test_sweep_racing_an_identical_upload(c: Container, held: HeldRemovals, who:
 
     assert second[0].original_key == orphan.key
     assert c.images.read_original(c.images.get(who, second[0].id)) == data
-    assert_every_referenced_blob_exists(c)
+    assert_committed_blobs_exist(c)
 
 
 def test_delete_racing_a_training_that_pins_the_image(
@@ -260,7 +239,7 @@ def test_delete_racing_a_training_that_pins_the_image(
         # The image was listed before it was deleted: the training keeps its bytes.
         assert [i["id"] for i in training.manifest["images"]] == [image.id]
         assert deleted.wait(30)
-        assert_every_referenced_blob_exists(c)
+        assert_committed_blobs_exist(c)
     finally:
         c.close()
 
@@ -303,7 +282,7 @@ def test_output_delete_racing_an_identical_prediction(
 
     output = c.images.get(who, second[0])
     assert c.images.read_original(output)
-    assert_every_referenced_blob_exists(c)
+    assert_committed_blobs_exist(c)
 
 
 def test_sweep_racing_a_training_that_stores_identical_weights(
@@ -334,7 +313,7 @@ def test_sweep_racing_a_training_that_stores_identical_weights(
     assert done.artifact_key == artifact
     with c.trainings.open_weights(who, model.id, second.id) as weights:
         assert weights.read() == b"the same weights"
-    assert_every_referenced_blob_exists(c)
+    assert_committed_blobs_exist(c)
 
 
 def test_delete_racing_a_copy_of_the_image_into_a_model(
@@ -383,7 +362,7 @@ def test_delete_racing_a_copy_of_the_image_into_a_model(
         finally:
             held.writer_done.set()
         assert done.wait(30)
-        assert_every_referenced_blob_exists(c)
+        assert_committed_blobs_exist(c)
         for copy in copies:
             assert c.images.read_original(c.images.get(who, copy.id))
     finally:

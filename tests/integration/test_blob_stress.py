@@ -16,23 +16,19 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
-from loraforge.adapters.db.tables import ImageRow, TrainingBlobRow, TrainingRow
 from loraforge.adapters.storage.local import LocalBlobStore
 from loraforge.api.app import create_app
 from loraforge.bootstrap import Container, build
-from loraforge.domain.errors import NotFound
 from loraforge.settings import Settings
 from tests import imagefactory, s3_server
+from tests.blob_checks import assert_committed_blobs_exist, referenced_keys, stored_keys
 from tests.databases import PostgresDatabases
 from tests.e2e.servers import serving
 
@@ -112,30 +108,6 @@ class Workload:
         assert answer.status_code == 201, answer.text
         data_id: str = answer.json()["dataId"]
         return data_id
-
-
-def referenced_keys(container: Container) -> set[str]:
-    with Session(container.uow.engine) as s:
-        keys: set[str] = set()
-        for image in s.scalars(select(ImageRow)):
-            keys |= {image.original_key, image.display_key, image.thumbnail_key}
-        keys |= set(s.scalars(select(TrainingBlobRow.blob_key)))
-        keys |= {k for k in s.scalars(select(TrainingRow.artifact_key)) if k is not None}
-    return keys
-
-
-def assert_committed_blobs_exist(container: Container) -> None:
-    missing = set()
-    for key in referenced_keys(container):
-        try:
-            container.blobs.size(key)
-        except NotFound:
-            missing.add(key)
-    assert not missing, f"{len(missing)} blobs of committed rows are gone"
-
-
-def stored_keys(container: Container) -> set[str]:
-    return set(container.blobs.iter_keys(older_than=datetime.now(UTC) + timedelta(days=1)))
 
 
 def run_rounds(work: Workload, container: Container, rounds: int) -> None:
