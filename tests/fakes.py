@@ -688,6 +688,9 @@ class FakeImageProcessor:
             raise UnsupportedFormat("Not an accepted image format.")
         return self.result
 
+    def decode_cost(self, source: BinaryIO) -> int | None:
+        return self.result.width * self.result.height
+
 
 class FakeFetcher:
     """Serves fixed bodies by URL; anything else fails with the one uniform error."""

@@ -115,6 +115,11 @@ class ImageProcessor(Protocol):
         """
         ...
 
+    def decode_cost(self, source: BinaryIO) -> int | None:
+        """How many pixels ``process`` would decode, read from the header alone in a bounded
+        prefix (milliseconds, whatever the file); None when that prefix does not tell."""
+        ...
+
 
 class UrlFetcher(Protocol):
     """Fetches a user-supplied URL safely (SSRF-guarded, byte and time caps)."""

@@ -188,6 +188,7 @@ class ImageBytes:
             stream.seek(0)
             return self._processor.process(stream, allowed=allowed)
 
+        cost = self._processor.decode_cost(stream)
         # A held share is a free decoder thread: the pool has as many threads as slots.
-        with self._shares.hold(account_id, bounded=bounded):
+        with self._shares.hold(account_id, bounded=bounded, cost=cost):
             return self._decoder.submit(decode).result()

@@ -297,6 +297,9 @@ class ExplodingProcessor:
     def process(self, source: BinaryIO, *, allowed: frozenset[ImageFormat]) -> ProcessedImage:
         raise RuntimeError("secret internal detail")
 
+    def decode_cost(self, source: BinaryIO) -> int | None:
+        return None
+
 
 def test_unexpected_failures_are_500_in_the_shape_without_details(settings: Settings) -> None:
     container = build(settings, processor=ExplodingProcessor())

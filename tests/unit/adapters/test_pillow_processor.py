@@ -456,3 +456,18 @@ def test_a_jpeg_flood_before_the_image_data_is_refused_before_parsing(segment: b
     with pytest.raises(ImageRejected) as caught:
         process(factory.jpeg_segment_flood(segment))
     assert caught.value.code == "too_many_chunks"
+
+
+def test_decode_cost_reads_the_header_only() -> None:
+    """What the decode-slot shares weigh an upload by, before any pixel is decoded."""
+    p = make()
+    big = io.BytesIO()
+    Image.new("RGBA", (7000, 7000)).save(big, "PNG")  # ~190 KB, 49 MP to decode
+    assert p.decode_cost(big) == 49_000_000
+    assert big.tell() == 0  # left at the start for the decode
+    photo = io.BytesIO()
+    Image.new("RGB", (6000, 4500)).save(photo, "JPEG")
+    assert p.decode_cost(photo) == 3000 * 2250  # JPEGs decode at the scale the display needs
+    assert p.decode_cost(io.BytesIO(factory.webp(30, 20))) == 600
+    assert p.decode_cost(io.BytesIO(b"not an image at all")) is None
+    assert p.decode_cost(io.BytesIO(factory.png(30, 20)[:20])) is None  # cut in the header

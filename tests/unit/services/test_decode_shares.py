@@ -60,6 +60,12 @@ class GatedProcessor(FakeImageProcessor):
         source.seek(0)
         return super().process(source, allowed=allowed)
 
+    def decode_cost(self, source: BinaryIO) -> int | None:
+        """The slow images are big ones (a 7000 x 7000 PNG); the rest are small."""
+        expensive = source.read(4) == b"slow"
+        source.seek(0)
+        return 49_000_000 if expensive else 1_000
+
 
 def service(processor: GatedProcessor, shares: DecodeSlots, slots: int = 2) -> ImageService:
     clock = FakeClock()
@@ -177,3 +183,47 @@ def test_generated_images_wait_for_a_slot_but_are_never_refused() -> None:
         release.set()
         first.result(timeout=5)
         assert patient.result(timeout=5)
+
+
+def test_one_account_alone_borrows_free_slots_for_cheap_decodes_only() -> None:
+    shares = DecodeSlots(slots=2, per_account=1, queue_per_account=4, wait_s=0.2)
+    with shares.hold("a", cost=12_000_000):  # its share: a 12 MP photo
+        with shares.hold("a", cost=12_000_000):  # nobody else waits: the free slot is lent
+            pass
+        for expensive in (49_000_000, None):  # big, or a header that does not tell
+            with pytest.raises(Unavailable), shares.hold("a", cost=expensive):
+                pass
+
+
+def wait_for_queue(shares: DecodeSlots, length: int) -> None:
+    deadline = time.monotonic() + 5
+    while shares.waiting < length:
+        assert time.monotonic() < deadline, "the upload never queued"
+        time.sleep(0.005)  # the queue has no event to await; poll it briefly
+
+
+def test_another_account_gets_the_next_slot_before_more_borrowing() -> None:
+    shares = DecodeSlots(slots=2, per_account=1, queue_per_account=4, wait_s=10)
+    order: list[str] = []
+    borrowed, release_borrowed = threading.Event(), threading.Event()
+
+    def hold(account: str, *, until: threading.Event | None = None) -> None:
+        with shares.hold(account, cost=1_000):
+            order.append(account)
+            if until is not None:
+                borrowed.set()
+                assert until.wait(10)
+
+    with shares.hold("a", cost=1_000), ThreadPoolExecutor(3) as pool:
+        lender = pool.submit(hold, "a", until=release_borrowed)
+        assert borrowed.wait(5)  # both slots are A's now
+        b = pool.submit(hold, "b")
+        wait_for_queue(shares, 1)  # B queues first; then A asks for one more
+        more_a = pool.submit(hold, "a")
+        wait_for_queue(shares, 2)
+        assert order == ["a"]
+        release_borrowed.set()
+        for future in (lender, b, more_a):
+            future.result(timeout=5)
+    # The slot A gave back went to B, under its share, not to A's next cheap decode.
+    assert order == ["a", "b", "a"]

@@ -49,6 +49,7 @@ _TRANSPOSE_FOR_ORIENTATION = {
     7: Image.Transpose.TRANSVERSE,
     8: Image.Transpose.ROTATE_90,
 }
+_COST_PREFIX_BYTES = 64 * 1024  # decode_cost reads no further: a header beyond is "unknown"
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_DATA_CHUNKS = frozenset({b"IDAT", b"fcTL", b"fdAT"})  # pixels; APNG frames and theirs
 MAX_PNG_METADATA_CHUNKS = 256
@@ -162,6 +163,25 @@ class PillowImageProcessor:
             raise ImageRejected(
                 f"The {fmt.name} image is corrupt or truncated.", code="corrupt_image"
             ) from exc
+
+    def decode_cost(self, source: BinaryIO) -> int | None:
+        """Pixels the decode will produce (JPEGs at the reduced scale they are decoded at),
+        from the header in the first 64 KiB; None when it is not there or not readable."""
+        source.seek(0)
+        head = source.read(_COST_PREFIX_BYTES)
+        source.seek(0)
+        fmt = detect_format(head[:HEADER_BYTES])
+        if fmt is None or fmt is ImageFormat.HEIF:
+            return None
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # a bomb is refused by process(), not here
+                with Image.open(io.BytesIO(head), formats=[_PILLOW_FORMAT[fmt]]) as im:
+                    if fmt is ImageFormat.JPEG:
+                        im.draft("RGB", (self._display_max_side, self._display_max_side))
+                    return int(im.width * im.height)
+        except Exception:  # whatever a truncated or hostile header makes the parser raise
+            return None
 
     def _process(self, stream: BinaryIO, fmt: ImageFormat) -> ProcessedImage:
         # Only the plugin of the sniffed format may parse the bytes: no polyglot surprises.
