@@ -470,4 +470,6 @@ def test_decode_cost_reads_the_header_only() -> None:
     assert p.decode_cost(photo) == 3000 * 2250  # JPEGs decode at the scale the display needs
     assert p.decode_cost(io.BytesIO(factory.webp(30, 20))) == 600
     assert p.decode_cost(io.BytesIO(b"not an image at all")) is None
+    # A GIF costs its blocks, not its pixels: never counted as cheap.
+    assert p.decode_cost(io.BytesIO(factory.gif(30, 20))) is None
     assert p.decode_cost(io.BytesIO(factory.png(30, 20)[:20])) is None  # cut in the header
