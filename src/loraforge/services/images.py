@@ -242,12 +242,8 @@ class ImageService:
         image.name = sanitize_name(upload.name) or current.name
         image.last_used_at = self._clock.now()
 
-        def write(uow: UnitOfWork) -> None:
-            if uow.images.get(who.account_id, image_id) is None:
-                raise NotFound(f"No image {image_id}.")
-            uow.images.update(image)
-
-        self._bytes.commit(write, stored, upload.stream)
+        # ``update`` raises NotFound when the image was deleted since it was read.
+        self._bytes.commit(lambda uow: uow.images.update(image), stored, upload.stream)
         self._bytes.release(old_keys - image.blob_keys())
         return image
 
