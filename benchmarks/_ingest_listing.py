@@ -21,7 +21,7 @@ from benchmarks._ingest_common import Config, bench_settings, log
 from benchmarks._ingest_results import ListResult
 from benchmarks._ingest_server import api_headers
 from loraforge.adapters.db.tables import Base, ImageRow
-from loraforge.api.app import create_app
+from loraforge.app import create_app
 from loraforge.bootstrap import Container, build
 from loraforge.domain.entities import KINDS_BY_FILTER, ImageKind
 from loraforge.services.paging import page_request

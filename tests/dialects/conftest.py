@@ -20,7 +20,7 @@ import pytest
 import uvicorn
 from starlette.types import ASGIApp
 
-from loraforge.api.app import create_app
+from loraforge.app import create_app
 from loraforge.bootstrap import Container
 
 START_TIMEOUT_S = 10.0

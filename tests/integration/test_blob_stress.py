@@ -24,7 +24,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from loraforge.adapters.storage.local import LocalBlobStore
-from loraforge.api.app import create_app
+from loraforge.app import create_app
 from loraforge.bootstrap import Container, build
 from loraforge.settings import Settings
 from tests import imagefactory, s3_server

@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from starlette.types import Message
 
-from loraforge.api.app import create_app
+from loraforge.app import create_app
 from loraforge.bootstrap import Container, build
 from loraforge.settings import Settings
 

@@ -22,7 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from loraforge.adapters.db.tables import ImageRow
-from loraforge.api.app import create_app
+from loraforge.app import create_app
 from loraforge.bootstrap import Container, build
 from loraforge.domain.entities import ALL_FORMATS, ImageKind, Principal
 from loraforge.domain.errors import LimitReached

@@ -32,7 +32,7 @@ from typer.testing import CliRunner
 from loraforge.adapters.db.tables import ImageRow
 from loraforge.adapters.db.unit_of_work import SqlUnitOfWorkFactory
 from loraforge.adapters.imaging.pillow_processor import PillowImageProcessor
-from loraforge.api.app import create_app
+from loraforge.app import create_app
 from loraforge.bootstrap import Container, build
 from loraforge.cli.main import app as cli
 from loraforge.domain.entities import ImageVariant, StoredBlob

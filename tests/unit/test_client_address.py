@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from loraforge.api.client_address import TrustedProxies
+from loraforge.http.client_address import TrustedProxies
 from loraforge.settings import Settings
 
 

@@ -9,7 +9,7 @@ import pytest
 from pydantic.fields import FieldInfo
 
 from loraforge.adapters.ml.registry import TINY
-from loraforge.api.app import create_app
+from loraforge.app import create_app
 from loraforge.domain.work import TrainingSpeed
 from loraforge.services.training_plan import plan
 from loraforge.settings import Settings

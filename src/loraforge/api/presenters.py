@@ -9,23 +9,13 @@ from fastapi import Request
 from loraforge.api.schemas.images import ImageRead, TrainingDataContent, TrainingDataRead
 from loraforge.bootstrap import Container
 from loraforge.domain.entities import TYPE_NAME_BY_KIND, Image, ImageVariant
-
-
-def public_base(request: Request, container: Container) -> str:
-    configured = container.settings.public_url
-    if configured:
-        return configured.rstrip("/")
-    return f"{request.url.scheme}://{request.url.netloc}"
+from loraforge.http.links import image_links
 
 
 def content_url(
     request: Request, container: Container, image_id: str, variant: ImageVariant
 ) -> str:
-    signature = container.links.sign(image_id, variant)
-    return (
-        f"{public_base(request, container)}/v1/images/{image_id}/content"
-        f"?variant={variant.value}&expires={signature.expires}&sig={signature.sig}"
-    )
+    return image_links(request).content(image_id, variant)
 
 
 def image_read(request: Request, container: Container, image: Image) -> ImageRead:

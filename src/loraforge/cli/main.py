@@ -91,7 +91,7 @@ def serve(
     """Apply migrations, make sure a development key exists, and serve the API."""
     import uvicorn
 
-    from loraforge.api.app import create_app
+    from loraforge.app import create_app
     from loraforge.cli.http_protocol import with_header_timeout
 
     settings = _settings(data_dir, host=host, port=port)

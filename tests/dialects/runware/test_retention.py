@@ -15,7 +15,7 @@ from datetime import timedelta
 import pytest
 from fastapi.testclient import TestClient
 
-from loraforge.api.app import create_app
+from loraforge.app import create_app
 from loraforge.bootstrap import Container, build
 from loraforge.settings import Settings
 from tests import imagefactory

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from pytest_httpserver import HTTPServer
 
-from loraforge.api.app import create_app
+from loraforge.app import create_app
 from loraforge.bootstrap import Container, build
 from loraforge.dialects.runware.translate import FORMATS
 from loraforge.domain.entities import ImageKind

@@ -15,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 from scenario_sdk import Scenario
 
-from loraforge.api.app import create_app
+from loraforge.app import create_app
 from loraforge.bootstrap import Container, build_worker
 from loraforge.dialects.scenario import PREFIX
 from loraforge.ports import Trainer

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from loraforge.api.app import create_app
+from loraforge.app import create_app
 from loraforge.bootstrap import Container, build
 from loraforge.dialects.scenario import PREFIX
 from loraforge.settings import Settings

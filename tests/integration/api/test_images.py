@@ -14,7 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 from pytest_httpserver import HTTPServer
 
-from loraforge.api.app import create_app
+from loraforge.app import create_app
 from loraforge.bootstrap import build
 from loraforge.settings import Settings
 from tests import imagefactory
@@ -468,7 +468,7 @@ def test_raw_upload_needs_a_valid_type(api: Api) -> None:
 
     assert_error(missing, 422, "invalid_request")
     assert missing.json()["error"]["field"] == "type"
-    assert_error(output, 422, "validation_error")
+    assert_error(output, 422, "invalid_request")
     assert output.json()["error"]["field"] == "type"
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from loraforge.api.app import create_app
+from loraforge.app import create_app
 from loraforge.bootstrap import build
 from loraforge.settings import Settings
 from tests import imagefactory
@@ -128,7 +128,7 @@ def test_clients_cannot_set_server_owned_fields(api: Api) -> None:
         response = api.client.post(
             "/v1/models", json={"displayName": "x", name: value}, headers=api.headers
         )
-        assert_error(response, 422, "validation_error", field=name)
+        assert_error(response, 422, "invalid_request", field=name)
     assert api.client.get("/v1/models", headers=api.headers).json()["total"] == 0
 
 

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
-from loraforge.api.app import create_app
+from loraforge.app import create_app
 from loraforge.bootstrap import build
 from loraforge.cli.main import app as cli_app
 from loraforge.domain.errors import NotFound

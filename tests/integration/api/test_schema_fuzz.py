@@ -32,7 +32,7 @@ from schemathesis.generation.case import Case
 from schemathesis.generation.modes import GenerationMode
 from starlette.routing import Mount
 
-from loraforge.api.app import create_app
+from loraforge.app import create_app
 from loraforge.bootstrap import Container
 from tests import imagefactory
 

@@ -16,7 +16,7 @@ from celery.contrib.testing.worker import start_worker
 from fastapi.testclient import TestClient
 
 from loraforge.adapters.queue.celery_queue import CeleryJobQueue
-from loraforge.api.app import create_app
+from loraforge.app import create_app
 from loraforge.bootstrap import Container, build, build_worker
 from loraforge.services.worker import Worker
 from loraforge.settings import Settings

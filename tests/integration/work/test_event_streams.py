@@ -15,11 +15,11 @@ from typing import Any
 import httpx
 import pytest
 
-from loraforge.api.app import create_app
-from loraforge.api.event_hub import EventHub
+from loraforge.app import create_app
 from loraforge.bootstrap import Container, build
 from loraforge.domain.entities import ALL_FORMATS, ImageKind
 from loraforge.domain.work import TrainingSpeed
+from loraforge.http.event_hub import EventHub
 from loraforge.services.images import Upload
 from loraforge.settings import Settings
 from tests import imagefactory

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from loraforge.api.app import create_app
+from loraforge.app import create_app
 from loraforge.bootstrap import Container, build, build_worker
 from loraforge.settings import Settings
 from tests.integration.work.helpers import ManualClock, queued_training

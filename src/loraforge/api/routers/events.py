@@ -18,8 +18,8 @@ from fastapi.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from loraforge.api.errors import error_body
-from loraforge.api.event_hub import EventHub
 from loraforge.domain.entities import Principal
+from loraforge.http.event_hub import EventHub
 
 KEEPALIVE_S = 15.0
 

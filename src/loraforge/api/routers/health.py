@@ -7,10 +7,10 @@ import anyio.to_thread
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from loraforge.api.deps import ContainerDep
 from loraforge.api.errors import error_body
 from loraforge.api.schemas.common import ErrorBody
 from loraforge.domain.errors import Unavailable
+from loraforge.http.deps import ContainerDep
 
 router = APIRouter(tags=["health"])
 

@@ -10,10 +10,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from loraforge.api.deps import ContainerDep, PrincipalDep, get_principal
 from loraforge.api.errors import documented
-from loraforge.api.json_body import parse_json
-from loraforge.api.paging import PageNum, PageSize
 from loraforge.api.presenters import image_read
 from loraforge.api.schemas.images import (
     ImageJsonUpload,
@@ -21,9 +18,6 @@ from loraforge.api.schemas.images import (
     ImageRead,
     ImageUploadData,
 )
-from loraforge.api.streaming import file_chunks
-from loraforge.api.uploads import read_multipart, spool_body
-from loraforge.api.url_uploads import run_url_upload
 from loraforge.bootstrap import Container
 from loraforge.domain.entities import (
     ALL_FORMATS,
@@ -34,6 +28,12 @@ from loraforge.domain.entities import (
     Principal,
 )
 from loraforge.domain.errors import InvalidInput
+from loraforge.http.deps import ContainerDep, PrincipalDep, get_principal
+from loraforge.http.json_body import parse_json
+from loraforge.http.paging import PageNum, PageSize
+from loraforge.http.streaming import file_chunks
+from loraforge.http.uploads import read_multipart, spool_body
+from loraforge.http.url_uploads import run_url_upload
 from loraforge.services.images import Upload
 from loraforge.services.inline_images import decode_inline, is_url
 from loraforge.services.paging import page_request

@@ -5,13 +5,13 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from loraforge.api.deps import ContainerDep, PrincipalDep
 from loraforge.api.errors import documented
 from loraforge.api.presenters import training_data_content, training_data_read
 from loraforge.api.schemas.images import DataCreated, TrainingDataContent, TrainingDataRead
-from loraforge.api.uploads import spool_body
 from loraforge.bootstrap import Container
 from loraforge.domain.entities import Image, ImageFormat, ImageKind
+from loraforge.http.deps import ContainerDep, PrincipalDep
+from loraforge.http.uploads import spool_body
 from loraforge.services.paging import PageRequest
 
 router = APIRouter(prefix="/v1/models/{modelId}/data", tags=["training data"])

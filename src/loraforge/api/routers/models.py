@@ -5,10 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 from starlette.concurrency import run_in_threadpool
 
-from loraforge.api.deps import ContainerDep, PrincipalDep
 from loraforge.api.errors import documented
-from loraforge.api.paging import PageNum, PageSize
 from loraforge.api.schemas.models import ModelCreate, ModelPage, ModelRead, ModelRename
+from loraforge.http.deps import ContainerDep, PrincipalDep
+from loraforge.http.paging import PageNum, PageSize
 from loraforge.services.paging import page_request
 
 router = APIRouter(prefix="/v1/models", tags=["models"])

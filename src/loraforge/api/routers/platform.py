@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 
-from loraforge.api.deps import ContainerDep, PrincipalDep
 from loraforge.api.schemas.work import BaseModelRead, WebhookSecret
+from loraforge.http.deps import ContainerDep, PrincipalDep
 
 router = APIRouter(tags=["platform"])
 

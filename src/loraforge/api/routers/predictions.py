@@ -6,7 +6,6 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from loraforge.api.deps import ContainerDep, PrincipalDep
 from loraforge.api.errors import documented
 from loraforge.api.presenters import content_url
 from loraforge.api.routers.events import event_stream
@@ -19,6 +18,7 @@ from loraforge.api.schemas.work import (
 from loraforge.bootstrap import Container
 from loraforge.domain.entities import ImageVariant
 from loraforge.domain.work import Prediction, ScaleConfig
+from loraforge.http.deps import ContainerDep, PrincipalDep
 from loraforge.services.predictions import PredictionRequest
 
 router = APIRouter(prefix="/v1/predictions", tags=["predictions"])

@@ -6,7 +6,6 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from loraforge.api.deps import ContainerDep, PrincipalDep
 from loraforge.api.errors import documented
 from loraforge.api.routers.events import event_stream
 from loraforge.api.schemas.work import (
@@ -16,8 +15,9 @@ from loraforge.api.schemas.work import (
     TrainingRead,
     TrainingSummary,
 )
-from loraforge.api.streaming import file_chunks
 from loraforge.domain.work import Training, TrainingSpeed
+from loraforge.http.deps import ContainerDep, PrincipalDep
+from loraforge.http.streaming import file_chunks
 
 router = APIRouter(prefix="/v1/models/{modelId}/trainings", tags=["trainings"])
 

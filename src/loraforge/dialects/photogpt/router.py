@@ -14,10 +14,6 @@ from fastapi import APIRouter, FastAPI, Query, Request
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from loraforge.api.deps import ContainerDep, PrincipalDep
-from loraforge.api.paging import PageNum, PageSize
-from loraforge.api.uploads import read_multipart
-from loraforge.dialects import install_error_handlers, sub_app
 from loraforge.dialects.photogpt import translate
 from loraforge.dialects.photogpt.schemas import (
     Deleted,
@@ -30,6 +26,11 @@ from loraforge.dialects.photogpt.schemas import (
 )
 from loraforge.domain.entities import KIND_BY_TYPE_NAME, KINDS_BY_FILTER
 from loraforge.domain.errors import InvalidInput
+from loraforge.http.deps import ContainerDep, PrincipalDep
+from loraforge.http.dialect import sub_app
+from loraforge.http.errors import install_error_handlers
+from loraforge.http.paging import PageNum, PageSize
+from loraforge.http.uploads import read_multipart
 from loraforge.services.models import ModelStatus
 from loraforge.services.paging import page_request
 

@@ -6,7 +6,6 @@ from typing import Any
 
 from fastapi import Request
 
-from loraforge.api.presenters import content_url
 from loraforge.bootstrap import Container
 from loraforge.dialects.photogpt.schemas import (
     ATTRIBUTE_FIELDS,
@@ -21,6 +20,7 @@ from loraforge.domain.entities import (
     ImageVariant,
     Model,
 )
+from loraforge.http.links import image_links
 from loraforge.services.models import ModelStatus
 
 ORIGIN = "photogpt"
@@ -50,7 +50,7 @@ def image(request: Request, container: Container, entity: Image) -> PhotoImage:
         updatedAt=entity.created_at,
         upscaledImageID=None,
         upscaledImageURL=None,
-        url=content_url(request, container, entity.id, ImageVariant.ORIGINAL),
+        url=image_links(request).content(entity.id, ImageVariant.ORIGINAL),
     )
 
 

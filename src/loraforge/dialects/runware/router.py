@@ -34,11 +34,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import Message
 from starlette.websockets import WebSocketDisconnect
 
-from loraforge.api.deps import authenticate, get_container, presented_key
-from loraforge.api.presenters import content_url
-from loraforge.api.url_uploads import run_url_upload
 from loraforge.bootstrap import Container
-from loraforge.dialects import install_error_handlers, sub_app
 from loraforge.dialects.runware import translate
 from loraforge.dialects.runware.schemas import (
     AUTHENTICATION,
@@ -49,6 +45,11 @@ from loraforge.dialects.runware.schemas import (
 from loraforge.dialects.runware.translate import Answer
 from loraforge.domain.entities import Image, ImageKind, ImageVariant, Principal
 from loraforge.domain.errors import DomainError, RateLimited, Unauthenticated
+from loraforge.http.deps import authenticate, get_container, presented_key
+from loraforge.http.dialect import sub_app
+from loraforge.http.errors import install_error_handlers
+from loraforge.http.links import image_links
+from loraforge.http.url_uploads import run_url_upload
 from loraforge.services.fetch_slots import FetchPermit
 from loraforge.services.images import TaskKey, Upload
 from loraforge.services.inline_images import decode_inline, is_url
@@ -190,9 +191,7 @@ class TaskSession:
                 "taskType": IMAGE_UPLOAD,
                 "taskUUID": task_uuid,
                 "imageUUID": image.id,
-                "imageURL": content_url(
-                    self.request, self.container, image.id, ImageVariant.DISPLAY
-                ),
+                "imageURL": image_links(self.request).content(image.id, ImageVariant.DISPLAY),
             },
         )
 

@@ -13,11 +13,11 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from loraforge.api.errors import status_for
-from loraforge.api.json_body import parse_json
 from loraforge.dialects.runware.schemas import INVALID_API_KEY, ErrorItem
 from loraforge.domain.entities import ImageFormat
 from loraforge.domain.errors import BadRequest, DomainError, InvalidInput
+from loraforge.http.errors import status_for
+from loraforge.http.json_body import parse_json
 from loraforge.services.images import TASK_CONFLICT
 
 ORIGIN = "runware"

@@ -21,10 +21,11 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from loraforge.dialects import install_error_handlers, sub_app
 from loraforge.dialects.scenario.assets import router as assets
 from loraforge.dialects.scenario.router import router as models
 from loraforge.dialects.scenario.training_images import router as training_images
+from loraforge.http.dialect import sub_app
+from loraforge.http.errors import install_error_handlers
 
 RETRY_WORTHY = frozenset({408, 429, 503})
 

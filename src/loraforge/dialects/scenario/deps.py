@@ -13,10 +13,10 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from loraforge.api.deps import ContainerDep, authenticate
-from loraforge.api.presenters import content_url
 from loraforge.dialects.scenario.translate import Link
-from loraforge.domain.entities import ImageVariant, Principal
+from loraforge.domain.entities import Principal
+from loraforge.http.deps import ContainerDep, authenticate
+from loraforge.http.links import image_links
 
 
 def presented_key(request: Request) -> str | None:
@@ -47,7 +47,7 @@ ScenarioPrincipal = Annotated[Principal, Depends(get_principal)]
 
 def get_link(request: Request, c: ContainerDep) -> Link:
     """Signed download links of the original bytes (``downloadUrl``, ``url``)."""
-    return lambda image_id: content_url(request, c, image_id, ImageVariant.ORIGINAL)
+    return image_links(request).content
 
 
 LinkDep = Annotated[Link, Depends(get_link)]

@@ -14,7 +14,6 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from starlette.concurrency import run_in_threadpool
 
-from loraforge.api.deps import ContainerDep
 from loraforge.bootstrap import Container
 from loraforge.dialects.scenario import schemas as s
 from loraforge.dialects.scenario import translate as t
@@ -22,6 +21,7 @@ from loraforge.dialects.scenario.deps import LinkDep, ScenarioPrincipal
 from loraforge.domain.entities import Principal
 from loraforge.domain.errors import BadRequest, Conflict, InvalidInput
 from loraforge.domain.work import TrainingSpeed
+from loraforge.http.deps import ContainerDep
 from loraforge.services.training_plan import Overrides
 
 router = APIRouter()

@@ -14,13 +14,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body
 from starlette.concurrency import run_in_threadpool
 
-from loraforge.api.deps import ContainerDep
 from loraforge.bootstrap import Container
 from loraforge.dialects.scenario import schemas as s
 from loraforge.dialects.scenario import translate as t
 from loraforge.dialects.scenario.deps import LinkDep, ScenarioPrincipal
 from loraforge.domain.entities import ALL_FORMATS, Image, ImageKind, TrainingPair
 from loraforge.domain.errors import BadRequest
+from loraforge.http.deps import ContainerDep
 from loraforge.services.images import Upload
 from loraforge.services.inline_images import decode_inline
 

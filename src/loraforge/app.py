@@ -1,4 +1,7 @@
-"""The app factory: ``create_app(settings)`` builds everything; nothing happens at import."""
+"""The app factory: ``create_app(settings)`` builds everything; nothing happens at import.
+
+The app serves the native API at its root and mounts every declared dialect (``DIALECTS``).
+"""
 
 from __future__ import annotations
 
@@ -15,26 +18,21 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import Scope
 
 from loraforge import __version__
-from loraforge.api import errors
-from loraforge.api.body_limit import BodyLimitMiddleware
-from loraforge.api.client_address import TrustedProxies
-from loraforge.api.event_hub import EventHub
-from loraforge.api.framing import FramingGuard
-from loraforge.api.openapi import publish_limits
-from loraforge.api.routers import (
-    health,
-    images,
-    model_data,
-    models,
-    platform,
-    predictions,
-    trainings,
-)
+from loraforge.api import native
 from loraforge.bootstrap import Container, build
 from loraforge.dialects import photogpt, runware, scenario
+from loraforge.http.body_limit import BodyLimitMiddleware
+from loraforge.http.client_address import TrustedProxies
+from loraforge.http.dialect import Dialect
+from loraforge.http.event_hub import EventHub
+from loraforge.http.framing import FramingGuard
+from loraforge.http.openapi import publish_limits
 from loraforge.settings import Settings
 
-log = logging.getLogger("loraforge.api")
+log = logging.getLogger("loraforge.app")
+
+# Vendor wire formats, each a sub-app with its own error shape, mounted under its prefix.
+DIALECTS: tuple[Dialect, ...] = (photogpt.DIALECT, runware.DIALECT, scenario.DIALECT)
 
 _DATA_PATH = re.compile(r"^/v1/models/[^/]+/data(/[^/]+)?/?$")
 
@@ -87,24 +85,10 @@ def create_app(
     app.state.event_hub = EventHub(
         poll_s=settings.event_poll_s, max_streams_per_account=settings.max_event_streams
     )
-    errors.install(app)
     publish_limits(app)
-    routers = (
-        health.router,
-        models.router,
-        model_data.router,
-        images.router,
-        trainings.router,
-        predictions.router,
-        platform.router,
-    )
-    for router in routers:
-        public = router is health.router
-        app.include_router(router, responses=errors.RESPONSES if public else errors.AUTHENTICATED)
-    # Vendor dialects: sub-apps with their own error shapes (loraforge.dialects).
-    app.mount("/compat/photogpt", photogpt.create_app(app))
-    app.mount("/compat/runware", runware.create_app(app))  # serves /v1 (HTTP + WebSocket)
-    app.mount(scenario.PREFIX, scenario.create_app(app))
+    native.install(app)
+    for dialect in DIALECTS:
+        app.mount(dialect.prefix, dialect.create_app(app))
 
     def limit_for(scope: Scope) -> int:
         if _DATA_PATH.match(scope["path"]):

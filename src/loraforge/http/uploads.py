@@ -9,8 +9,8 @@ from typing import Any, BinaryIO, cast
 from fastapi import Request
 from starlette.datastructures import UploadFile
 
-from loraforge.api.json_body import parse_json
 from loraforge.domain.errors import BadRequest, PayloadTooLarge
+from loraforge.http.json_body import parse_json
 from loraforge.services.images import Upload
 
 SPOOL_IN_MEMORY = 1024 * 1024  # larger bodies go to a temp file, keeping RSS flat

@@ -7,10 +7,10 @@ from typing import Annotated
 from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
-from loraforge.api.client_address import TrustedProxies
 from loraforge.bootstrap import Container
 from loraforge.domain.entities import Principal
 from loraforge.domain.errors import Unauthenticated
+from loraforge.http.client_address import TrustedProxies
 from loraforge.services.keys import PREFIX_LEN
 
 
