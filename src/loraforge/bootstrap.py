@@ -344,25 +344,3 @@ def _private_file(path: Path, make: Callable[[], str]) -> str:
     with os.fdopen(fd, "w") as out:
         out.write(value + "\n")
     return value
-
-
-def build_tiny_base_model(
-    out_dir: Path,
-    *,
-    steps: int,
-    seed: int,
-    log: Callable[[str], None],
-    autoencoder_steps: int | None = None,
-    autoencoder_from: Path | None = None,
-) -> dict[str, float]:
-    """Pretrain the built-in tiny base model from scratch (reproducible for a seed)."""
-    from loraforge.adapters.ml.tiny.pretrain import build_tiny
-
-    return build_tiny(
-        out_dir,
-        steps=steps,
-        seed=seed,
-        log=log,
-        autoencoder_steps=autoencoder_steps,
-        autoencoder_from=autoencoder_from,
-    )

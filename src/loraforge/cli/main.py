@@ -15,7 +15,6 @@ from typer.core import TyperGroup
 from loraforge.bootstrap import (
     Container,
     build,
-    build_tiny_base_model,
     build_worker,
     ensure_dev_key,
     migrate,
@@ -260,32 +259,3 @@ def basemodels_list(data_dir: DataDir = None) -> None:
         mark = " (default)" if model.name == default else ""
         where = str(model.path) if model.path else "built in"
         typer.echo(f"{model.name}\t{model.family.value}\t{model.resolution}\t{where}{mark}")
-
-
-@basemodels_app.command("build-tiny")
-def basemodels_build_tiny(
-    out: Annotated[Path, typer.Option(help="Folder to write the diffusers pipeline to.")],
-    steps: Annotated[int, typer.Option(help="Denoiser pretraining steps.")] = 6000,
-    autoencoder_steps: Annotated[
-        int | None, typer.Option(help="Autoencoder pretraining steps.")
-    ] = 3000,
-    seed: Annotated[int, typer.Option(help="Seed; the same seed gives the same model.")] = 0,
-    autoencoder_from: Annotated[
-        Path | None,
-        typer.Option(help="Reuse the vae/ folder of an earlier build instead of training one."),
-    ] = None,
-) -> None:
-    """Pretrain the tiny base model from scratch on procedurally drawn, captioned images.
-
-    The package already ships one; this rebuilds it reproducibly (the defaults are the shipped
-    model's) or a bigger one."""
-    metrics = build_tiny_base_model(
-        out,
-        steps=steps,
-        autoencoder_steps=autoencoder_steps,
-        seed=seed,
-        autoencoder_from=autoencoder_from,
-        log=err.print,
-    )
-    for name, value in metrics.items():
-        typer.echo(f"{name}\t{value}")
