@@ -17,11 +17,11 @@ from typing import Any
 
 import psutil
 from PIL import Image
+from tools.tiny.procedural import draw_dataset
 
 from benchmarks._harness import percentile
 from loraforge.adapters.imaging.pillow_processor import PillowImageProcessor
 from loraforge.adapters.ml.tiny import WEIGHTS_DIR
-from loraforge.adapters.ml.tiny.procedural import draw_dataset
 from loraforge.domain.entities import ALL_FORMATS
 from loraforge.domain.ml import TrainingSample
 from loraforge.services.trainings import caption_for

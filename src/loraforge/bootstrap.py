@@ -13,6 +13,7 @@ from pathlib import Path
 
 import anyio
 
+from loraforge import extras
 from loraforge.adapters.captioning.transformers_captioner import TransformersCaptioner
 from loraforge.adapters.db.engine import DbTimeouts, make_engine
 from loraforge.adapters.db.migrate import upgrade
@@ -58,6 +59,10 @@ from loraforge.settings import Settings
 
 DEV_KEY_FILE = "dev-api-key"
 SECRET_FILE = "signing-secret"  # noqa: S105 - a file name, not a secret
+ML_UNAVAILABLE = (
+    "This server cannot run trainings and predictions: its workers need the 'ml' extra "
+    "(pip install 'loraforge[ml]')."
+)
 
 
 @dataclass
@@ -113,6 +118,29 @@ def migrate(settings: Settings) -> None:
     upgrade(settings.resolved_database_url(), connect_timeout_s=settings.db_connect_timeout_s)
 
 
+def check_extras(settings: Settings, *, worker: bool = False) -> None:
+    """Refuse (``MissingExtra``, one line) a configured part whose extra is not installed;
+    ``worker``: this process trains and predicts."""
+    if worker:
+        extras.require("ml", by="The worker (it trains and predicts)")
+    if settings.queue == "celery":
+        extras.require("celery", by="LORAFORGE_QUEUE=celery")
+    if settings.blob_store == "s3":
+        extras.require("s3", by="LORAFORGE_BLOB_STORE=s3")
+    if settings.captioning_model_dir is not None:
+        extras.require("ml", by="LORAFORGE_CAPTIONING_MODEL_DIR")
+
+
+def runs_ml(settings: Settings) -> bool:
+    """Whether this installation's own workers (``LORAFORGE_WORKERS``) can train and predict.
+
+    Without the ML extra the API still serves; ``serve`` then starts no workers, and new
+    trainings and predictions answer ``ml_unavailable`` rather than waiting forever. With
+    ``LORAFORGE_WORKERS=0`` workers elsewhere (with the extra) run them: they are queued.
+    """
+    return settings.workers == 0 or extras.installed("ml")
+
+
 def build(
     settings: Settings,
     *,
@@ -126,6 +154,7 @@ def build(
     captioner: Captioner | None = None,
     blobs: BlobStore | None = None,
 ) -> Container:
+    check_extras(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     clock = clock or SystemClock()
     limits = limits_from(settings)
@@ -152,6 +181,7 @@ def build(
         new_id=ids,
         lease_s=settings.job_lease_s,
         max_attempts=settings.job_max_attempts,
+        unrunnable=None if runs_ml(settings) else ML_UNAVAILABLE,
     )
     # Origins whose images are deleted a while after their last use (seed 002: Runware).
     keep_after_use = {"runware": timedelta(days=settings.runware_retention_days)}
@@ -225,6 +255,7 @@ def build_worker(
     """A worker over the container's services, with the real ML adapters unless given."""
     settings = container.settings
     if trainer is None or generator is None:
+        check_extras(settings, worker=True)
         from loraforge.adapters.ml.generator import DiffusersGenerator
         from loraforge.adapters.ml.trainer import DiffusersLoraTrainer
 
@@ -344,25 +375,3 @@ def _private_file(path: Path, make: Callable[[], str]) -> str:
     with os.fdopen(fd, "w") as out:
         out.write(value + "\n")
     return value
-
-
-def build_tiny_base_model(
-    out_dir: Path,
-    *,
-    steps: int,
-    seed: int,
-    log: Callable[[str], None],
-    autoencoder_steps: int | None = None,
-    autoencoder_from: Path | None = None,
-) -> dict[str, float]:
-    """Pretrain the built-in tiny base model from scratch (reproducible for a seed)."""
-    from loraforge.adapters.ml.tiny.pretrain import build_tiny
-
-    return build_tiny(
-        out_dir,
-        steps=steps,
-        seed=seed,
-        log=log,
-        autoencoder_steps=autoencoder_steps,
-        autoencoder_from=autoencoder_from,
-    )

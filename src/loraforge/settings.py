@@ -1,6 +1,7 @@
 """Runtime configuration, read from ``LORAFORGE_*`` environment variables (and CLI flags).
 
-Every field is documented in the README's settings table; a test fails when one is missing.
+Every field is documented in the settings table of docs/settings.md; a test fails when one is
+missing.
 Nothing reads settings at import time: build ``Settings()`` and pass it down.
 """
 

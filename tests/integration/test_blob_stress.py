@@ -5,7 +5,8 @@ almost every write reuses a blob that another request is removing. After every r
 committed row's blobs must exist; at the end a sweep leaves exactly the referenced blobs. In
 one process on SQLite and PostgreSQL (local and S3 blob stores), and with two ``loraforge
 serve`` processes (each sweeping every second) plus a third process sweeping, on one
-PostgreSQL database and one blob folder, as the README's several-server deployment runs.
+PostgreSQL database and one blob folder, as the several-server deployment of docs/operations.md
+runs.
 """
 
 from __future__ import annotations

@@ -7,8 +7,8 @@ import io
 import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
+from tools.tiny.procedural import draw_dataset
 
-from loraforge.adapters.ml.tiny.procedural import draw_dataset
 from loraforge.domain.ml import TrainingSample
 
 TRIGGER = "FJA90AB"

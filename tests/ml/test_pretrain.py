@@ -1,4 +1,4 @@
-"""`loraforge basemodels build-tiny`: the seeded pretraining that made the shipped weights.
+"""`python -m tools.tiny`: the seeded pretraining that made the shipped weights.
 
 Run here with a handful of steps: it must produce a diffusers folder that stock diffusers
 loads, with its metrics and sample sheet, and the same seed must give the same weights.
@@ -12,17 +12,17 @@ from pathlib import Path
 from diffusers import StableDiffusionPipeline
 from PIL import Image
 from safetensors.numpy import load_file
+from tools.tiny.cli import app
+from tools.tiny.pretrain import reused_autoencoder_metrics
 from typer.testing import CliRunner
 
 from loraforge.adapters.ml.tiny import WEIGHTS_DIR
-from loraforge.adapters.ml.tiny.pretrain import reused_autoencoder_metrics
-from loraforge.cli.main import app
 
 SHIPPED_METRICS = json.loads((WEIGHTS_DIR / "metrics.json").read_text())
 
 
 def _build(out: Path) -> dict[str, float]:
-    args = ["basemodels", "build-tiny", "--out", str(out), "--steps", "3"]
+    args = ["--out", str(out), "--steps", "3"]
     result = CliRunner().invoke(app, [*args, "--autoencoder-steps", "3", "--seed", "5"])
     assert result.exit_code == 0, result.output
     metrics: dict[str, float] = json.loads((out / "metrics.json").read_text())

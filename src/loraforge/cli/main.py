@@ -15,28 +15,34 @@ from typer.core import TyperGroup
 from loraforge.bootstrap import (
     Container,
     build,
-    build_tiny_base_model,
     build_worker,
+    check_extras,
     ensure_dev_key,
     migrate,
     run_worker,
+    runs_ml,
 )
 from loraforge.cli.supervisor import WorkerSupervisor
 from loraforge.domain.errors import NotFound, Unavailable
+from loraforge.extras import MissingExtra, missing_line
 from loraforge.settings import Settings
 
 err = Console(stderr=True, soft_wrap=True)
 
 
 class _Commands(TyperGroup):
-    """Runs every command: a database or blob store that is down or unreachable is one line
-    on stderr and exit code 2 (as an invalid setting is), never a traceback."""
+    """Runs every command: a database or blob store that is down or unreachable, or a
+    configured part whose extra is not installed, is one line on stderr and exit code 2 (as an
+    invalid setting is), never a traceback."""
 
     def invoke(self, ctx: Any) -> Any:  # typer's vendored click.Context
         try:
             return super().invoke(ctx)
         except Unavailable as exc:
             err.print(f"[red]error:[/red] {escape(exc.message)}")
+            raise typer.Exit(2) from None
+        except MissingExtra as exc:
+            err.print(f"[red]error:[/red] {escape(str(exc))}")
             raise typer.Exit(2) from None
 
 
@@ -65,7 +71,7 @@ def _settings(data_dir: Path | None = None, **overrides: object) -> Settings:
     if data_dir is not None:
         values["data_dir"] = data_dir
     try:
-        return Settings(**values)  # type: ignore[arg-type]
+        settings = Settings(**values)  # type: ignore[arg-type]
     except ValidationError as exc:
         # An operator's typo deserves one line per setting, not a pydantic traceback.
         for problem in exc.errors(include_url=False):
@@ -74,6 +80,8 @@ def _settings(data_dir: Path | None = None, **overrides: object) -> Settings:
             message = str(problem["msg"]).removeprefix("Value error, ")
             err.print(f"[red]invalid setting[/red] {escape(field + message)}")
         raise typer.Exit(2) from None
+    check_extras(settings)  # before the migrations: a refused command touches nothing
+    return settings
 
 
 def _container(data_dir: Path | None) -> Container:
@@ -104,9 +112,14 @@ def serve(
         f"  try: curl -H 'Authorization: Bearer {key}' http://{settings.host}:{settings.port}/v1/models"
     )
     container.close()
+    workers = settings.workers
+    if not runs_ml(settings):
+        line = missing_line("ml", by="Running trainings and predictions")
+        err.print(f"[yellow]no workers:[/yellow] {escape(line)} (until then: 501 ml_unavailable)")
+        workers = 0  # a worker without it could only exit, again and again
     # The supervisor lives in the app's lifespan: uvicorn re-raises SIGTERM after its
     # shutdown, so a try/finally here would never see the workers stopped.
-    supervisor = WorkerSupervisor(count=settings.workers, data_dir=settings.data_dir)
+    supervisor = WorkerSupervisor(count=workers, data_dir=settings.data_dir)
     uvicorn.run(
         create_app(settings, background=[supervisor]),
         host=settings.host,
@@ -130,6 +143,7 @@ def worker(data_dir: DataDir = None) -> None:
     import threading
 
     settings = _settings(data_dir)
+    check_extras(settings, worker=True)
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
     migrate(settings)
     container = build(settings)
@@ -260,32 +274,3 @@ def basemodels_list(data_dir: DataDir = None) -> None:
         mark = " (default)" if model.name == default else ""
         where = str(model.path) if model.path else "built in"
         typer.echo(f"{model.name}\t{model.family.value}\t{model.resolution}\t{where}{mark}")
-
-
-@basemodels_app.command("build-tiny")
-def basemodels_build_tiny(
-    out: Annotated[Path, typer.Option(help="Folder to write the diffusers pipeline to.")],
-    steps: Annotated[int, typer.Option(help="Denoiser pretraining steps.")] = 6000,
-    autoencoder_steps: Annotated[
-        int | None, typer.Option(help="Autoencoder pretraining steps.")
-    ] = 3000,
-    seed: Annotated[int, typer.Option(help="Seed; the same seed gives the same model.")] = 0,
-    autoencoder_from: Annotated[
-        Path | None,
-        typer.Option(help="Reuse the vae/ folder of an earlier build instead of training one."),
-    ] = None,
-) -> None:
-    """Pretrain the tiny base model from scratch on procedurally drawn, captioned images.
-
-    The package already ships one; this rebuilds it reproducibly (the defaults are the shipped
-    model's) or a bigger one."""
-    metrics = build_tiny_base_model(
-        out,
-        steps=steps,
-        autoencoder_steps=autoencoder_steps,
-        seed=seed,
-        autoencoder_from=autoencoder_from,
-        log=err.print,
-    )
-    for name, value in metrics.items():
-        typer.echo(f"{name}\t{value}")

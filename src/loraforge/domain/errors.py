@@ -113,6 +113,13 @@ class Unavailable(DomainError):
         self.retry_after = retry_after
 
 
+class MlUnavailable(DomainError):
+    """This installation cannot train or generate: its workers lack the ML extra. Waiting does
+    not help, so unlike ``Unavailable`` it carries no Retry-After."""
+
+    code = "ml_unavailable"
+
+
 class InsufficientStorage(DomainError):
     """The blob store has no space left."""
 

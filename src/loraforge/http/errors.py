@@ -41,6 +41,7 @@ STATUS: dict[type[e.DomainError], int] = {
     e.ImageRejected: 422,
     e.FetchFailed: 422,
     e.RateLimited: 429,
+    e.MlUnavailable: 501,
     e.Unavailable: 503,
     e.InsufficientStorage: 507,
 }

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
+from loraforge.domain.errors import MlUnavailable
 from loraforge.domain.work import Job, JobKind, JobState
 from loraforge.ports import Clock, IdFactory, UnitOfWork, UnitOfWorkFactory
 
@@ -43,12 +44,16 @@ class JobService:
         new_id: IdFactory,
         lease_s: float,
         max_attempts: int,
+        unrunnable: str | None = None,
     ) -> None:
+        """``unrunnable``: why no worker of this installation can run jobs (they lack the ML
+        extra), or None; new jobs are then refused with it rather than queued forever."""
         self._uow = uow
         self._clock = clock
         self._new_id = new_id
         self._lease = timedelta(seconds=lease_s)
         self._max_attempts = max_attempts
+        self._unrunnable = unrunnable
         self._give_up: dict[JobKind, GiveUp] = {}
 
     def on_give_up(self, kind: JobKind, handler: GiveUp) -> None:
@@ -56,6 +61,8 @@ class JobService:
 
     def enqueue(self, uow: UnitOfWork, kind: JobKind, subject_id: str) -> Job:
         """Add a job inside the caller's transaction (it commits with the subject)."""
+        if self._unrunnable is not None:
+            raise MlUnavailable(self._unrunnable)
         now = self._clock.now()
         job = Job(
             id=self._new_id(),

@@ -1,4 +1,4 @@
-"""From the seed's two knobs to concrete hyperparameters (the README shows this table).
+"""From the seed's two knobs to concrete hyperparameters (docs/training.md shows this table).
 
 ``trainingStrength`` 0-10: stronger means closer to the data, i.e. more optimisation (steps)
 and a higher learning rate. ``trainingSpeed``: ``fast`` trains at a lower resolution with

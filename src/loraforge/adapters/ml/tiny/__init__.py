@@ -1,8 +1,8 @@
 """The built-in ``tiny`` base model: an SD-1.5-shaped pipeline small enough to train on a CPU.
 
-Its weights are made by ``pretrain.build_tiny`` from procedurally drawn, captioned images and
-ship inside the package (``weights/``), so a fresh install needs neither a download nor a
-pretraining run. This module imports nothing heavy.
+Its weights ship inside the package (``weights/``), so a fresh install needs neither a download
+nor a pretraining run; the code that made them, from procedurally drawn and captioned images, is
+a development tool outside the package (``tools/tiny``). This module imports nothing heavy.
 """
 
 from __future__ import annotations

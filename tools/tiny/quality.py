@@ -9,7 +9,7 @@ from numpy.typing import NDArray
 from PIL import Image, ImageDraw
 
 from loraforge.adapters.ml.tiny import TINY_RESOLUTION
-from loraforge.adapters.ml.tiny.procedural import COLOURS, draw_dataset
+from tools.tiny.procedural import COLOURS, draw_dataset
 
 _PALETTE = np.array(list(COLOURS.values()), dtype=np.float32) / 255.0
 _NAMES = list(COLOURS)

@@ -29,10 +29,11 @@ import torch.nn.functional as F
 from diffusers import AutoencoderKL, DDPMScheduler, StableDiffusionPipeline
 
 from loraforge.adapters.ml.device import pin_threads
-from loraforge.adapters.ml.tiny import TINY_RESOLUTION, quality
-from loraforge.adapters.ml.tiny.architecture import SCHEDULER_CONFIG, TinyParts, new_parts
-from loraforge.adapters.ml.tiny.procedural import caption, random_scene, render
-from loraforge.adapters.ml.tiny.tokenizer import learn_merges, write_clip_tokenizer
+from loraforge.adapters.ml.tiny import TINY_RESOLUTION
+from tools.tiny import quality
+from tools.tiny.architecture import SCHEDULER_CONFIG, TinyParts, new_parts
+from tools.tiny.procedural import caption, random_scene, render
+from tools.tiny.tokenizer import learn_merges, write_clip_tokenizer
 
 Log = Callable[[str], None]
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from loraforge.adapters.ml.tiny import TINY_RESOLUTION
-from loraforge.adapters.ml.tiny.tokenizer import END, MAX_LENGTH, START
+from tools.tiny.tokenizer import END, MAX_LENGTH, START
 
 if TYPE_CHECKING:
     from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
