@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import builtins
 import copy
+import dataclasses
 import hashlib
 import io
 import threading
@@ -31,6 +32,7 @@ from loraforge.domain.entities import (
     TrainingPair,
 )
 from loraforge.domain.errors import (
+    Conflict,
     FetchFailed,
     InsufficientStorage,
     NotFound,
@@ -39,7 +41,7 @@ from loraforge.domain.errors import (
 )
 from loraforge.domain.ml import BaseModel, ModelFamily
 from loraforge.domain.work import Job, JobState, Prediction, Training, WebhookDelivery
-from loraforge.ports import Clock
+from loraforge.ports import DUPLICATE_TASK, Clock
 
 EPOCH = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -228,8 +230,12 @@ class FakeApiKeyRepository(_Repository):
         return sorted(keys, key=lambda k: (k.created_at, k.id))
 
     def update(self, key: ApiKey) -> None:
-        _, key_hash = self._state.api_keys[key.id]
-        self._state.api_keys[key.id] = (copy.copy(key), key_hash)
+        stored, key_hash = self._state.api_keys[key.id]
+        # Like the SQL row: a key's account, prefix and creation time never change.
+        changed = dataclasses.replace(
+            stored, name=key.name, revoked_at=key.revoked_at, last_used_at=key.last_used_at
+        )
+        self._state.api_keys[key.id] = (changed, key_hash)
         self._changed()
 
 
@@ -237,7 +243,7 @@ class FakeModelRepository(_Repository):
     def add(self, model: Model) -> None:
         assert model.id not in self._state.models, "duplicate primary key"
         assert model.account_id in self._state.accounts, "foreign key: no such account"
-        self._state.models[model.id] = copy.copy(model)
+        self._state.models[model.id] = copy.deepcopy(model)
         self._changed()
 
     def get(self, account_id: str, model_id: str, *, lock: bool = False) -> Model | None:
@@ -249,7 +255,7 @@ class FakeModelRepository(_Repository):
         model = self._state.models.get(model_id)
         if model is None or model.account_id != account_id or model.deleted_at is not None:
             return None
-        return copy.copy(model)
+        return copy.deepcopy(model)  # its attributes too: a change needs ``update()``
 
     def list(self, account_id: str, *, offset: int, limit: int) -> tuple[builtins.list[Model], int]:
         live = [
@@ -258,11 +264,14 @@ class FakeModelRepository(_Repository):
             if m.account_id == account_id and m.deleted_at is None
         ]
         live.sort(key=lambda m: (m.created_at, m.id), reverse=True)
-        return [copy.copy(m) for m in live[offset : offset + limit]], len(live)
+        return copy.deepcopy(live[offset : offset + limit]), len(live)
 
     def update(self, model: Model) -> None:
-        assert model.id in self._state.models, "update of a missing row"
-        self._state.models[model.id] = copy.copy(model)
+        stored = self._state.models.get(model.id)
+        assert stored is not None, "update of a missing row"
+        # Like the SQL row: the owner never changes.
+        owned = dataclasses.replace(model, account_id=stored.account_id)
+        self._state.models[model.id] = copy.deepcopy(owned)
         self._changed()
 
 
@@ -420,10 +429,6 @@ class FakeJobRepository(_Repository):
         self._state.jobs[job.id] = copy.copy(job)
         self._changed()
 
-    def get(self, job_id: str) -> Job | None:
-        job = self._state.jobs.get(job_id)
-        return copy.copy(job) if job else None
-
     def for_subject(self, subject_id: str) -> Job | None:
         for job in self._state.jobs.values():
             if job.subject_id == subject_id:
@@ -460,9 +465,6 @@ class FakeJobRepository(_Repository):
         self._state.jobs[job.id] = copy.copy(job)
         self._changed()
         return True
-
-    def count_active(self) -> int:
-        return sum(1 for j in self._state.jobs.values() if j.state is not JobState.DONE)
 
 
 class FakeWebhookRepository(_Repository):
@@ -514,7 +516,8 @@ class FakeTaskReceiptRepository(_Repository):
         at: datetime,
     ) -> None:
         key = (account_id, scope, task_id)
-        assert key not in self._state.receipts, "duplicate primary key"
+        if key in self._state.receipts:
+            raise Conflict("This task id was already used.", code=DUPLICATE_TASK)
         self._state.receipts[key] = (fingerprint, copy.deepcopy(result), at)
         self._changed()
 

@@ -33,9 +33,14 @@ class ApiKeyRepository(Protocol):
         """Keys whose public prefix matches, each with its stored hash."""
         ...
 
-    def list(self) -> list[ApiKey]: ...
+    def list(self) -> list[ApiKey]:
+        """Every account's keys, oldest first."""
+        ...
 
-    def update(self, key: ApiKey) -> None: ...
+    def update(self, key: ApiKey) -> None:
+        """Write the key's name, revocation and last use; its account, prefix, hash and
+        creation time never change."""
+        ...
 
 
 class ModelRepository(Protocol):
@@ -49,7 +54,9 @@ class ModelRepository(Protocol):
         """Live models, newest first, and their total count."""
         ...
 
-    def update(self, model: Model) -> None: ...
+    def update(self, model: Model) -> None:
+        """Write every field but the owner (a model never changes account)."""
+        ...
 
 
 class ImageRepository(Protocol):
@@ -125,8 +132,6 @@ class PredictionRepository(Protocol):
 class JobRepository(Protocol):
     def add(self, job: Job) -> None: ...
 
-    def get(self, job_id: str) -> Job | None: ...
-
     def for_subject(self, subject_id: str) -> Job | None: ...
 
     def next_claimable(self, now: datetime, subject_id: str | None = None) -> Job | None:
@@ -142,8 +147,6 @@ class JobRepository(Protocol):
     def save(self, job: Job, *, expected_token: str | None) -> bool:
         """Write ``job`` only while its stored lease token equals ``expected_token``."""
         ...
-
-    def count_active(self) -> int: ...
 
 
 class WebhookRepository(Protocol):

@@ -1,4 +1,7 @@
-"""Standard Webhooks: signed POSTs on terminal statuses, retried with backoff, kept in the DB."""
+"""Standard Webhooks end to end: a finished training's signed POST through the real sender.
+
+Retries, backoff and the retry window are use-case tests: tests/unit/services/test_webhooks.py.
+"""
 
 from __future__ import annotations
 
@@ -75,55 +78,6 @@ def test_terminal_status_is_delivered_signed(hooked: Container, httpserver: HTTP
     assert payload["type"] == "training.succeeded"
     assert payload["data"]["id"] == training_id
     assert hooked.webhooks.deliver_due() == 0  # delivered once
-
-
-def test_failing_receiver_is_retried_with_backoff(
-    hooked: Container, httpserver: HTTPServer, clock: ManualClock
-) -> None:
-    answers = iter([500, 503, 200])
-    calls: list[int] = []
-
-    def handler(_: Request) -> Response:
-        status = next(answers)
-        calls.append(status)
-        return Response("x", status=status)
-
-    httpserver.expect_request("/hook", method="POST").respond_with_handler(handler)
-    _training_with_hook(hooked, httpserver.url_for("/hook"))
-    build_worker(hooked, trainer=FakeTrainer(), generator=FakeGenerator()).run_once()
-    assert hooked.webhooks.deliver_due() == 1
-    assert hooked.webhooks.deliver_due() == 0  # not due again yet
-    clock.advance(5)
-    assert hooked.webhooks.deliver_due() == 1
-    clock.advance(9)
-    assert hooked.webhooks.deliver_due() == 0  # backoff doubled to 10 s
-    clock.advance(1)
-    assert hooked.webhooks.deliver_due() == 1
-    assert calls == [500, 503, 200]
-    with hooked.uow() as uow:
-        (delivery,) = uow.webhooks.list_for_account(hooked.keys.list()[0].account_id)
-    assert delivery.delivered_at is not None
-    assert delivery.attempts == 3
-
-
-def test_retries_go_on_for_at_least_a_day_then_stop(
-    hooked: Container, httpserver: HTTPServer, clock: ManualClock
-) -> None:
-    httpserver.expect_request("/hook", method="POST").respond_with_data("no", status=500)
-    _training_with_hook(hooked, httpserver.url_for("/hook"))
-    build_worker(hooked, trainer=FakeTrainer(), generator=FakeGenerator()).run_once()
-    attempts = 0
-    elapsed = 0.0
-    while hooked.webhooks.deliver_due():
-        attempts += 1
-        clock.advance(3600)
-        elapsed += 3600
-        assert attempts < 100
-    assert elapsed >= 24 * 3600
-    with hooked.uow() as uow:
-        (delivery,) = uow.webhooks.list_for_account(hooked.keys.list()[0].account_id)
-    assert delivery.failed_at is not None
-    assert delivery.delivered_at is None
 
 
 def test_blocked_webhook_target_is_never_contacted(

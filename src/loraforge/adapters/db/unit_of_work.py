@@ -12,11 +12,9 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
 from loraforge.adapters.db.blob_locks import SqlBlobLockRepository
-from loraforge.adapters.db.dialect_repositories import (
-    SqlTaskReceiptRepository,
-    SqlTrainingPairRepository,
-)
 from loraforge.adapters.db.engine import WRITE_OPTION
+from loraforge.adapters.db.pairs import SqlTrainingPairRepository
+from loraforge.adapters.db.receipts import SqlTaskReceiptRepository
 from loraforge.adapters.db.repositories import (
     SqlAccountRepository,
     SqlApiKeyRepository,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import false, func, or_, select, update
+from sqlalchemy import false, or_, select, update
 from sqlalchemy.orm import Session
 
 from loraforge.adapters.db.tables import (
@@ -168,10 +168,6 @@ class SqlJobRepository:
     def add(self, job: Job) -> None:
         self._s.add(JobRow(kind=job.kind.value, state=job.state.value, **_pick(job, _JOB)))
 
-    def get(self, job_id: str) -> Job | None:
-        row = self._s.get(JobRow, job_id)
-        return _job(row) if row else None
-
     def for_subject(self, subject_id: str) -> Job | None:
         row = self._s.scalars(select(JobRow).where(JobRow.subject_id == subject_id)).first()
         return _job(row) if row else None
@@ -215,10 +211,6 @@ class SqlJobRepository:
             .values(kind=job.kind.value, state=job.state.value, **_pick(job, _JOB))
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
-
-    def count_active(self) -> int:
-        query = select(func.count()).where(JobRow.state != JobState.DONE.value)
-        return self._s.scalar(query) or 0
 
 
 def _lease_expired(now: datetime) -> Any:

@@ -1,4 +1,4 @@
-"""Repositories for task receipts (idempotent client task ids) and training pairs."""
+"""Task receipts: what a client-chosen task id produced, so a repeated id replays it."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ from sqlalchemy import delete, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from loraforge.adapters.db.tables import TaskReceiptRow, TrainingPairRow
-from loraforge.domain.entities import TrainingPair
+from loraforge.adapters.db.tables import TaskReceiptRow
 from loraforge.domain.errors import Conflict
 from loraforge.ports import DUPLICATE_TASK
 
@@ -63,36 +62,3 @@ class SqlTaskReceiptRepository:
         )
         result = self._s.execute(delete(TaskReceiptRow).where(tuple_(*key).in_(oldest)))
         return int(result.rowcount)  # type: ignore[attr-defined]
-
-
-class SqlTrainingPairRepository:
-    def __init__(self, session: Session) -> None:
-        self._s = session
-
-    def replace(self, model_id: str, pairs: list[TrainingPair]) -> None:
-        self._s.execute(delete(TrainingPairRow).where(TrainingPairRow.model_id == model_id))
-        self._s.add_all(
-            TrainingPairRow(
-                model_id=model_id,
-                position=n,
-                source_image_id=p.source_image_id,
-                target_image_id=p.target_image_id,
-                instruction=p.instruction,
-            )
-            for n, p in enumerate(pairs)
-        )
-
-    def list(self, model_id: str) -> list[TrainingPair]:
-        rows = self._s.scalars(
-            select(TrainingPairRow)
-            .where(TrainingPairRow.model_id == model_id)
-            .order_by(TrainingPairRow.position)
-        )
-        return [
-            TrainingPair(
-                source_image_id=r.source_image_id,
-                target_image_id=r.target_image_id,
-                instruction=r.instruction,
-            )
-            for r in rows
-        ]

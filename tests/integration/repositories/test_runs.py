@@ -1,0 +1,141 @@
+"""TrainingRepository and PredictionRepository: runs, scoped to an account unless asked by id
+alone (the worker's reads), soft-deleted runs hidden from the account."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from loraforge.domain.work import Progress, RunStatus
+from loraforge.ports import UnitOfWorkFactory
+from tests.integration.repositories.entities import (
+    ME,
+    OTHER,
+    at,
+    blob_key,
+    model,
+    prediction,
+    read,
+    seed,
+    training,
+    write,
+)
+
+
+@pytest.fixture(autouse=True)
+def models(uow: UnitOfWorkFactory) -> None:
+    seed(uow)
+    write(uow, lambda tx: tx.models.add(model("m-1")), lambda tx: tx.models.add(model("m-2")))
+
+
+def test_training_round_trip(uow: UnitOfWorkFactory) -> None:
+    write(uow, lambda tx: tx.trainings.add(training("tr-1", "m-1"), pinned_blobs=set()))
+
+    assert read(uow, lambda tx: tx.trainings.get("tr-1")) == training("tr-1", "m-1")
+    assert read(uow, lambda tx: tx.trainings.get("tr-1", account_id=ME)) == training("tr-1", "m-1")
+    assert read(uow, lambda tx: tx.trainings.get("tr-1", account_id=OTHER)) is None
+    assert read(uow, lambda tx: tx.trainings.get("tr-missing")) is None
+
+
+def test_a_deleted_training_is_hidden_from_its_account_only(uow: UnitOfWorkFactory) -> None:
+    gone = dataclasses.replace(training("tr-1", "m-1"), deleted_at=at(3))
+    write(uow, lambda tx: tx.trainings.add(gone, pinned_blobs=set()))
+
+    assert read(uow, lambda tx: tx.trainings.get("tr-1", account_id=ME)) is None
+    assert read(uow, lambda tx: tx.trainings.get("tr-1")) == gone
+
+
+def test_pinned_blobs_are_referenced_while_the_training_exists(uow: UnitOfWorkFactory) -> None:
+    pins = {blob_key("a"), blob_key("b")}
+    write(uow, lambda tx: tx.trainings.add(training("tr-1", "m-1"), pinned_blobs=pins))
+
+    found = read(uow, lambda tx: tx.images.referenced_blob_keys([*pins, blob_key("c")]))
+
+    assert found == pins
+
+
+def test_training_update_writes_every_field(uow: UnitOfWorkFactory) -> None:
+    write(uow, lambda tx: tx.trainings.add(training("tr-1", "m-1"), pinned_blobs=set()))
+    finished = dataclasses.replace(
+        training("tr-1", "m-1"),
+        status=RunStatus.SUCCEEDED,
+        progress=Progress(step=100, total_steps=100, loss=0.125, eta_seconds=0.0),
+        manifest={"changed": True},
+        error="a note",
+        artifact_key=blob_key("lora"),
+        started_at=at(1),
+        finished_at=at(2),
+        cancel_requested=True,
+        webhook_url=None,
+    )
+
+    write(
+        uow,
+        lambda tx: tx.trainings.update(finished),
+        lambda tx: tx.trainings.update(training("tr-missing", "m-1")),  # no row: nothing
+    )
+
+    assert read(uow, lambda tx: tx.trainings.get("tr-1")) == finished
+    assert read(uow, lambda tx: tx.trainings.get("tr-missing")) is None
+
+
+def test_list_for_model_answers_live_trainings_newest_first(uow: UnitOfWorkFactory) -> None:
+    write(
+        uow,
+        lambda tx: tx.trainings.add(training("tr-old", "m-1", t=1), pinned_blobs=set()),
+        lambda tx: tx.trainings.add(training("tr-b", "m-1", t=5), pinned_blobs=set()),
+        lambda tx: tx.trainings.add(training("tr-a", "m-1", t=5), pinned_blobs=set()),
+        lambda tx: tx.trainings.add(
+            dataclasses.replace(training("tr-gone", "m-1", t=9), deleted_at=at(9)),
+            pinned_blobs=set(),
+        ),
+        lambda tx: tx.trainings.add(training("tr-other", "m-2", t=7), pinned_blobs=set()),
+    )
+
+    listed = read(uow, lambda tx: tx.trainings.list_for_model("m-1"))
+
+    assert [t.id for t in listed] == ["tr-b", "tr-a", "tr-old"]
+    assert listed[0] == training("tr-b", "m-1", t=5)
+    assert read(uow, lambda tx: tx.trainings.list_for_model("m-missing")) == []
+
+
+def test_prediction_round_trip(uow: UnitOfWorkFactory) -> None:
+    stored = prediction("p-1", ["m-1", "m-2"])
+    write(uow, lambda tx: tx.predictions.add(stored))
+
+    assert read(uow, lambda tx: tx.predictions.get("p-1")) == stored
+    assert read(uow, lambda tx: tx.predictions.get("p-1", account_id=ME)) == stored
+    assert read(uow, lambda tx: tx.predictions.get("p-1", account_id=OTHER)) is None
+    assert read(uow, lambda tx: tx.predictions.get("p-missing")) is None
+
+
+def test_a_deleted_prediction_is_hidden_from_its_account_only(uow: UnitOfWorkFactory) -> None:
+    gone = dataclasses.replace(prediction("p-1", ["m-1"]), deleted_at=at(3))
+    write(uow, lambda tx: tx.predictions.add(gone))
+
+    assert read(uow, lambda tx: tx.predictions.get("p-1", account_id=ME)) is None
+    assert read(uow, lambda tx: tx.predictions.get("p-1")) == gone
+
+
+def test_prediction_update_writes_every_field(uow: UnitOfWorkFactory) -> None:
+    write(uow, lambda tx: tx.predictions.add(prediction("p-1", ["m-1"])))
+    finished = dataclasses.replace(
+        prediction("p-1", ["m-1"]),
+        status=RunStatus.FAILED,
+        progress=Progress(step=20, total_steps=20, loss=None, eta_seconds=None),
+        error="out of memory",
+        output_image_ids=["img-1", "img-2"],
+        started_at=at(1),
+        finished_at=at(2),
+        webhook_url="https://hooks.example/p",
+    )
+
+    write(
+        uow,
+        lambda tx: tx.predictions.update(finished),
+        lambda tx: tx.predictions.update(prediction("p-missing", ["m-1"])),  # no row: nothing
+    )
+
+    assert read(uow, lambda tx: tx.predictions.get("p-1")) == finished
+    assert read(uow, lambda tx: tx.predictions.get("p-missing")) is None
