@@ -41,7 +41,7 @@ from loraforge.domain.errors import (
 )
 from loraforge.domain.ml import BaseModel, ModelFamily
 from loraforge.domain.work import Job, JobState, Prediction, Training, WebhookDelivery
-from loraforge.ports import DUPLICATE_TASK, Clock
+from loraforge.ports import TASK_CONFLICT, Clock
 
 EPOCH = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -517,7 +517,7 @@ class FakeTaskReceiptRepository(_Repository):
     ) -> None:
         key = (account_id, scope, task_id)
         if key in self._state.receipts:
-            raise Conflict("This task id was already used.", code=DUPLICATE_TASK)
+            raise Conflict("This task id was already used.", code=TASK_CONFLICT)
         self._state.receipts[key] = (fingerprint, copy.deepcopy(result), at)
         self._changed()
 

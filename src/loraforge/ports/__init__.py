@@ -16,7 +16,7 @@ from typing import BinaryIO, Protocol
 from loraforge.domain.entities import ImageFormat, ProcessedImage, StoredBlob
 from loraforge.ports.ml import BaseModelCatalog, Captioner, Generator, Trainer
 from loraforge.ports.repositories import (
-    DUPLICATE_TASK,
+    TASK_CONFLICT,
     AccountRepository,
     ApiKeyRepository,
     BlobLockRepository,
@@ -33,7 +33,7 @@ from loraforge.ports.repositories import (
 )
 
 __all__ = [
-    "DUPLICATE_TASK",
+    "TASK_CONFLICT",
     "AccountRepository",
     "ApiKeyRepository",
     "BaseModelCatalog",

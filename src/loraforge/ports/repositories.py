@@ -165,7 +165,7 @@ class WebhookRepository(Protocol):
     def set_secret(self, account_id: str, secret: str) -> None: ...
 
 
-DUPLICATE_TASK = "duplicate_task"
+TASK_CONFLICT = "task_conflict"
 """``Conflict.code`` when ``TaskReceiptRepository.add`` finds the task id already stored."""
 
 
@@ -191,7 +191,7 @@ class TaskReceiptRepository(Protocol):
         result: dict[str, Any],
         at: datetime,
     ) -> None:
-        """Store a receipt; raises ``Conflict(code=DUPLICATE_TASK)`` when one with the same
+        """Store a receipt; raises ``Conflict(code=TASK_CONFLICT)`` when one with the same
         account, scope and task id exists (also one committed concurrently)."""
         ...
 

@@ -5,16 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import BinaryIO
 
-TASK_CONFLICT = "task_conflict"
-
 
 @dataclass(frozen=True)
 class TaskKey:
     """A client-chosen task id (Runware ``taskUUID``): one image per id, per account and scope.
 
     ``fingerprint`` identifies what the task asked for; the same id with another fingerprint is
-    refused with ``Conflict(code=TASK_CONFLICT)``. ``scope`` is ``"<origin>:<task type>"``: the
-    retention sweep forgets the ids with its origin's images (``RetentionService``).
+    refused with ``Conflict(code=ports.TASK_CONFLICT)``. ``scope`` is
+    ``"<origin>:<task type>"``: the retention sweep forgets the ids with its origin's images
+    (``RetentionService``).
     """
 
     scope: str

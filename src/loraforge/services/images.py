@@ -26,7 +26,7 @@ from loraforge.domain.entities import (
 )
 from loraforge.domain.errors import Conflict, LimitReached, NotFound
 from loraforge.ports import (
-    DUPLICATE_TASK,
+    TASK_CONFLICT,
     BlobStore,
     Clock,
     IdFactory,
@@ -38,7 +38,7 @@ from loraforge.ports import (
 from loraforge.services.decode_slots import DecodeSlots
 from loraforge.services.fetch_slots import FetchPermit, FetchSlots
 from loraforge.services.image_bytes import ImageBytes, Upload, sanitize_name
-from loraforge.services.image_types import TASK_CONFLICT, Content, TaskKey
+from loraforge.services.image_types import Content, TaskKey
 from loraforge.services.output_images import OutputImages
 from loraforge.services.paging import PageRequest
 
@@ -139,7 +139,7 @@ class ImageService:
                 who, source, kind=kind, model_id=None, allowed=allowed, origin=origin, task=task
             )
         except Conflict as exc:
-            if exc.code != DUPLICATE_TASK:
+            if exc.code != TASK_CONFLICT:
                 raise
             replayed = self._replay(who, task)
             if replayed is None:  # the receipt that conflicted is committed: never None

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from loraforge.domain.errors import Conflict
-from loraforge.ports import DUPLICATE_TASK, UnitOfWork, UnitOfWorkFactory
+from loraforge.ports import TASK_CONFLICT, UnitOfWork, UnitOfWorkFactory
 from tests.integration.repositories.entities import (
     ME,
     OTHER,
@@ -68,7 +68,7 @@ def test_a_stored_task_id_is_a_duplicate_and_the_transaction_goes_on(
     with uow(write=True) as tx:
         with pytest.raises(Conflict) as caught:
             receipt("runware:upload", "task-1", t=5)(tx)
-        assert caught.value.code == DUPLICATE_TASK
+        assert caught.value.code == TASK_CONFLICT
         tx.accounts.add(account("acct-after"))
         tx.commit()
 
@@ -104,7 +104,7 @@ def test_a_task_id_stored_concurrently_is_a_duplicate_once_that_commits(
         tx.commit()
     thread.join()
 
-    assert outcome == [DUPLICATE_TASK]
+    assert outcome == [TASK_CONFLICT]
 
 
 def test_delete_before_forgets_old_receipts_of_a_scope_prefix(uow: UnitOfWorkFactory) -> None:

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from loraforge.adapters.db.tables import TaskReceiptRow
 from loraforge.domain.errors import Conflict
-from loraforge.ports import DUPLICATE_TASK
+from loraforge.ports import TASK_CONFLICT
 
 
 class SqlTaskReceiptRepository:
@@ -48,7 +48,7 @@ class SqlTaskReceiptRepository:
                     )
                 )
         except IntegrityError as exc:
-            raise Conflict("This task id was already used.", code=DUPLICATE_TASK) from exc
+            raise Conflict("This task id was already used.", code=TASK_CONFLICT) from exc
 
     def delete_before(self, scope_prefix: str, *, before: datetime, limit: int) -> int:
         key = (TaskReceiptRow.account_id, TaskReceiptRow.scope, TaskReceiptRow.task_id)

@@ -9,6 +9,13 @@ Requests (unknown fields are ignored)::
     {"taskType": "authentication", "apiKey": "<key>", "connectionSessionUUID"?: "<uuid>"}
     {"taskType": "ping", "ping": true}
     {"taskType": "imageUpload", "taskUUID": "<uuid v4>", "image": "<data URI | base64 | URL>"}
+
+Results (items of ``data``)::
+
+    {"taskType": "authentication", "connectionSessionUUID": "<uuid>"}
+    {"taskType": "ping", "pong": true}
+    {"taskType": "imageUpload", "taskUUID": "<uuid>", "imageUUID": "<core Image id>",
+     "imageURL": "<signed link to the display variant, at most 2048 px on its long side>"}
 """
 
 from __future__ import annotations
@@ -18,23 +25,6 @@ from typing import NotRequired, TypedDict
 AUTHENTICATION = "authentication"
 PING = "ping"
 IMAGE_UPLOAD = "imageUpload"
-
-
-class AuthenticationResult(TypedDict):
-    taskType: str
-    connectionSessionUUID: str
-
-
-class Pong(TypedDict):
-    taskType: str
-    pong: bool
-
-
-class ImageUploadResult(TypedDict):
-    taskType: str
-    taskUUID: str
-    imageUUID: str  # the core Image id (UUID v4)
-    imageURL: str  # signed link to the display variant (at most 2048 px on its long side)
 
 
 class ErrorItem(TypedDict):

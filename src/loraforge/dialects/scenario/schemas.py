@@ -341,8 +341,3 @@ class JobEnvelope(BaseModel):
 
 class AssetEnvelope(BaseModel):
     asset: Asset
-
-
-class ApiError(BaseModel):
-    apiError: str
-    message: str
