@@ -8,14 +8,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Protocol
 
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
-from starlette.types import Scope
 
 from loraforge import __version__
 from loraforge.api import native
@@ -33,8 +31,6 @@ log = logging.getLogger("loraforge.app")
 
 # Vendor wire formats, each a sub-app with its own error shape, mounted under its prefix.
 DIALECTS: tuple[Dialect, ...] = (photogpt.DIALECT, runware.DIALECT, scenario.DIALECT)
-
-_DATA_PATH = re.compile(r"^/v1/models/[^/]+/data(/[^/]+)?/?$")
 
 
 class BackgroundService(Protocol):
@@ -90,13 +86,10 @@ def create_app(
     for dialect in DIALECTS:
         app.mount(dialect.prefix, dialect.create_app(app))
 
-    def limit_for(scope: Scope) -> int:
-        if _DATA_PATH.match(scope["path"]):
-            return settings.max_data_bytes
-        return settings.max_request_bytes
-
     app.add_middleware(
-        BodyLimitMiddleware, limit_for=limit_for, body_timeout_s=settings.body_timeout_s
+        BodyLimitMiddleware,
+        limit_for=native.body_limit(settings),
+        body_timeout_s=settings.body_timeout_s,
     )
     app.add_middleware(FramingGuard)  # outermost: ambiguous framing never reaches a route
     return app

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
+
 from fastapi import FastAPI
+from starlette.types import Scope
 
 from loraforge.api.errors import AUTHENTICATED, RESPONSES, wire_error_body
 from loraforge.api.routers import (
@@ -15,6 +19,9 @@ from loraforge.api.routers import (
     trainings,
 )
 from loraforge.http.errors import install_error_handlers
+from loraforge.settings import Settings
+
+_DATA_PATH = re.compile(r"^/v1/models/[^/]+/data(/[^/]+)?/?$")
 
 _ROUTERS = (
     health.router,
@@ -33,3 +40,15 @@ def install(app: FastAPI) -> None:
     for router in _ROUTERS:
         public = router is health.router  # health checks take no key
         app.include_router(router, responses=RESPONSES if public else AUTHENTICATED)
+
+
+def body_limit(settings: Settings) -> Callable[[Scope], int]:
+    """The body limit of a request (``BodyLimitMiddleware``): training data (``/v1/models/{id}/
+    data``) has its own, every other request of any wire format the general one."""
+
+    def limit_for(scope: Scope) -> int:
+        if _DATA_PATH.match(scope["path"]):
+            return settings.max_data_bytes
+        return settings.max_request_bytes
+
+    return limit_for
