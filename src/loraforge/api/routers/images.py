@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from loraforge.api.errors import documented
-from loraforge.api.presenters import image_read
+from loraforge.api.presenters import image_page, image_read
 from loraforge.api.schemas.images import (
     ImageJsonUpload,
     ImagePage,
@@ -28,7 +28,7 @@ from loraforge.domain.entities import (
     Principal,
 )
 from loraforge.domain.errors import InvalidInput
-from loraforge.http.deps import ContainerDep, PrincipalDep, get_principal
+from loraforge.http.deps import ContainerDep, LinksDep, PrincipalDep, get_principal
 from loraforge.http.json_body import parse_json
 from loraforge.http.paging import PageNum, PageSize
 from loraforge.http.streaming import file_chunks
@@ -78,6 +78,7 @@ async def upload_image(
     request: Request,
     who: PrincipalDep,
     c: ContainerDep,
+    links: LinksDep,
     model_id: Annotated[str | None, Query(alias="modelId")] = None,
     type_: Annotated[Literal["modelInput", "auxiliaryType"] | None, Query(alias="type")] = None,
     name: Annotated[str | None, Query(max_length=255)] = None,
@@ -99,14 +100,12 @@ async def upload_image(
             raise InvalidInput("The query parameter 'type' is required.", field="type")
         upload = await spool_body(request, limit=c.limits.max_request_bytes, name=name)
         image = await _ingest(c, who, upload, model_id, type_)
-    return image_read(request, c, image)
+    return image_read(image, links)
 
 
 @router.get("/v1/images/{imageId}", responses=documented(404), response_model=ImageRead)
-async def get_image(
-    imageId: str, request: Request, who: PrincipalDep, c: ContainerDep
-) -> ImageRead:
-    return image_read(request, c, await run_in_threadpool(c.images.get, who, imageId))
+async def get_image(imageId: str, who: PrincipalDep, c: ContainerDep, links: LinksDep) -> ImageRead:
+    return image_read(await run_in_threadpool(c.images.get, who, imageId), links)
 
 
 @router.get(
@@ -153,9 +152,9 @@ async def delete_image(imageId: str, who: PrincipalDep, c: ContainerDep) -> Resp
 @router.get("/v1/models/{modelId}/images", responses=documented(404, 422), response_model=ImagePage)
 async def list_model_images(
     modelId: str,
-    request: Request,
     who: PrincipalDep,
     c: ContainerDep,
+    links: LinksDep,
     image_type: Annotated[
         Literal["all", "input", "output", "auxiliaryType"], Query(alias="imageType")
     ] = "all",
@@ -167,12 +166,7 @@ async def list_model_images(
     result = await run_in_threadpool(
         lambda: c.images.list_for_model(who, modelId, kinds=kinds, page=page)
     )
-    return ImagePage(
-        items=[image_read(request, c, i) for i in result.items],
-        total=result.total,
-        pageNum=result.page_num,
-        pageSize=result.page_size,
-    )
+    return image_page(result, links)
 
 
 async def _ingest(

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Response
 from starlette.concurrency import run_in_threadpool
 
 from loraforge.api.errors import documented
+from loraforge.api.presenters import model_page, model_read
 from loraforge.api.schemas.models import ModelCreate, ModelPage, ModelRead, ModelRename
 from loraforge.http.deps import ContainerDep, PrincipalDep
 from loraforge.http.paging import PageNum, PageSize
@@ -24,7 +25,7 @@ async def create_model(body: ModelCreate, who: PrincipalDep, c: ContainerDep) ->
             base_model=body.baseModel,
         )
     )
-    return ModelRead.of(model)
+    return model_read(model)
 
 
 @router.get("", responses=documented(422), response_model=ModelPage)
@@ -33,17 +34,12 @@ async def list_models(
 ) -> ModelPage:
     page = page_request(page_num, page_size, max_page_size=c.limits.max_page_size)
     result = await run_in_threadpool(c.models.list, who, page)
-    return ModelPage(
-        items=[ModelRead.of(m) for m in result.items],
-        total=result.total,
-        pageNum=result.page_num,
-        pageSize=result.page_size,
-    )
+    return model_page(result)
 
 
 @router.get("/{modelId}", responses=documented(404), response_model=ModelRead)
 async def get_model(modelId: str, who: PrincipalDep, c: ContainerDep) -> ModelRead:
-    return ModelRead.of(await run_in_threadpool(c.models.get, who, modelId))
+    return model_read(await run_in_threadpool(c.models.get, who, modelId))
 
 
 @router.put("/{modelId}", responses=documented(400, 404, 413, 422), response_model=ModelRead)
@@ -53,7 +49,7 @@ async def rename_model(
     model = await run_in_threadpool(
         lambda: c.models.rename(who, modelId, display_name=body.updatedDisplayName)
     )
-    return ModelRead.of(model)
+    return model_read(model)
 
 
 @router.delete("/{modelId}", responses=documented(404), status_code=204, response_class=Response)

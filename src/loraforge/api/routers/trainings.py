@@ -7,9 +7,9 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from loraforge.api.errors import documented
+from loraforge.api.presenters import training_created, training_read, training_summaries
 from loraforge.api.routers.events import event_stream
 from loraforge.api.schemas.work import (
-    ProgressRead,
     TrainingCreate,
     TrainingCreated,
     TrainingRead,
@@ -20,23 +20,6 @@ from loraforge.http.deps import ContainerDep, PrincipalDep
 from loraforge.http.streaming import file_chunks
 
 router = APIRouter(prefix="/v1/models/{modelId}/trainings", tags=["trainings"])
-
-
-def training_read(training: Training) -> TrainingRead:
-    return TrainingRead(
-        id=training.id,
-        modelId=training.model_id,
-        status=training.status.value,
-        triggerWord=training.trigger_word,
-        trainingStrength=training.strength,
-        trainingSpeed=training.speed.value,
-        progress=ProgressRead.of(training.progress),
-        manifest=training.manifest,
-        createdAt=training.created_at,
-        startedAt=training.started_at,
-        finishedAt=training.finished_at,
-        error=training.error,
-    )
 
 
 @router.post(
@@ -58,13 +41,13 @@ async def start_training(
         )
     )
     await run_in_threadpool(c.queue.submit, training.id)  # Celery publishes over the network
-    return TrainingCreated(trainingId=training.id)
+    return training_created(training)
 
 
 @router.get("", responses=documented(404), response_model=list[TrainingSummary])
 async def list_trainings(modelId: str, who: PrincipalDep, c: ContainerDep) -> list[TrainingSummary]:
     trainings = await run_in_threadpool(c.trainings.list, who, modelId)
-    return [TrainingSummary(id=t.id, status=t.status.value) for t in trainings]
+    return training_summaries(trainings)
 
 
 @router.get("/{trainingId}", responses=documented(404), response_model=TrainingRead)

@@ -26,12 +26,11 @@ from loraforge.dialects.photogpt.schemas import (
 )
 from loraforge.domain.entities import KIND_BY_TYPE_NAME, KINDS_BY_FILTER
 from loraforge.domain.errors import InvalidInput
-from loraforge.http.deps import ContainerDep, PrincipalDep
+from loraforge.http.deps import ContainerDep, LinksDep, PrincipalDep
 from loraforge.http.dialect import sub_app
 from loraforge.http.errors import install_error_handlers
 from loraforge.http.paging import PageNum, PageSize
 from loraforge.http.uploads import read_multipart
-from loraforge.services.models import ModelStatus
 from loraforge.services.paging import page_request
 
 router = APIRouter()
@@ -48,7 +47,9 @@ def create_app(parent: FastAPI) -> FastAPI:
 
 
 @router.post("/images/upload")
-async def upload_image(request: Request, who: PrincipalDep, c: ContainerDep) -> Ok[PhotoImage]:
+async def upload_image(
+    request: Request, who: PrincipalDep, c: ContainerDep, links: LinksDep
+) -> Ok[PhotoImage]:
     """Multipart: ``file`` (the image) and ``data`` (JSON ``{"modelID", "type"}``, as a plain
     field or as a part with its own content type)."""
     form = await read_multipart(request)
@@ -64,15 +65,15 @@ async def upload_image(request: Request, who: PrincipalDep, c: ContainerDep) -> 
                 origin=translate.ORIGIN,
             )
         )
-    return Ok(result=translate.image(request, c, image))
+    return translate.one_image(image, links)
 
 
 @router.get("/models/{modelID}/images")
 async def list_model_images(
     modelID: str,
-    request: Request,
     who: PrincipalDep,
     c: ContainerDep,
+    links: LinksDep,
     image_type: Annotated[
         Literal["all", "input", "output", "auxiliaryType"], Query(alias="imageType")
     ] = "all",
@@ -84,25 +85,21 @@ async def list_model_images(
     found = await run_in_threadpool(
         lambda: c.images.list_for_model(who, modelID, kinds=kinds, page=page)
     )
-    return OkPage(
-        page=found.page_num,
-        pageSize=found.page_size,
-        result=[translate.image(request, c, image) for image in found.items],
-    )
+    return translate.image_page(found, links)
 
 
 @router.get("/images/{imageId}")
 async def get_image(
-    imageId: str, request: Request, who: PrincipalDep, c: ContainerDep
+    imageId: str, who: PrincipalDep, c: ContainerDep, links: LinksDep
 ) -> Ok[PhotoImage]:
     image = await run_in_threadpool(c.images.get, who, imageId)
-    return Ok(result=translate.image(request, c, image))
+    return translate.one_image(image, links)
 
 
 @router.delete("/images/{imageId}")
 async def delete_image(imageId: str, who: PrincipalDep, c: ContainerDep) -> Ok[Deleted]:
     await run_in_threadpool(c.images.delete, who, imageId)
-    return Ok(result=Deleted(id=imageId))
+    return translate.deleted(imageId)
 
 
 # --- models ------------------------------------------------------------------------------
@@ -133,7 +130,7 @@ async def save_model(body: ModelBody, who: PrincipalDep, c: ContainerDep) -> Ok[
             )
         )
     statuses = await run_in_threadpool(c.models.statuses, who, [model.id])
-    return Ok(result=translate.model(model, statuses.get(model.id, ModelStatus.NEW)))
+    return translate.one_model(model, statuses)
 
 
 @router.get("/models")
@@ -143,18 +140,14 @@ async def list_models(
     page = page_request(page_num, page_size, max_page_size=c.limits.max_page_size)
     found = await run_in_threadpool(c.models.list, who, page)
     statuses = await run_in_threadpool(c.models.statuses, who, [m.id for m in found.items])
-    return OkPage(
-        page=found.page_num,
-        pageSize=found.page_size,
-        result=[translate.model(m, statuses.get(m.id, ModelStatus.NEW)) for m in found.items],
-    )
+    return translate.model_page(found, statuses)
 
 
 @router.get("/models/{modelID}")
 async def get_model(modelID: str, who: PrincipalDep, c: ContainerDep) -> Ok[PhotoModel]:
     model = await run_in_threadpool(c.models.get, who, modelID)
     statuses = await run_in_threadpool(c.models.statuses, who, [model.id])
-    return Ok(result=translate.model(model, statuses.get(model.id, ModelStatus.NEW)))
+    return translate.one_model(model, statuses)
 
 
 def _upload_data(data: object) -> UploadData:

@@ -17,10 +17,10 @@ from starlette.concurrency import run_in_threadpool
 from loraforge.bootstrap import Container
 from loraforge.dialects.scenario import schemas as s
 from loraforge.dialects.scenario import translate as t
-from loraforge.dialects.scenario.deps import LinkDep, ScenarioPrincipal
+from loraforge.dialects.scenario.deps import ScenarioPrincipal
 from loraforge.domain.entities import ALL_FORMATS, Image, ImageKind, TrainingPair
 from loraforge.domain.errors import BadRequest
-from loraforge.http.deps import ContainerDep
+from loraforge.http.deps import ContainerDep, LinksDep
 from loraforge.services.images import Upload
 from loraforge.services.inline_images import decode_inline
 
@@ -45,7 +45,7 @@ def _one_form(body: s.TrainingImageAdd) -> None:
 
 @router.post("")
 async def add_training_image(
-    modelId: str, body: s.TrainingImageAdd, who: ScenarioPrincipal, c: ContainerDep, link: LinkDep
+    modelId: str, body: s.TrainingImageAdd, who: ScenarioPrincipal, c: ContainerDep, links: LinksDep
 ) -> s.TrainingImageEnvelope:
     model_id = t.core_id(t.MODEL, modelId)
     _one_form(body)
@@ -68,10 +68,7 @@ async def add_training_image(
         return [c.training_images.caption(who, image)]
 
     images = await run_in_threadpool(add)
-    out = [t.training_image(image, link) for image in images]
-    return s.TrainingImageEnvelope(
-        trainingImage=out[0], trainingImages=out if body.assetIds is not None else None
-    )
+    return t.training_image_envelope(images, links, batch=body.assetIds is not None)
 
 
 @router.put("/pairs")
@@ -86,7 +83,7 @@ async def replace_pairs(
     model_id = t.core_id(t.MODEL, modelId)
     pairs = [_pair(n, p) for n, p in enumerate(body)]
     stored = await run_in_threadpool(c.training_images.replace_pairs, who, model_id, pairs)
-    return s.PairsEnvelope(count=len(stored), pairs=[t.pair(p) for p in stored])
+    return t.pairs_envelope(stored)
 
 
 def _pair(n: int, wire: s.PairIn) -> TrainingPair:
@@ -110,7 +107,7 @@ async def replace_training_image(
     body: s.TrainingImageAdd,
     who: ScenarioPrincipal,
     c: ContainerDep,
-    link: LinkDep,
+    links: LinksDep,
 ) -> s.TrainingImageEnvelope:
     """New bytes for the training image (same id), from ``data`` or an asset's bytes."""
     model_id = t.core_id(t.MODEL, modelId)
@@ -132,7 +129,7 @@ async def replace_training_image(
         return c.training_images.caption(who, image)
 
     image = await run_in_threadpool(replace)
-    return s.TrainingImageEnvelope(trainingImage=t.training_image(image, link))
+    return t.training_image_envelope([image], links)
 
 
 @router.delete("/{trainingImageId}")
