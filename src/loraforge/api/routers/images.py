@@ -104,8 +104,8 @@ async def upload_image(
 
 
 @router.get("/v1/images/{imageId}", responses=documented(404), response_model=ImageRead)
-async def get_image(imageId: str, who: PrincipalDep, c: ContainerDep, links: LinksDep) -> ImageRead:
-    return image_read(await run_in_threadpool(c.images.get, who, imageId), links)
+def get_image(imageId: str, who: PrincipalDep, c: ContainerDep, links: LinksDep) -> ImageRead:
+    return image_read(c.images.get(who, imageId), links)
 
 
 @router.get(
@@ -144,13 +144,13 @@ async def get_image_content(
 @router.delete(
     "/v1/images/{imageId}", responses=documented(404), status_code=204, response_class=Response
 )
-async def delete_image(imageId: str, who: PrincipalDep, c: ContainerDep) -> Response:
-    await run_in_threadpool(c.images.delete, who, imageId)
+def delete_image(imageId: str, who: PrincipalDep, c: ContainerDep) -> Response:
+    c.images.delete(who, imageId)
     return Response(status_code=204)
 
 
 @router.get("/v1/models/{modelId}/images", responses=documented(404, 422), response_model=ImagePage)
-async def list_model_images(
+def list_model_images(
     modelId: str,
     who: PrincipalDep,
     c: ContainerDep,
@@ -163,9 +163,7 @@ async def list_model_images(
 ) -> ImagePage:
     page = page_request(page_num, page_size, max_page_size=c.limits.max_page_size)
     kinds = KINDS_BY_FILTER[image_type]
-    result = await run_in_threadpool(
-        lambda: c.images.list_for_model(who, modelId, kinds=kinds, page=page)
-    )
+    result = c.images.list_for_model(who, modelId, kinds=kinds, page=page)
     return image_page(result, links)
 
 
@@ -175,7 +173,7 @@ async def _ingest(
     kind = KIND_BY_TYPE_NAME[type_name]
     with upload.stream:
         return await run_in_threadpool(
-            lambda: c.images.ingest(who, upload, kind=kind, model_id=model_id, allowed=ALL_FORMATS)
+            c.images.ingest, who, upload, kind=kind, model_id=model_id, allowed=ALL_FORMATS
         )
 
 

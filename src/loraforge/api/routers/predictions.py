@@ -23,7 +23,7 @@ router = APIRouter(prefix="/v1/predictions", tags=["predictions"])
     status_code=201,
     response_model=PredictionCreated,
 )
-async def create_prediction(
+def create_prediction(
     body: PredictionCreate, who: PrincipalDep, c: ContainerDep
 ) -> PredictionCreated:
     request = PredictionRequest(
@@ -41,16 +41,16 @@ async def create_prediction(
         num_inference_steps=body.num_inference_steps,
         webhook_url=body.webhookUrl,
     )
-    prediction = await run_in_threadpool(c.predictions.create, who, request)
-    await run_in_threadpool(c.queue.submit, prediction.id)
+    prediction = c.predictions.create(who, request)
+    c.queue.submit(prediction.id)
     return prediction_created(prediction)
 
 
 @router.get("/{predictionId}", responses=documented(404), response_model=PredictionRead)
-async def get_prediction(
+def get_prediction(
     predictionId: str, who: PrincipalDep, c: ContainerDep, links: LinksDep
 ) -> PredictionRead:
-    prediction = await run_in_threadpool(c.predictions.get, who, predictionId)
+    prediction = c.predictions.get(who, predictionId)
     return prediction_read(prediction, links)
 
 
@@ -82,7 +82,7 @@ async def prediction_events(
 @router.delete(
     "/{predictionId}", responses=documented(404), status_code=204, response_class=Response
 )
-async def delete_prediction(predictionId: str, who: PrincipalDep, c: ContainerDep) -> Response:
+def delete_prediction(predictionId: str, who: PrincipalDep, c: ContainerDep) -> Response:
     """Soft delete: hidden, history kept."""
-    await run_in_threadpool(c.predictions.delete, who, predictionId)
+    c.predictions.delete(who, predictionId)
     return Response(status_code=204)

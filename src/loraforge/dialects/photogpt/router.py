@@ -56,20 +56,19 @@ async def upload_image(
     with form.upload.stream:
         data = _upload_data(form.data)
         image = await run_in_threadpool(
-            lambda: c.images.ingest(
-                who,
-                form.upload,
-                kind=KIND_BY_TYPE_NAME[data.type],
-                model_id=data.modelID,
-                allowed=translate.FORMATS,
-                origin=translate.ORIGIN,
-            )
+            c.images.ingest,
+            who,
+            form.upload,
+            kind=KIND_BY_TYPE_NAME[data.type],
+            model_id=data.modelID,
+            allowed=translate.FORMATS,
+            origin=translate.ORIGIN,
         )
     return translate.one_image(image, links)
 
 
 @router.get("/models/{modelID}/images")
-async def list_model_images(
+def list_model_images(
     modelID: str,
     who: PrincipalDep,
     c: ContainerDep,
@@ -82,23 +81,19 @@ async def list_model_images(
 ) -> OkPage[PhotoImage]:
     page = page_request(page_num, page_size, max_page_size=c.limits.max_page_size)
     kinds = KINDS_BY_FILTER[image_type]
-    found = await run_in_threadpool(
-        lambda: c.images.list_for_model(who, modelID, kinds=kinds, page=page)
-    )
+    found = c.images.list_for_model(who, modelID, kinds=kinds, page=page)
     return translate.image_page(found, links)
 
 
 @router.get("/images/{imageId}")
-async def get_image(
-    imageId: str, who: PrincipalDep, c: ContainerDep, links: LinksDep
-) -> Ok[PhotoImage]:
-    image = await run_in_threadpool(c.images.get, who, imageId)
+def get_image(imageId: str, who: PrincipalDep, c: ContainerDep, links: LinksDep) -> Ok[PhotoImage]:
+    image = c.images.get(who, imageId)
     return translate.one_image(image, links)
 
 
 @router.delete("/images/{imageId}")
-async def delete_image(imageId: str, who: PrincipalDep, c: ContainerDep) -> Ok[Deleted]:
-    await run_in_threadpool(c.images.delete, who, imageId)
+def delete_image(imageId: str, who: PrincipalDep, c: ContainerDep) -> Ok[Deleted]:
+    c.images.delete(who, imageId)
     return translate.deleted(imageId)
 
 
@@ -106,47 +101,43 @@ async def delete_image(imageId: str, who: PrincipalDep, c: ContainerDep) -> Ok[D
 
 
 @router.post("/models")
-async def save_model(body: ModelBody, who: PrincipalDep, c: ContainerDep) -> Ok[PhotoModel]:
+def save_model(body: ModelBody, who: PrincipalDep, c: ContainerDep) -> Ok[PhotoModel]:
     """Create a model from ``name`` and the person's traits, or update model ``id``."""
     attributes = {translate.NAMESPACE: body.attributes()}
     if body.id is not None:
         model_id = body.id
-        model = await run_in_threadpool(
-            lambda: c.models.update(
-                who,
-                model_id,
-                display_name=body.name,
-                custom_model_type=body.modelType,
-                attributes=attributes,
-            )
+        model = c.models.update(
+            who,
+            model_id,
+            display_name=body.name,
+            custom_model_type=body.modelType,
+            attributes=attributes,
         )
     else:
         if body.name is None:
             raise InvalidInput("name: a new model needs a name.", field="name")
         name = body.name
-        model = await run_in_threadpool(
-            lambda: c.models.create(
-                who, display_name=name, custom_model_type=body.modelType, attributes=attributes
-            )
+        model = c.models.create(
+            who, display_name=name, custom_model_type=body.modelType, attributes=attributes
         )
-    statuses = await run_in_threadpool(c.models.statuses, who, [model.id])
+    statuses = c.models.statuses(who, [model.id])
     return translate.one_model(model, statuses)
 
 
 @router.get("/models")
-async def list_models(
+def list_models(
     who: PrincipalDep, c: ContainerDep, page_num: PageNum = 1, page_size: PageSize = 20
 ) -> OkPage[PhotoModel]:
     page = page_request(page_num, page_size, max_page_size=c.limits.max_page_size)
-    found = await run_in_threadpool(c.models.list, who, page)
-    statuses = await run_in_threadpool(c.models.statuses, who, [m.id for m in found.items])
+    found = c.models.list(who, page)
+    statuses = c.models.statuses(who, [m.id for m in found.items])
     return translate.model_page(found, statuses)
 
 
 @router.get("/models/{modelID}")
-async def get_model(modelID: str, who: PrincipalDep, c: ContainerDep) -> Ok[PhotoModel]:
-    model = await run_in_threadpool(c.models.get, who, modelID)
-    statuses = await run_in_threadpool(c.models.statuses, who, [model.id])
+def get_model(modelID: str, who: PrincipalDep, c: ContainerDep) -> Ok[PhotoModel]:
+    model = c.models.get(who, modelID)
+    statuses = c.models.statuses(who, [model.id])
     return translate.one_model(model, statuses)
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 
 from fastapi import APIRouter
-from starlette.concurrency import run_in_threadpool
 
 from loraforge.dialects.scenario import schemas as s
 from loraforge.dialects.scenario import translate as t
@@ -25,7 +24,7 @@ router = APIRouter(prefix="/assets")
 
 
 @router.post("")
-async def upload_asset(
+def upload_asset(
     body: s.AssetUpload, who: ScenarioPrincipal, c: ContainerDep, links: LinksDep
 ) -> s.AssetEnvelope:
     if not body.image:
@@ -33,22 +32,20 @@ async def upload_asset(
     data = decode_inline(body.image, max_bytes=c.limits.max_request_bytes)
     upload = Upload(stream=io.BytesIO(data), name=body.name)
     with upload.stream:
-        image = await run_in_threadpool(
-            lambda: c.images.ingest(
-                who,
-                upload,
-                kind=ImageKind.REFERENCE,
-                model_id=None,
-                allowed=ALL_FORMATS,
-                origin="scenario",
-            )
+        image = c.images.ingest(
+            who,
+            upload,
+            kind=ImageKind.REFERENCE,
+            model_id=None,
+            allowed=ALL_FORMATS,
+            origin="scenario",
         )
     return t.asset_envelope(image, links)
 
 
 @router.get("/{assetId}")
-async def get_asset(
+def get_asset(
     assetId: str, who: ScenarioPrincipal, c: ContainerDep, links: LinksDep
 ) -> s.AssetEnvelope:
-    image = await run_in_threadpool(c.images.get, who, t.core_id(t.ASSET, assetId))
+    image = c.images.get(who, t.core_id(t.ASSET, assetId))
     return t.asset_envelope(image, links)
