@@ -28,9 +28,10 @@ from loraforge.api.schemas.work import (
     TrainingSummary,
     WebhookSecret,
 )
-from loraforge.domain.entities import TYPE_NAME_BY_KIND, Image, ImageVariant, Model, Page
+from loraforge.domain.entities import Image, ImageVariant, Model, Page
 from loraforge.domain.ml import BaseModel
 from loraforge.domain.work import Prediction, Progress, Training
+from loraforge.http.image_types import TYPE_NAME_BY_KIND
 from loraforge.http.links import ImageLinks
 
 # --- models ------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
@@ -19,16 +19,10 @@ from loraforge.api.schemas.images import (
     ImageUploadData,
 )
 from loraforge.bootstrap import Container
-from loraforge.domain.entities import (
-    ALL_FORMATS,
-    KIND_BY_TYPE_NAME,
-    KINDS_BY_FILTER,
-    Image,
-    ImageVariant,
-    Principal,
-)
+from loraforge.domain.entities import ALL_FORMATS, Image, ImageVariant, Principal
 from loraforge.domain.errors import InvalidInput
 from loraforge.http.deps import ContainerDep, LinksDep, PrincipalDep, get_principal
+from loraforge.http.image_types import KIND_BY_TYPE_NAME, ImageKindsQuery, ImageTypeName
 from loraforge.http.json_body import parse_json
 from loraforge.http.paging import PageNum, PageSize
 from loraforge.http.streaming import file_chunks
@@ -80,7 +74,7 @@ async def upload_image(
     c: ContainerDep,
     links: LinksDep,
     model_id: Annotated[str | None, Query(alias="modelId")] = None,
-    type_: Annotated[Literal["modelInput", "auxiliaryType"] | None, Query(alias="type")] = None,
+    type_: Annotated[ImageTypeName | None, Query(alias="type")] = None,
     name: Annotated[str | None, Query(max_length=255)] = None,
 ) -> ImageRead:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -155,14 +149,11 @@ def list_model_images(
     who: PrincipalDep,
     c: ContainerDep,
     links: LinksDep,
-    image_type: Annotated[
-        Literal["all", "input", "output", "auxiliaryType"], Query(alias="imageType")
-    ] = "all",
+    kinds: ImageKindsQuery,
     page_num: PageNum = 1,
     page_size: PageSize = 20,
 ) -> ImagePage:
     page = page_request(page_num, page_size, max_page_size=c.limits.max_page_size)
-    kinds = KINDS_BY_FILTER[image_type]
     result = c.images.list_for_model(who, modelId, kinds=kinds, page=page)
     return image_page(result, links)
 

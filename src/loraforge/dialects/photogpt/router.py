@@ -8,9 +8,7 @@ the native API would use for the same domain error.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
-
-from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi import APIRouter, FastAPI, Request
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
@@ -24,11 +22,11 @@ from loraforge.dialects.photogpt.schemas import (
     PhotoModel,
     UploadData,
 )
-from loraforge.domain.entities import KIND_BY_TYPE_NAME, KINDS_BY_FILTER
 from loraforge.domain.errors import InvalidInput
 from loraforge.http.deps import ContainerDep, LinksDep, PrincipalDep
 from loraforge.http.dialect import sub_app
 from loraforge.http.errors import install_error_handlers
+from loraforge.http.image_types import KIND_BY_TYPE_NAME, ImageKindsQuery
 from loraforge.http.paging import PageNum, PageSize
 from loraforge.http.uploads import read_multipart
 from loraforge.services.paging import page_request
@@ -73,14 +71,11 @@ def list_model_images(
     who: PrincipalDep,
     c: ContainerDep,
     links: LinksDep,
-    image_type: Annotated[
-        Literal["all", "input", "output", "auxiliaryType"], Query(alias="imageType")
-    ] = "all",
+    kinds: ImageKindsQuery,
     page_num: PageNum = 1,
     page_size: PageSize = 20,
 ) -> OkPage[PhotoImage]:
     page = page_request(page_num, page_size, max_page_size=c.limits.max_page_size)
-    kinds = KINDS_BY_FILTER[image_type]
     found = c.images.list_for_model(who, modelID, kinds=kinds, page=page)
     return translate.image_page(found, links)
 

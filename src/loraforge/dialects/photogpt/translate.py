@@ -15,14 +15,8 @@ from loraforge.dialects.photogpt.schemas import (
     PhotoImage,
     PhotoModel,
 )
-from loraforge.domain.entities import (
-    TYPE_NAME_BY_KIND,
-    Image,
-    ImageFormat,
-    ImageVariant,
-    Model,
-    Page,
-)
+from loraforge.domain.entities import Image, ImageFormat, ImageVariant, Model, Page
+from loraforge.http.image_types import TYPE_NAME_BY_KIND
 from loraforge.http.links import ImageLinks
 from loraforge.services.models import ModelStatus
 
