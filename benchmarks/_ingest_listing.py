@@ -23,7 +23,8 @@ from benchmarks._ingest_server import api_headers
 from loraforge.adapters.db.tables import Base, ImageRow
 from loraforge.app import create_app
 from loraforge.bootstrap import Container, build
-from loraforge.domain.entities import KINDS_BY_FILTER, ImageKind
+from loraforge.domain.entities import ImageKind
+from loraforge.http.image_types import KINDS_BY_FILTER
 from loraforge.services.paging import page_request
 
 PAGE_SIZE = 20

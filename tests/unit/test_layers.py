@@ -1,6 +1,7 @@
 """The layer contracts catch what they promise: entry points that import each other, upward
-imports. Each case plants one forbidden import in a copy of the source tree and runs
-import-linter on it, so a contract weakened by accident (``:`` for ``|``) fails here."""
+imports, presenters that reach the container or the framework. Each case plants one forbidden
+import in a copy of the source tree and runs import-linter on it, so a contract weakened by
+accident (``:`` for ``|``) fails here."""
 
 from __future__ import annotations
 
@@ -66,6 +67,16 @@ def test_the_contracts_hold_on_the_real_tree(tmp_path: Path) -> None:
             "import loraforge.http.links",
             "loraforge.services.models -> loraforge.http.links",
         ),
+        (
+            "loraforge/api/presenters.py",
+            "import loraforge.http.deps",
+            "loraforge.api.presenters -> loraforge.http.deps",
+        ),
+        (
+            "loraforge/dialects/scenario/translate.py",
+            "import fastapi",
+            "loraforge.dialects.scenario.translate -> fastapi",
+        ),
     ],
     ids=[
         "api-imports-dialect",
@@ -73,6 +84,8 @@ def test_the_contracts_hold_on_the_real_tree(tmp_path: Path) -> None:
         "kit-imports-api",
         "api-imports-app",
         "service-imports-kit",
+        "presenter-reaches-container",
+        "translator-imports-framework",
     ],
 )
 def test_a_forbidden_import_breaks_the_layers(

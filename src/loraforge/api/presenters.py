@@ -1,32 +1,71 @@
-"""Entity → wire shape, including the signed links every image carries."""
+"""Entity → native wire shape (seed 003 names): every field of a native answer is written here.
+
+Pure functions: each takes the entity and what it needs to present it (the request's signed
+``ImageLinks`` where an answer carries image URLs), never a request or the service container
+(an import-linter contract holds this module to it).
+"""
 
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterable
 
-from fastapi import Request
+from loraforge.api.schemas.images import (
+    DataCreated,
+    ImagePage,
+    ImageRead,
+    TrainingDataContent,
+    TrainingDataRead,
+)
+from loraforge.api.schemas.models import ModelPage, ModelRead
+from loraforge.api.schemas.work import (
+    BaseModelRead,
+    PredictionCreated,
+    PredictionRead,
+    ProgressRead,
+    TrainingCreated,
+    TrainingRead,
+    TrainingSummary,
+    WebhookSecret,
+)
+from loraforge.domain.entities import Image, ImageVariant, Model, Page
+from loraforge.domain.ml import BaseModel
+from loraforge.domain.work import Prediction, Progress, Training
+from loraforge.http.image_types import TYPE_NAME_BY_KIND
+from loraforge.http.links import ImageLinks
 
-from loraforge.api.schemas.images import ImageRead, TrainingDataContent, TrainingDataRead
-from loraforge.bootstrap import Container
-from loraforge.domain.entities import TYPE_NAME_BY_KIND, Image, ImageVariant
-from loraforge.http.links import image_links
+# --- models ------------------------------------------------------------------------------
 
 
-def content_url(
-    request: Request, container: Container, image_id: str, variant: ImageVariant
-) -> str:
-    return image_links(request).content(image_id, variant)
+def model_read(model: Model) -> ModelRead:
+    return ModelRead(
+        id=model.id,
+        displayName=model.display_name,
+        customModelType=model.custom_model_type,
+        baseModel=model.base_model,
+        createdAt=model.created_at,
+        updatedAt=model.updated_at,
+    )
 
 
-def image_read(request: Request, container: Container, image: Image) -> ImageRead:
-    def link(variant: ImageVariant) -> str:
-        return content_url(request, container, image.id, variant)
+def model_page(page: Page[Model]) -> ModelPage:
+    return ModelPage(
+        items=[model_read(m) for m in page.items],
+        total=page.total,
+        pageNum=page.page_num,
+        pageSize=page.page_size,
+    )
 
+
+# --- images and training data ------------------------------------------------------------
+
+
+def image_read(image: Image, links: ImageLinks) -> ImageRead:
     return ImageRead(
         id=image.id,
-        url=link(ImageVariant.ORIGINAL),
-        displayUrl=link(ImageVariant.DISPLAY),
-        thumbnailUrl=link(ImageVariant.THUMBNAIL),
+        url=links.content(image.id, ImageVariant.ORIGINAL),
+        displayUrl=links.content(image.id, ImageVariant.DISPLAY),
+        thumbnailUrl=links.content(image.id, ImageVariant.THUMBNAIL),
         modelId=image.model_id,
         type=TYPE_NAME_BY_KIND[image.kind],
         format=image.format.value,
@@ -40,10 +79,23 @@ def image_read(request: Request, container: Container, image: Image) -> ImageRea
     )
 
 
-def training_data_read(request: Request, container: Container, image: Image) -> TrainingDataRead:
+def image_page(page: Page[Image], links: ImageLinks) -> ImagePage:
+    return ImagePage(
+        items=[image_read(i, links) for i in page.items],
+        total=page.total,
+        pageNum=page.page_num,
+        pageSize=page.page_size,
+    )
+
+
+def data_created(image: Image) -> DataCreated:
+    return DataCreated(dataId=image.id)
+
+
+def training_data_read(image: Image, links: ImageLinks) -> TrainingDataRead:
     return TrainingDataRead(
         dataId=image.id,
-        url=content_url(request, container, image.id, ImageVariant.ORIGINAL),
+        url=links.content(image.id, ImageVariant.ORIGINAL),
         format=image.format.value,
         width=image.width,
         height=image.height,
@@ -54,11 +106,99 @@ def training_data_read(request: Request, container: Container, image: Image) -> 
     )
 
 
-def training_data_content(
-    request: Request, container: Container, image: Image, original: bytes
-) -> TrainingDataContent:
-    meta = training_data_read(request, container, image)
+def training_data_list(images: Iterable[Image], links: ImageLinks) -> list[TrainingDataRead]:
+    return [training_data_read(image, links) for image in images]
+
+
+def training_data_content(image: Image, original: bytes, links: ImageLinks) -> TrainingDataContent:
+    meta = training_data_read(image, links)
     encoded = base64.b64encode(original).decode()
     return TrainingDataContent(
         **meta.model_dump(), dataUrl=f"data:{image.format.mime};base64,{encoded}"
     )
+
+
+# --- trainings and predictions -----------------------------------------------------------
+
+
+def progress_read(progress: Progress) -> ProgressRead:
+    return ProgressRead(
+        step=progress.step,
+        totalSteps=progress.total_steps,
+        loss=progress.loss,
+        etaSeconds=progress.eta_seconds,
+    )
+
+
+def training_created(training: Training) -> TrainingCreated:
+    return TrainingCreated(trainingId=training.id)
+
+
+def training_summaries(trainings: Iterable[Training]) -> list[TrainingSummary]:
+    return [TrainingSummary(id=t.id, status=t.status.value) for t in trainings]
+
+
+def training_read(training: Training) -> TrainingRead:
+    return TrainingRead(
+        id=training.id,
+        modelId=training.model_id,
+        status=training.status.value,
+        triggerWord=training.trigger_word,
+        trainingStrength=training.strength,
+        trainingSpeed=training.speed.value,
+        progress=progress_read(training.progress),
+        manifest=training.manifest,
+        createdAt=training.created_at,
+        startedAt=training.started_at,
+        finishedAt=training.finished_at,
+        error=training.error,
+    )
+
+
+def prediction_created(prediction: Prediction) -> PredictionCreated:
+    return PredictionCreated(predictionId=prediction.id)
+
+
+def prediction_read(p: Prediction, links: ImageLinks) -> PredictionRead:
+    return PredictionRead(
+        id=p.id,
+        status=p.status.value,
+        outputImages=[links.content(i, ImageVariant.ORIGINAL) for i in p.output_image_ids],
+        outputImageIds=p.output_image_ids,
+        seed=p.seed,
+        prompt=p.prompt,
+        scaleConfigs={
+            s.key: {"scale": s.scale, "modelId": s.model_id, "trainingId": s.training_id}
+            for s in p.scale_configs
+        },
+        image_size={"width": p.width, "height": p.height},
+        num_images=p.num_images,
+        output_format=p.output_format,
+        guidance_scale=p.guidance_scale,
+        num_inference_steps=p.num_inference_steps,
+        progress=progress_read(p.progress),
+        createdAt=p.created_at,
+        startedAt=p.started_at,
+        finishedAt=p.finished_at,
+        error=p.error,
+    )
+
+
+# --- platform ----------------------------------------------------------------------------
+
+
+def base_model_list(models: Iterable[BaseModel], *, default: str) -> list[BaseModelRead]:
+    return [
+        BaseModelRead(
+            name=m.name,
+            family=m.family.value,
+            resolution=m.resolution,
+            default=m.name == default,
+            description=m.description,
+        )
+        for m in models
+    ]
+
+
+def webhook_secret(secret: str) -> WebhookSecret:
+    return WebhookSecret(secret=secret)

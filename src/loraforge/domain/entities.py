@@ -9,7 +9,7 @@ from typing import Any, Generic, TypeVar
 
 
 class ImageKind(enum.StrEnum):
-    """What an image is for. Vendor names map onto these (see ``IMAGE_TYPE_NAMES``)."""
+    """What an image is for. Wire names map onto these (``http.image_types``)."""
 
     TRAINING = "training"  # PhotoGPT modelInput, seed 003 "data", Scenario training image
     REFERENCE = "reference"  # PhotoGPT auxiliaryType, Runware upload
@@ -163,24 +163,6 @@ class Limits:
     max_pixels: int = 50_000_000
     max_frames: int = 1000
     max_page_size: int = 100
-
-
-# Wire names shared by the seeds (PhotoGPT ``type`` / ``imageType``, seed 003) and the native API.
-KIND_BY_TYPE_NAME: dict[str, ImageKind] = {
-    "modelInput": ImageKind.TRAINING,
-    "auxiliaryType": ImageKind.REFERENCE,
-}
-TYPE_NAME_BY_KIND: dict[ImageKind, str] = {
-    ImageKind.TRAINING: "modelInput",
-    ImageKind.REFERENCE: "auxiliaryType",
-    ImageKind.OUTPUT: "output",
-}
-KINDS_BY_FILTER: dict[str, frozenset[ImageKind]] = {
-    "all": frozenset(ImageKind),
-    "input": frozenset({ImageKind.TRAINING}),
-    "output": frozenset({ImageKind.OUTPUT}),
-    "auxiliaryType": frozenset({ImageKind.REFERENCE}),
-}
 
 
 @dataclass(frozen=True)

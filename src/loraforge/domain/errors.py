@@ -1,8 +1,8 @@
 """Domain errors.
 
-Services raise these; exactly one place per wire format (``api/errors.py`` for the native API,
-each dialect for its vendor) maps them to a status code and a body. Every error carries a stable
-machine-readable ``code``.
+Services raise these; one table in the HTTP kit (``http.errors``) maps them to a status code, and
+each wire format supplies only its body (``api/errors.py`` for the native API, each dialect for
+its vendor). Every error carries a stable machine-readable ``code``.
 """
 
 from __future__ import annotations

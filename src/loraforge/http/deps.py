@@ -1,4 +1,5 @@
-"""FastAPI dependencies: the container, and the calling principal."""
+"""FastAPI dependencies: the container, the calling principal, and the signed links of the
+request (what presenters are given to write image URLs)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from loraforge.bootstrap import Container
 from loraforge.domain.entities import Principal
 from loraforge.domain.errors import Unauthenticated
 from loraforge.http.client_address import TrustedProxies
+from loraforge.http.links import ImageLinks
 from loraforge.services.keys import PREFIX_LEN
 
 
@@ -62,5 +64,18 @@ async def get_principal(request: Request) -> Principal:
     return await authenticate(request, presented_key(request))
 
 
+def public_base(request: Request, container: Container) -> str:
+    configured = container.settings.public_url
+    if configured:
+        return configured.rstrip("/")
+    return f"{request.url.scheme}://{request.url.netloc}"
+
+
+def image_links(request: Request) -> ImageLinks:
+    container = get_container(request)
+    return ImageLinks(base=public_base(request, container), signer=container.links)
+
+
 ContainerDep = Annotated[Container, Depends(get_container)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
+LinksDep = Annotated[ImageLinks, Depends(image_links)]

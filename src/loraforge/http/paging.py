@@ -3,7 +3,7 @@
 ``services.paging.page_request`` checks the bounds (422 ``invalid_request`` naming the field, in
 every wire format); the schema extras only publish them in the OpenAPI documents, so that the
 answer stays the service's, whatever layer a client trips. ``pageSize``'s maximum is a setting:
-``api.openapi`` writes it into the document when the document is built.
+``http.openapi`` writes it into the document when the document is built.
 """
 
 from __future__ import annotations

@@ -137,7 +137,7 @@ class KeyService:
 
 class FailureLimiter:
     """Counts failed authentications per name (a client address, a key prefix) in a sliding
-    window; a name with too many is over the limit (429 for its failures, see ``api.deps``)."""
+    window; a name with too many is over the limit (429 for its failures, see ``http.deps``)."""
 
     def __init__(
         self, *, max_failures: int, window_s: float = 60.0, max_names: int = 10_000

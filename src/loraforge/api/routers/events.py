@@ -1,6 +1,6 @@
 """Server-Sent Events: follow a training or prediction instead of polling.
 
-Every stream of one subject shares one poll (``api.event_hub``); each renders what was read
+Every stream of one subject shares one poll (``http.event_hub``); each renders what was read
 for its own client (links are signed per request). The stream always ends with a complete,
 cleanly terminated body: ``event: done`` at a final status, or ``event: error`` (the native
 error body, e.g. ``not_found`` when the subject is deleted mid-stream).

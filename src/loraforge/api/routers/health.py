@@ -18,6 +18,8 @@ router = APIRouter(tags=["health"])
 @router.get("/healthz")
 async def healthz() -> dict[str, str]:
     """The process is up."""
+    # ``async`` though it awaits nothing: it answers on the event loop, so liveness holds
+    # while every worker thread is busy (a plain ``def`` would queue for one).
     return {"status": "ok"}
 
 

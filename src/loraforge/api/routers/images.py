@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from loraforge.api.errors import documented
-from loraforge.api.presenters import image_read
+from loraforge.api.presenters import image_page, image_read
 from loraforge.api.schemas.images import (
     ImageJsonUpload,
     ImagePage,
@@ -19,16 +19,10 @@ from loraforge.api.schemas.images import (
     ImageUploadData,
 )
 from loraforge.bootstrap import Container
-from loraforge.domain.entities import (
-    ALL_FORMATS,
-    KIND_BY_TYPE_NAME,
-    KINDS_BY_FILTER,
-    Image,
-    ImageVariant,
-    Principal,
-)
+from loraforge.domain.entities import ALL_FORMATS, Image, ImageVariant, Principal
 from loraforge.domain.errors import InvalidInput
-from loraforge.http.deps import ContainerDep, PrincipalDep, get_principal
+from loraforge.http.deps import ContainerDep, LinksDep, PrincipalDep, get_principal
+from loraforge.http.image_types import KIND_BY_TYPE_NAME, ImageKindsQuery, ImageTypeName
 from loraforge.http.json_body import parse_json
 from loraforge.http.paging import PageNum, PageSize
 from loraforge.http.streaming import file_chunks
@@ -78,8 +72,9 @@ async def upload_image(
     request: Request,
     who: PrincipalDep,
     c: ContainerDep,
+    links: LinksDep,
     model_id: Annotated[str | None, Query(alias="modelId")] = None,
-    type_: Annotated[Literal["modelInput", "auxiliaryType"] | None, Query(alias="type")] = None,
+    type_: Annotated[ImageTypeName | None, Query(alias="type")] = None,
     name: Annotated[str | None, Query(max_length=255)] = None,
 ) -> ImageRead:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -99,14 +94,12 @@ async def upload_image(
             raise InvalidInput("The query parameter 'type' is required.", field="type")
         upload = await spool_body(request, limit=c.limits.max_request_bytes, name=name)
         image = await _ingest(c, who, upload, model_id, type_)
-    return image_read(request, c, image)
+    return image_read(image, links)
 
 
 @router.get("/v1/images/{imageId}", responses=documented(404), response_model=ImageRead)
-async def get_image(
-    imageId: str, request: Request, who: PrincipalDep, c: ContainerDep
-) -> ImageRead:
-    return image_read(request, c, await run_in_threadpool(c.images.get, who, imageId))
+def get_image(imageId: str, who: PrincipalDep, c: ContainerDep, links: LinksDep) -> ImageRead:
+    return image_read(c.images.get(who, imageId), links)
 
 
 @router.get(
@@ -145,34 +138,24 @@ async def get_image_content(
 @router.delete(
     "/v1/images/{imageId}", responses=documented(404), status_code=204, response_class=Response
 )
-async def delete_image(imageId: str, who: PrincipalDep, c: ContainerDep) -> Response:
-    await run_in_threadpool(c.images.delete, who, imageId)
+def delete_image(imageId: str, who: PrincipalDep, c: ContainerDep) -> Response:
+    c.images.delete(who, imageId)
     return Response(status_code=204)
 
 
 @router.get("/v1/models/{modelId}/images", responses=documented(404, 422), response_model=ImagePage)
-async def list_model_images(
+def list_model_images(
     modelId: str,
-    request: Request,
     who: PrincipalDep,
     c: ContainerDep,
-    image_type: Annotated[
-        Literal["all", "input", "output", "auxiliaryType"], Query(alias="imageType")
-    ] = "all",
+    links: LinksDep,
+    kinds: ImageKindsQuery,
     page_num: PageNum = 1,
     page_size: PageSize = 20,
 ) -> ImagePage:
     page = page_request(page_num, page_size, max_page_size=c.limits.max_page_size)
-    kinds = KINDS_BY_FILTER[image_type]
-    result = await run_in_threadpool(
-        lambda: c.images.list_for_model(who, modelId, kinds=kinds, page=page)
-    )
-    return ImagePage(
-        items=[image_read(request, c, i) for i in result.items],
-        total=result.total,
-        pageNum=result.page_num,
-        pageSize=result.page_size,
-    )
+    result = c.images.list_for_model(who, modelId, kinds=kinds, page=page)
+    return image_page(result, links)
 
 
 async def _ingest(
@@ -181,7 +164,7 @@ async def _ingest(
     kind = KIND_BY_TYPE_NAME[type_name]
     with upload.stream:
         return await run_in_threadpool(
-            lambda: c.images.ingest(who, upload, kind=kind, model_id=model_id, allowed=ALL_FORMATS)
+            c.images.ingest, who, upload, kind=kind, model_id=model_id, allowed=ALL_FORMATS
         )
 
 

@@ -6,11 +6,16 @@ from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from loraforge.api.errors import documented
-from loraforge.api.presenters import training_data_content, training_data_read
+from loraforge.api.presenters import (
+    data_created,
+    training_data_content,
+    training_data_list,
+    training_data_read,
+)
 from loraforge.api.schemas.images import DataCreated, TrainingDataContent, TrainingDataRead
 from loraforge.bootstrap import Container
-from loraforge.domain.entities import Image, ImageFormat, ImageKind
-from loraforge.http.deps import ContainerDep, PrincipalDep
+from loraforge.domain.entities import ImageFormat, ImageKind
+from loraforge.http.deps import ContainerDep, LinksDep, PrincipalDep
 from loraforge.http.uploads import spool_body
 from loraforge.services.paging import PageRequest
 
@@ -43,33 +48,25 @@ async def add_data(
     upload = await spool_body(request, limit=c.limits.max_data_bytes)
     with upload.stream:
         image = await run_in_threadpool(
-            lambda: c.images.ingest(
-                who, upload, kind=TRAINING, model_id=modelId, allowed=DATA_FORMATS
-            )
+            c.images.ingest, who, upload, kind=TRAINING, model_id=modelId, allowed=DATA_FORMATS
         )
-    return DataCreated(dataId=image.id)
+    return data_created(image)
 
 
 @router.get("", responses=documented(404), response_model=list[TrainingDataRead])
-async def list_data(
-    modelId: str, request: Request, who: PrincipalDep, c: ContainerDep
+def list_data(
+    modelId: str, who: PrincipalDep, c: ContainerDep, links: LinksDep
 ) -> list[TrainingDataRead]:
-    page = await run_in_threadpool(
-        lambda: c.images.list_for_model(who, modelId, kinds=[TRAINING], page=_all(c))
-    )
-    return [training_data_read(request, c, image) for image in page.items]
+    page = c.images.list_for_model(who, modelId, kinds=[TRAINING], page=_all(c))
+    return training_data_list(page.items, links)
 
 
 @router.get("/{dataId}", responses=documented(404), response_model=TrainingDataContent)
-async def get_data(
-    modelId: str, dataId: str, request: Request, who: PrincipalDep, c: ContainerDep
+def get_data(
+    modelId: str, dataId: str, who: PrincipalDep, c: ContainerDep, links: LinksDep
 ) -> TrainingDataContent:
-    def load() -> tuple[Image, bytes]:
-        image = c.images.get(who, dataId, model_id=modelId, kind=TRAINING)
-        return image, c.images.read_original(image)
-
-    image, original = await run_in_threadpool(load)
-    return training_data_content(request, c, image, original)
+    image = c.images.get(who, dataId, model_id=modelId, kind=TRAINING)
+    return training_data_content(image, c.images.read_original(image), links)
 
 
 @router.put(
@@ -79,21 +76,25 @@ async def get_data(
     openapi_extra=RAW_IMAGE_BODY,
 )
 async def replace_data(
-    modelId: str, dataId: str, request: Request, who: PrincipalDep, c: ContainerDep
+    modelId: str, dataId: str, request: Request, who: PrincipalDep, c: ContainerDep, links: LinksDep
 ) -> TrainingDataRead:
     upload = await spool_body(request, limit=c.limits.max_data_bytes)
     with upload.stream:
         image = await run_in_threadpool(
-            lambda: c.images.replace(
-                who, dataId, upload, allowed=DATA_FORMATS, model_id=modelId, kind=TRAINING
-            )
+            c.images.replace,
+            who,
+            dataId,
+            upload,
+            allowed=DATA_FORMATS,
+            model_id=modelId,
+            kind=TRAINING,
         )
-    return training_data_read(request, c, image)
+    return training_data_read(image, links)
 
 
 @router.delete("/{dataId}", responses=documented(404), status_code=204, response_class=Response)
-async def delete_data(modelId: str, dataId: str, who: PrincipalDep, c: ContainerDep) -> Response:
-    await run_in_threadpool(lambda: c.images.delete(who, dataId, model_id=modelId, kind=TRAINING))
+def delete_data(modelId: str, dataId: str, who: PrincipalDep, c: ContainerDep) -> Response:
+    c.images.delete(who, dataId, model_id=modelId, kind=TRAINING)
     return Response(status_code=204)
 
 

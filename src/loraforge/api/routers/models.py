@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
-from starlette.concurrency import run_in_threadpool
 
 from loraforge.api.errors import documented
+from loraforge.api.presenters import model_page, model_read
 from loraforge.api.schemas.models import ModelCreate, ModelPage, ModelRead, ModelRename
 from loraforge.http.deps import ContainerDep, PrincipalDep
 from loraforge.http.paging import PageNum, PageSize
@@ -15,48 +15,37 @@ router = APIRouter(prefix="/v1/models", tags=["models"])
 
 
 @router.post("", responses=documented(400, 413, 422), status_code=201, response_model=ModelRead)
-async def create_model(body: ModelCreate, who: PrincipalDep, c: ContainerDep) -> ModelRead:
-    model = await run_in_threadpool(
-        lambda: c.models.create(
-            who,
-            display_name=body.displayName,
-            custom_model_type=body.customModelType,
-            base_model=body.baseModel,
-        )
+def create_model(body: ModelCreate, who: PrincipalDep, c: ContainerDep) -> ModelRead:
+    model = c.models.create(
+        who,
+        display_name=body.displayName,
+        custom_model_type=body.customModelType,
+        base_model=body.baseModel,
     )
-    return ModelRead.of(model)
+    return model_read(model)
 
 
 @router.get("", responses=documented(422), response_model=ModelPage)
-async def list_models(
+def list_models(
     who: PrincipalDep, c: ContainerDep, page_num: PageNum = 1, page_size: PageSize = 20
 ) -> ModelPage:
     page = page_request(page_num, page_size, max_page_size=c.limits.max_page_size)
-    result = await run_in_threadpool(c.models.list, who, page)
-    return ModelPage(
-        items=[ModelRead.of(m) for m in result.items],
-        total=result.total,
-        pageNum=result.page_num,
-        pageSize=result.page_size,
-    )
+    result = c.models.list(who, page)
+    return model_page(result)
 
 
 @router.get("/{modelId}", responses=documented(404), response_model=ModelRead)
-async def get_model(modelId: str, who: PrincipalDep, c: ContainerDep) -> ModelRead:
-    return ModelRead.of(await run_in_threadpool(c.models.get, who, modelId))
+def get_model(modelId: str, who: PrincipalDep, c: ContainerDep) -> ModelRead:
+    return model_read(c.models.get(who, modelId))
 
 
 @router.put("/{modelId}", responses=documented(400, 404, 413, 422), response_model=ModelRead)
-async def rename_model(
-    modelId: str, body: ModelRename, who: PrincipalDep, c: ContainerDep
-) -> ModelRead:
-    model = await run_in_threadpool(
-        lambda: c.models.rename(who, modelId, display_name=body.updatedDisplayName)
-    )
-    return ModelRead.of(model)
+def rename_model(modelId: str, body: ModelRename, who: PrincipalDep, c: ContainerDep) -> ModelRead:
+    model = c.models.rename(who, modelId, display_name=body.updatedDisplayName)
+    return model_read(model)
 
 
 @router.delete("/{modelId}", responses=documented(404), status_code=204, response_class=Response)
-async def delete_model(modelId: str, who: PrincipalDep, c: ContainerDep) -> Response:
-    await run_in_threadpool(c.models.delete, who, modelId)
+def delete_model(modelId: str, who: PrincipalDep, c: ContainerDep) -> Response:
+    c.models.delete(who, modelId)
     return Response(status_code=204)

@@ -7,49 +7,14 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from loraforge.api.errors import documented
-from loraforge.api.presenters import content_url
+from loraforge.api.presenters import prediction_created, prediction_read
 from loraforge.api.routers.events import event_stream
-from loraforge.api.schemas.work import (
-    PredictionCreate,
-    PredictionCreated,
-    PredictionRead,
-    ProgressRead,
-)
-from loraforge.bootstrap import Container
-from loraforge.domain.entities import ImageVariant
+from loraforge.api.schemas.work import PredictionCreate, PredictionCreated, PredictionRead
 from loraforge.domain.work import Prediction, ScaleConfig
-from loraforge.http.deps import ContainerDep, PrincipalDep
+from loraforge.http.deps import ContainerDep, LinksDep, PrincipalDep
 from loraforge.services.predictions import PredictionRequest
 
 router = APIRouter(prefix="/v1/predictions", tags=["predictions"])
-
-
-def prediction_read(request: Request, c: Container, p: Prediction) -> PredictionRead:
-    return PredictionRead(
-        id=p.id,
-        status=p.status.value,
-        outputImages=[
-            content_url(request, c, image_id, ImageVariant.ORIGINAL)
-            for image_id in p.output_image_ids
-        ],
-        outputImageIds=p.output_image_ids,
-        seed=p.seed,
-        prompt=p.prompt,
-        scaleConfigs={
-            s.key: {"scale": s.scale, "modelId": s.model_id, "trainingId": s.training_id}
-            for s in p.scale_configs
-        },
-        image_size={"width": p.width, "height": p.height},
-        num_images=p.num_images,
-        output_format=p.output_format,
-        guidance_scale=p.guidance_scale,
-        num_inference_steps=p.num_inference_steps,
-        progress=ProgressRead.of(p.progress),
-        createdAt=p.created_at,
-        startedAt=p.started_at,
-        finishedAt=p.finished_at,
-        error=p.error,
-    )
 
 
 @router.post(
@@ -58,7 +23,7 @@ def prediction_read(request: Request, c: Container, p: Prediction) -> Prediction
     status_code=201,
     response_model=PredictionCreated,
 )
-async def create_prediction(
+def create_prediction(
     body: PredictionCreate, who: PrincipalDep, c: ContainerDep
 ) -> PredictionCreated:
     request = PredictionRequest(
@@ -76,17 +41,17 @@ async def create_prediction(
         num_inference_steps=body.num_inference_steps,
         webhook_url=body.webhookUrl,
     )
-    prediction = await run_in_threadpool(c.predictions.create, who, request)
-    await run_in_threadpool(c.queue.submit, prediction.id)
-    return PredictionCreated(predictionId=prediction.id)
+    prediction = c.predictions.create(who, request)
+    c.queue.submit(prediction.id)
+    return prediction_created(prediction)
 
 
 @router.get("/{predictionId}", responses=documented(404), response_model=PredictionRead)
-async def get_prediction(
-    predictionId: str, request: Request, who: PrincipalDep, c: ContainerDep
+def get_prediction(
+    predictionId: str, who: PrincipalDep, c: ContainerDep, links: LinksDep
 ) -> PredictionRead:
-    prediction = await run_in_threadpool(c.predictions.get, who, predictionId)
-    return prediction_read(request, c, prediction)
+    prediction = c.predictions.get(who, predictionId)
+    return prediction_read(prediction, links)
 
 
 @router.get(
@@ -95,7 +60,7 @@ async def get_prediction(
     responses={200: {"content": {"text/event-stream": {}}}, **documented(404)},
 )
 async def prediction_events(
-    predictionId: str, request: Request, who: PrincipalDep, c: ContainerDep
+    predictionId: str, request: Request, who: PrincipalDep, c: ContainerDep, links: LinksDep
 ) -> StreamingResponse:
     """Server-Sent Events: an `update` event on every change, then `done` (or `error` with the
     error body, e.g. `not_found` when the prediction is deleted)."""
@@ -109,7 +74,7 @@ async def prediction_events(
         who,
         subject=("prediction", predictionId),
         load=load,
-        present=lambda p: prediction_read(request, c, p).model_dump(mode="json"),
+        present=lambda p: prediction_read(p, links).model_dump(mode="json"),
         terminal=lambda p: p.status.terminal,
     )
 
@@ -117,7 +82,7 @@ async def prediction_events(
 @router.delete(
     "/{predictionId}", responses=documented(404), status_code=204, response_class=Response
 )
-async def delete_prediction(predictionId: str, who: PrincipalDep, c: ContainerDep) -> Response:
+def delete_prediction(predictionId: str, who: PrincipalDep, c: ContainerDep) -> Response:
     """Soft delete: hidden, history kept."""
-    await run_in_threadpool(c.predictions.delete, who, predictionId)
+    c.predictions.delete(who, predictionId)
     return Response(status_code=204)

@@ -7,9 +7,9 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from loraforge.api.errors import documented
+from loraforge.api.presenters import training_created, training_read, training_summaries
 from loraforge.api.routers.events import event_stream
 from loraforge.api.schemas.work import (
-    ProgressRead,
     TrainingCreate,
     TrainingCreated,
     TrainingRead,
@@ -22,56 +22,35 @@ from loraforge.http.streaming import file_chunks
 router = APIRouter(prefix="/v1/models/{modelId}/trainings", tags=["trainings"])
 
 
-def training_read(training: Training) -> TrainingRead:
-    return TrainingRead(
-        id=training.id,
-        modelId=training.model_id,
-        status=training.status.value,
-        triggerWord=training.trigger_word,
-        trainingStrength=training.strength,
-        trainingSpeed=training.speed.value,
-        progress=ProgressRead.of(training.progress),
-        manifest=training.manifest,
-        createdAt=training.created_at,
-        startedAt=training.started_at,
-        finishedAt=training.finished_at,
-        error=training.error,
-    )
-
-
 @router.post(
     "",
     responses=documented(400, 404, 409, 413, 422),
     status_code=201,
     response_model=TrainingCreated,
 )
-async def start_training(
+def start_training(
     modelId: str, body: TrainingCreate, who: PrincipalDep, c: ContainerDep
 ) -> TrainingCreated:
-    training = await run_in_threadpool(
-        lambda: c.trainings.start(
-            who,
-            modelId,
-            strength=body.trainingStrength,
-            speed=TrainingSpeed(body.trainingSpeed),
-            webhook_url=body.webhookUrl,
-        )
+    training = c.trainings.start(
+        who,
+        modelId,
+        strength=body.trainingStrength,
+        speed=TrainingSpeed(body.trainingSpeed),
+        webhook_url=body.webhookUrl,
     )
-    await run_in_threadpool(c.queue.submit, training.id)  # Celery publishes over the network
-    return TrainingCreated(trainingId=training.id)
+    c.queue.submit(training.id)  # Celery publishes over the network
+    return training_created(training)
 
 
 @router.get("", responses=documented(404), response_model=list[TrainingSummary])
-async def list_trainings(modelId: str, who: PrincipalDep, c: ContainerDep) -> list[TrainingSummary]:
-    trainings = await run_in_threadpool(c.trainings.list, who, modelId)
-    return [TrainingSummary(id=t.id, status=t.status.value) for t in trainings]
+def list_trainings(modelId: str, who: PrincipalDep, c: ContainerDep) -> list[TrainingSummary]:
+    trainings = c.trainings.list(who, modelId)
+    return training_summaries(trainings)
 
 
 @router.get("/{trainingId}", responses=documented(404), response_model=TrainingRead)
-async def get_training(
-    modelId: str, trainingId: str, who: PrincipalDep, c: ContainerDep
-) -> TrainingRead:
-    return training_read(await run_in_threadpool(c.trainings.get, who, modelId, trainingId))
+def get_training(modelId: str, trainingId: str, who: PrincipalDep, c: ContainerDep) -> TrainingRead:
+    return training_read(c.trainings.get(who, modelId, trainingId))
 
 
 @router.get(
@@ -100,19 +79,17 @@ async def training_events(
 
 
 @router.post("/{trainingId}/cancel", responses=documented(404, 409), response_model=TrainingRead)
-async def cancel_training(
+def cancel_training(
     modelId: str, trainingId: str, who: PrincipalDep, c: ContainerDep
 ) -> TrainingRead:
     """Queued: canceled at once. Processing: stops within one training step (poll the status)."""
-    return training_read(await run_in_threadpool(c.trainings.cancel, who, modelId, trainingId))
+    return training_read(c.trainings.cancel(who, modelId, trainingId))
 
 
 @router.delete("/{trainingId}", responses=documented(404), status_code=204, response_class=Response)
-async def delete_training(
-    modelId: str, trainingId: str, who: PrincipalDep, c: ContainerDep
-) -> Response:
+def delete_training(modelId: str, trainingId: str, who: PrincipalDep, c: ContainerDep) -> Response:
     """Soft delete: hidden, history kept; does NOT cancel a running training."""
-    await run_in_threadpool(c.trainings.delete, who, modelId, trainingId)
+    c.trainings.delete(who, modelId, trainingId)
     return Response(status_code=204)
 
 
@@ -121,11 +98,11 @@ async def delete_training(
     response_class=StreamingResponse,
     responses={200: {"content": {"application/octet-stream": {}}}, **documented(404, 409)},
 )
-async def training_weights(
+def training_weights(
     modelId: str, trainingId: str, who: PrincipalDep, c: ContainerDep
 ) -> StreamingResponse:
     """The LoRA `.safetensors`, loadable with diffusers' `load_lora_weights`."""
-    stream = await run_in_threadpool(c.trainings.open_weights, who, modelId, trainingId)
+    stream = c.trainings.open_weights(who, modelId, trainingId)
     return StreamingResponse(
         file_chunks(stream),
         media_type="application/octet-stream",

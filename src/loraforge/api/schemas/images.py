@@ -6,8 +6,7 @@ from typing import Literal
 from pydantic import AliasChoices, BaseModel, Field
 
 from loraforge.api.schemas.common import WireModel
-
-ImageTypeName = Literal["modelInput", "auxiliaryType"]
+from loraforge.http.image_types import ImageTypeName
 
 
 class ImageRead(BaseModel):

@@ -6,7 +6,6 @@ from typing import Annotated
 from pydantic import BaseModel, Field, StringConstraints
 
 from loraforge.api.schemas.common import WireModel
-from loraforge.domain.entities import Model
 
 # A display name is what people see in lists: not empty, not only spaces (stored stripped).
 DisplayName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -31,17 +30,6 @@ class ModelRead(BaseModel):
     baseModel: str
     createdAt: datetime
     updatedAt: datetime
-
-    @classmethod
-    def of(cls, model: Model) -> ModelRead:
-        return cls(
-            id=model.id,
-            displayName=model.display_name,
-            customModelType=model.custom_model_type,
-            baseModel=model.base_model,
-            createdAt=model.created_at,
-            updatedAt=model.updated_at,
-        )
 
 
 class ModelPage(BaseModel):

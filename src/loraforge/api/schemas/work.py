@@ -8,7 +8,6 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from loraforge.api.schemas.common import WireModel
-from loraforge.domain.work import Progress
 
 # Numbers are strict (``strict=True``): the seed says integer, so ``true`` or ``"7"`` is a 422,
 # not a silent 1 or 7. Floats still take integers (``"scale": 1``).
@@ -29,15 +28,6 @@ class ProgressRead(BaseModel):
     totalSteps: int
     loss: float | None
     etaSeconds: float | None
-
-    @classmethod
-    def of(cls, progress: Progress) -> ProgressRead:
-        return cls(
-            step=progress.step,
-            totalSteps=progress.total_steps,
-            loss=progress.loss,
-            etaSeconds=progress.eta_seconds,
-        )
 
 
 class TrainingSummary(BaseModel):

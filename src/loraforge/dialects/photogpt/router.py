@@ -8,9 +8,7 @@ the native API would use for the same domain error.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
-
-from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi import APIRouter, FastAPI, Request
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
@@ -24,14 +22,13 @@ from loraforge.dialects.photogpt.schemas import (
     PhotoModel,
     UploadData,
 )
-from loraforge.domain.entities import KIND_BY_TYPE_NAME, KINDS_BY_FILTER
 from loraforge.domain.errors import InvalidInput
-from loraforge.http.deps import ContainerDep, PrincipalDep
+from loraforge.http.deps import ContainerDep, LinksDep, PrincipalDep
 from loraforge.http.dialect import sub_app
 from loraforge.http.errors import install_error_handlers
+from loraforge.http.image_types import KIND_BY_TYPE_NAME, ImageKindsQuery
 from loraforge.http.paging import PageNum, PageSize
 from loraforge.http.uploads import read_multipart
-from loraforge.services.models import ModelStatus
 from loraforge.services.paging import page_request
 
 router = APIRouter()
@@ -48,113 +45,95 @@ def create_app(parent: FastAPI) -> FastAPI:
 
 
 @router.post("/images/upload")
-async def upload_image(request: Request, who: PrincipalDep, c: ContainerDep) -> Ok[PhotoImage]:
+async def upload_image(
+    request: Request, who: PrincipalDep, c: ContainerDep, links: LinksDep
+) -> Ok[PhotoImage]:
     """Multipart: ``file`` (the image) and ``data`` (JSON ``{"modelID", "type"}``, as a plain
     field or as a part with its own content type)."""
     form = await read_multipart(request)
     with form.upload.stream:
         data = _upload_data(form.data)
         image = await run_in_threadpool(
-            lambda: c.images.ingest(
-                who,
-                form.upload,
-                kind=KIND_BY_TYPE_NAME[data.type],
-                model_id=data.modelID,
-                allowed=translate.FORMATS,
-                origin=translate.ORIGIN,
-            )
+            c.images.ingest,
+            who,
+            form.upload,
+            kind=KIND_BY_TYPE_NAME[data.type],
+            model_id=data.modelID,
+            allowed=translate.FORMATS,
+            origin=translate.ORIGIN,
         )
-    return Ok(result=translate.image(request, c, image))
+    return translate.one_image(image, links)
 
 
 @router.get("/models/{modelID}/images")
-async def list_model_images(
+def list_model_images(
     modelID: str,
-    request: Request,
     who: PrincipalDep,
     c: ContainerDep,
-    image_type: Annotated[
-        Literal["all", "input", "output", "auxiliaryType"], Query(alias="imageType")
-    ] = "all",
+    links: LinksDep,
+    kinds: ImageKindsQuery,
     page_num: PageNum = 1,
     page_size: PageSize = 20,
 ) -> OkPage[PhotoImage]:
     page = page_request(page_num, page_size, max_page_size=c.limits.max_page_size)
-    kinds = KINDS_BY_FILTER[image_type]
-    found = await run_in_threadpool(
-        lambda: c.images.list_for_model(who, modelID, kinds=kinds, page=page)
-    )
-    return OkPage(
-        page=found.page_num,
-        pageSize=found.page_size,
-        result=[translate.image(request, c, image) for image in found.items],
-    )
+    found = c.images.list_for_model(who, modelID, kinds=kinds, page=page)
+    return translate.image_page(found, links)
 
 
 @router.get("/images/{imageId}")
-async def get_image(
-    imageId: str, request: Request, who: PrincipalDep, c: ContainerDep
-) -> Ok[PhotoImage]:
-    image = await run_in_threadpool(c.images.get, who, imageId)
-    return Ok(result=translate.image(request, c, image))
+def get_image(imageId: str, who: PrincipalDep, c: ContainerDep, links: LinksDep) -> Ok[PhotoImage]:
+    image = c.images.get(who, imageId)
+    return translate.one_image(image, links)
 
 
 @router.delete("/images/{imageId}")
-async def delete_image(imageId: str, who: PrincipalDep, c: ContainerDep) -> Ok[Deleted]:
-    await run_in_threadpool(c.images.delete, who, imageId)
-    return Ok(result=Deleted(id=imageId))
+def delete_image(imageId: str, who: PrincipalDep, c: ContainerDep) -> Ok[Deleted]:
+    c.images.delete(who, imageId)
+    return translate.deleted(imageId)
 
 
 # --- models ------------------------------------------------------------------------------
 
 
 @router.post("/models")
-async def save_model(body: ModelBody, who: PrincipalDep, c: ContainerDep) -> Ok[PhotoModel]:
+def save_model(body: ModelBody, who: PrincipalDep, c: ContainerDep) -> Ok[PhotoModel]:
     """Create a model from ``name`` and the person's traits, or update model ``id``."""
     attributes = {translate.NAMESPACE: body.attributes()}
     if body.id is not None:
         model_id = body.id
-        model = await run_in_threadpool(
-            lambda: c.models.update(
-                who,
-                model_id,
-                display_name=body.name,
-                custom_model_type=body.modelType,
-                attributes=attributes,
-            )
+        model = c.models.update(
+            who,
+            model_id,
+            display_name=body.name,
+            custom_model_type=body.modelType,
+            attributes=attributes,
         )
     else:
         if body.name is None:
             raise InvalidInput("name: a new model needs a name.", field="name")
         name = body.name
-        model = await run_in_threadpool(
-            lambda: c.models.create(
-                who, display_name=name, custom_model_type=body.modelType, attributes=attributes
-            )
+        model = c.models.create(
+            who, display_name=name, custom_model_type=body.modelType, attributes=attributes
         )
-    statuses = await run_in_threadpool(c.models.statuses, who, [model.id])
-    return Ok(result=translate.model(model, statuses.get(model.id, ModelStatus.NEW)))
+    statuses = c.models.statuses(who, [model.id])
+    return translate.one_model(model, statuses)
 
 
 @router.get("/models")
-async def list_models(
+def list_models(
     who: PrincipalDep, c: ContainerDep, page_num: PageNum = 1, page_size: PageSize = 20
 ) -> OkPage[PhotoModel]:
     page = page_request(page_num, page_size, max_page_size=c.limits.max_page_size)
-    found = await run_in_threadpool(c.models.list, who, page)
-    statuses = await run_in_threadpool(c.models.statuses, who, [m.id for m in found.items])
-    return OkPage(
-        page=found.page_num,
-        pageSize=found.page_size,
-        result=[translate.model(m, statuses.get(m.id, ModelStatus.NEW)) for m in found.items],
-    )
+    found = c.models.list(who, page)
+    statuses = c.models.statuses(who, [m.id for m in found.items])
+    return translate.model_page(found, statuses)
 
 
 @router.get("/models/{modelID}")
-async def get_model(modelID: str, who: PrincipalDep, c: ContainerDep) -> Ok[PhotoModel]:
-    model = await run_in_threadpool(c.models.get, who, modelID)
-    statuses = await run_in_threadpool(c.models.statuses, who, [model.id])
-    return Ok(result=translate.model(model, statuses.get(model.id, ModelStatus.NEW)))
+def get_model(modelID: str, who: PrincipalDep, c: ContainerDep) -> Ok[PhotoModel]:
+    model = c.models.get(who, modelID)
+    statuses = c.models.statuses(who, [model.id])
+    return translate.one_model(model, statuses)
 
 
 def _upload_data(data: object) -> UploadData:

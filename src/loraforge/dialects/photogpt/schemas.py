@@ -7,6 +7,7 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from loraforge.http.image_types import ImageTypeName
 from loraforge.services.models import ModelStatus
 
 Text64 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
@@ -29,7 +30,7 @@ class UploadData(VendorBody):
     """The ``data`` part of ``POST /images/upload``."""
 
     modelID: Annotated[str, StringConstraints(min_length=1, max_length=64)]
-    type: Literal["modelInput", "auxiliaryType"]
+    type: ImageTypeName
 
 
 class ModelBody(VendorBody):

@@ -1,26 +1,23 @@
-"""Core entities and errors → PhotoGPT wire shapes."""
+"""Core entities and errors → PhotoGPT wire shapes: every field of a PhotoGPT answer is
+written here, by pure functions that take the entity and the request's signed links."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from fastapi import Request
-
-from loraforge.bootstrap import Container
 from loraforge.dialects.photogpt.schemas import (
     ATTRIBUTE_FIELDS,
+    Deleted,
     ErrorEnvelope,
+    Ok,
+    OkPage,
     PhotoImage,
     PhotoModel,
 )
-from loraforge.domain.entities import (
-    TYPE_NAME_BY_KIND,
-    Image,
-    ImageFormat,
-    ImageVariant,
-    Model,
-)
-from loraforge.http.links import image_links
+from loraforge.domain.entities import Image, ImageFormat, ImageVariant, Model, Page
+from loraforge.http.image_types import TYPE_NAME_BY_KIND
+from loraforge.http.links import ImageLinks
 from loraforge.services.models import ModelStatus
 
 ORIGIN = "photogpt"
@@ -31,7 +28,7 @@ DEFAULT_MODEL_TYPE = "person"  # PhotoGPT models are described by a person's tra
 FORMATS = frozenset({ImageFormat.JPEG, ImageFormat.PNG, ImageFormat.WEBP, ImageFormat.HEIF})
 
 
-def image(request: Request, container: Container, entity: Image) -> PhotoImage:
+def image(entity: Image, links: ImageLinks) -> PhotoImage:
     return PhotoImage(
         createdAt=entity.created_at,
         data={
@@ -50,7 +47,7 @@ def image(request: Request, container: Container, entity: Image) -> PhotoImage:
         updatedAt=entity.created_at,
         upscaledImageID=None,
         upscaledImageURL=None,
-        url=image_links(request).content(entity.id, ImageVariant.ORIGINAL),
+        url=links.content(entity.id, ImageVariant.ORIGINAL),
     )
 
 
@@ -68,6 +65,35 @@ def model(entity: Model, status: ModelStatus) -> PhotoModel:
         gender=known["gender"],
         ethnicity=known["ethnicity"],
         eyeColor=known["eyeColor"],
+    )
+
+
+def one_image(entity: Image, links: ImageLinks) -> Ok[PhotoImage]:
+    return Ok(result=image(entity, links))
+
+
+def image_page(page: Page[Image], links: ImageLinks) -> OkPage[PhotoImage]:
+    return OkPage(
+        page=page.page_num,
+        pageSize=page.page_size,
+        result=[image(entity, links) for entity in page.items],
+    )
+
+
+def deleted(image_id: str) -> Ok[Deleted]:
+    return Ok(result=Deleted(id=image_id))
+
+
+def one_model(entity: Model, statuses: Mapping[str, ModelStatus]) -> Ok[PhotoModel]:
+    """``statuses``: ``ModelService.statuses`` of the model (a model never trained is new)."""
+    return Ok(result=model(entity, statuses.get(entity.id, ModelStatus.NEW)))
+
+
+def model_page(page: Page[Model], statuses: Mapping[str, ModelStatus]) -> OkPage[PhotoModel]:
+    return OkPage(
+        page=page.page_num,
+        pageSize=page.page_size,
+        result=[model(m, statuses.get(m.id, ModelStatus.NEW)) for m in page.items],
     )
 
 

@@ -36,19 +36,13 @@ from starlette.websockets import WebSocketDisconnect
 
 from loraforge.bootstrap import Container
 from loraforge.dialects.runware import translate
-from loraforge.dialects.runware.schemas import (
-    AUTHENTICATION,
-    IMAGE_UPLOAD,
-    INVALID_API_KEY,
-    PING,
-)
+from loraforge.dialects.runware.schemas import AUTHENTICATION, IMAGE_UPLOAD, PING
 from loraforge.dialects.runware.translate import Answer
-from loraforge.domain.entities import Image, ImageKind, ImageVariant, Principal
+from loraforge.domain.entities import Image, ImageKind, Principal
 from loraforge.domain.errors import DomainError, RateLimited, Unauthenticated
-from loraforge.http.deps import authenticate, get_container, presented_key
+from loraforge.http.deps import authenticate, get_container, image_links, presented_key
 from loraforge.http.dialect import sub_app
 from loraforge.http.errors import install_error_handlers
-from loraforge.http.links import image_links
 from loraforge.http.url_uploads import run_url_upload
 from loraforge.services.fetch_slots import FetchPermit
 from loraforge.services.images import TaskKey, Upload
@@ -79,6 +73,7 @@ class TaskSession:
     def __init__(self, request: Request) -> None:
         self.request = request
         self.container: Container = get_container(request)
+        self.links = image_links(request)
         self.who: Principal | None = None
 
     async def run(self, task: Any) -> Answer:
@@ -96,7 +91,7 @@ class TaskSession:
             if task_type == AUTHENTICATION:
                 return await self._authenticate(task)
             if task_type == PING:
-                return Answer(status=200, data={"taskType": PING, "pong": True})
+                return translate.pong()
             if task_type == IMAGE_UPLOAD:
                 return await self._upload(task, task_uuid)
         except DomainError as exc:
@@ -127,20 +122,14 @@ class TaskSession:
         try:
             self.who = await authenticate(self.request, translate.text_field(task, "apiKey"))
         except Unauthenticated:
-            return Answer(status=401, error=INVALID_API_KEY.copy())
+            return translate.invalid_api_key()
         except RateLimited as exc:
             return translate.domain_failure(
                 exc, task_type=AUTHENTICATION, task_uuid=None, parameter="apiKey"
             )
         session = translate.text_field(task, "connectionSessionUUID")
         session = translate.canonical_uuid(session) if session else None
-        return Answer(
-            status=200,
-            data={
-                "taskType": AUTHENTICATION,
-                "connectionSessionUUID": session or str(uuid.uuid4()),
-            },
-        )
+        return translate.authenticated(session or str(uuid.uuid4()))
 
     async def _upload(self, task: dict[str, Any], task_uuid: str | None) -> Answer:
         if self.who is None:
@@ -185,15 +174,7 @@ class TaskSession:
             return translate.domain_failure(
                 exc, task_type=IMAGE_UPLOAD, task_uuid=task_uuid, parameter="image"
             )
-        return Answer(
-            status=200,
-            data={
-                "taskType": IMAGE_UPLOAD,
-                "taskUUID": task_uuid,
-                "imageUUID": image.id,
-                "imageURL": image_links(self.request).content(image.id, ImageVariant.DISPLAY),
-            },
-        )
+        return translate.uploaded(image, task_uuid, self.links)
 
     def _ingest(
         self, who: Principal, task_id: str, value: str, permit: FetchPermit | None

@@ -1,4 +1,5 @@
-"""Runware frames in, core calls' results and errors out, in Runware's shapes.
+"""Runware frames in, core calls' results and errors out, in Runware's shapes: every field of
+a Runware answer is written here (the router only decides which answer a task gets).
 
 Error codes: the vendor's own where the contract names one (``invalidApiKey``,
 ``missingApiKey``, ``conflictTaskUUID``); ``invalidTaskUUID`` and ``unsupportedTaskType`` for
@@ -13,11 +14,18 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from loraforge.dialects.runware.schemas import INVALID_API_KEY, ErrorItem
-from loraforge.domain.entities import ImageFormat
+from loraforge.dialects.runware.schemas import (
+    AUTHENTICATION,
+    IMAGE_UPLOAD,
+    INVALID_API_KEY,
+    PING,
+    ErrorItem,
+)
+from loraforge.domain.entities import Image, ImageFormat, ImageVariant
 from loraforge.domain.errors import BadRequest, DomainError, InvalidInput
 from loraforge.http.errors import status_for
 from loraforge.http.json_body import parse_json
+from loraforge.http.links import ImageLinks
 from loraforge.services.images import TASK_CONFLICT
 
 ORIGIN = "runware"
@@ -39,6 +47,33 @@ class Answer:
     data: dict[str, Any] | None = None
     error: ErrorItem | None = None
     retry_after: int | None = None  # seconds, for 429/503: also ``retryAfter`` in the error
+
+
+def authenticated(session_uuid: str) -> Answer:
+    return Answer(
+        status=200, data={"taskType": AUTHENTICATION, "connectionSessionUUID": session_uuid}
+    )
+
+
+def invalid_api_key() -> Answer:
+    return Answer(status=401, error=INVALID_API_KEY.copy())
+
+
+def pong() -> Answer:
+    return Answer(status=200, data={"taskType": PING, "pong": True})
+
+
+def uploaded(image: Image, task_uuid: str, links: ImageLinks) -> Answer:
+    """``imageURL`` links the display variant (at most 2048 px on its long side)."""
+    return Answer(
+        status=200,
+        data={
+            "taskType": IMAGE_UPLOAD,
+            "taskUUID": task_uuid,
+            "imageUUID": image.id,
+            "imageURL": links.content(image.id, ImageVariant.DISPLAY),
+        },
+    )
 
 
 def runware_code(core_code: str) -> str:

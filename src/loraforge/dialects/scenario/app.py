@@ -3,7 +3,7 @@
 Auth: see ``deps.py``.
 
 Errors: ``{"apiError": "<code>", "message": "..."}`` with the native status for each domain
-error (``api.errors.status_for``): 400 bad request or a pair naming a non-training image, 401,
+error (``http.errors.status_for``): 400 bad request or a pair naming a non-training image, 401,
 404 (also another account's resource, and an id without its ``model_``/``asset_``/``job_``
 prefix), 409 conflict (already training, nothing to cancel, training image limit), 413, 415,
 422 (schema, values, unusable images), 429 with Retry-After, 503, 500.

@@ -10,14 +10,13 @@ from __future__ import annotations
 import io
 
 from fastapi import APIRouter
-from starlette.concurrency import run_in_threadpool
 
 from loraforge.dialects.scenario import schemas as s
 from loraforge.dialects.scenario import translate as t
-from loraforge.dialects.scenario.deps import LinkDep, ScenarioPrincipal
+from loraforge.dialects.scenario.deps import ScenarioPrincipal
 from loraforge.domain.entities import ALL_FORMATS, ImageKind
 from loraforge.domain.errors import BadRequest
-from loraforge.http.deps import ContainerDep
+from loraforge.http.deps import ContainerDep, LinksDep
 from loraforge.services.images import Upload
 from loraforge.services.inline_images import decode_inline
 
@@ -25,30 +24,28 @@ router = APIRouter(prefix="/assets")
 
 
 @router.post("")
-async def upload_asset(
-    body: s.AssetUpload, who: ScenarioPrincipal, c: ContainerDep, link: LinkDep
+def upload_asset(
+    body: s.AssetUpload, who: ScenarioPrincipal, c: ContainerDep, links: LinksDep
 ) -> s.AssetEnvelope:
     if not body.image:
         raise BadRequest("image (the base64 of the image) is required.", field="image")
     data = decode_inline(body.image, max_bytes=c.limits.max_request_bytes)
     upload = Upload(stream=io.BytesIO(data), name=body.name)
     with upload.stream:
-        image = await run_in_threadpool(
-            lambda: c.images.ingest(
-                who,
-                upload,
-                kind=ImageKind.REFERENCE,
-                model_id=None,
-                allowed=ALL_FORMATS,
-                origin="scenario",
-            )
+        image = c.images.ingest(
+            who,
+            upload,
+            kind=ImageKind.REFERENCE,
+            model_id=None,
+            allowed=ALL_FORMATS,
+            origin="scenario",
         )
-    return s.AssetEnvelope(asset=t.asset(image, link))
+    return t.asset_envelope(image, links)
 
 
 @router.get("/{assetId}")
-async def get_asset(
-    assetId: str, who: ScenarioPrincipal, c: ContainerDep, link: LinkDep
+def get_asset(
+    assetId: str, who: ScenarioPrincipal, c: ContainerDep, links: LinksDep
 ) -> s.AssetEnvelope:
-    image = await run_in_threadpool(c.images.get, who, t.core_id(t.ASSET, assetId))
-    return s.AssetEnvelope(asset=t.asset(image, link))
+    image = c.images.get(who, t.core_id(t.ASSET, assetId))
+    return t.asset_envelope(image, links)

@@ -2,7 +2,8 @@
 
 Who is calling: ``Authorization: Basic base64(<key>:<secret>)``, as the SDK sends for
 ``api_key`` + ``api_secret`` where both are the same loraforge API key; or ``Bearer <key>``.
-Failures count towards the same per-client limit (429) as the native API's."""
+Failures count towards the same per-client limit (429) as the native API's. Signed links come
+from the kit's ``LinksDep``."""
 
 from __future__ import annotations
 
@@ -13,10 +14,8 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from loraforge.dialects.scenario.translate import Link
 from loraforge.domain.entities import Principal
-from loraforge.http.deps import ContainerDep, authenticate
-from loraforge.http.links import image_links
+from loraforge.http.deps import authenticate
 
 
 def presented_key(request: Request) -> str | None:
@@ -43,11 +42,3 @@ async def get_principal(request: Request) -> Principal:
 
 
 ScenarioPrincipal = Annotated[Principal, Depends(get_principal)]
-
-
-def get_link(request: Request, c: ContainerDep) -> Link:
-    """Signed download links of the original bytes (``downloadUrl``, ``url``)."""
-    return image_links(request).content
-
-
-LinkDep = Annotated[Link, Depends(get_link)]

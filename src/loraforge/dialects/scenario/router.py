@@ -12,16 +12,16 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
-from starlette.concurrency import run_in_threadpool
 
 from loraforge.bootstrap import Container
 from loraforge.dialects.scenario import schemas as s
 from loraforge.dialects.scenario import translate as t
-from loraforge.dialects.scenario.deps import LinkDep, ScenarioPrincipal
+from loraforge.dialects.scenario.deps import ScenarioPrincipal
 from loraforge.domain.entities import Principal
 from loraforge.domain.errors import BadRequest, Conflict, InvalidInput
 from loraforge.domain.work import TrainingSpeed
-from loraforge.http.deps import ContainerDep
+from loraforge.http.deps import ContainerDep, LinksDep
+from loraforge.http.links import ImageLinks
 from loraforge.services.training_plan import Overrides
 
 router = APIRouter()
@@ -44,36 +44,33 @@ def _attributes(body: s.Wire, fields: set[str]) -> dict[str, Any]:
     return {t.NAMESPACE: body.model_dump(mode="json", include=fields, exclude_unset=True)}
 
 
-def _model(c: Container, who: Principal, model_id: str, link: t.Link) -> s.ModelEnvelope:
+def _model(c: Container, who: Principal, model_id: str, links: ImageLinks) -> s.ModelEnvelope:
     state = c.models.describe(who, model_id, detail=True)
-    return s.ModelEnvelope(model=t.model(state, link=link, now=c.clock.now()))
+    return t.model_envelope(state, links=links, now=c.clock.now())
 
 
 @router.post("/models")
-async def create_model(
-    body: s.ModelCreate, who: ScenarioPrincipal, c: ContainerDep, link: LinkDep
+def create_model(
+    body: s.ModelCreate, who: ScenarioPrincipal, c: ContainerDep, links: LinksDep
 ) -> s.ModelEnvelope:
     type_ = _lora_type(body.type or s.DEFAULT_TYPE)
     extra = {"shortDescription", "classSlug", "baseModelId", "collectionIds", "concepts"}
 
-    def create() -> s.ModelEnvelope:
-        model = c.models.create(
-            who,
-            display_name=body.name or t.UNTITLED,
-            custom_model_type=type_,
-            base_model=c.settings.scenario_base_models.get(type_),
-            attributes=_attributes(body, extra),
-        )
-        return _model(c, who, model.id, link)
-
-    return await run_in_threadpool(create)
+    model = c.models.create(
+        who,
+        display_name=body.name or t.UNTITLED,
+        custom_model_type=type_,
+        base_model=c.settings.scenario_base_models.get(type_),
+        attributes=_attributes(body, extra),
+    )
+    return _model(c, who, model.id, links)
 
 
 @router.get("/models")
-async def list_models(
+def list_models(
     who: ScenarioPrincipal,
     c: ContainerDep,
-    link: LinkDep,
+    links: LinksDep,
     page_size: Annotated[int, Query(alias="pageSize", ge=1)] = DEFAULT_PAGE_SIZE,
     token: Annotated[str | None, Query(alias="paginationToken", max_length=64)] = None,
     status: Literal["new", "training", "trained", "failed", "deleted"] | None = None,
@@ -97,41 +94,37 @@ async def list_models(
             and (collection_id is None or collection_id in m.collectionIds)
         )
 
-    def page() -> s.ModelPage:
-        offset = t.decode_cursor(token) if token else 0
-        if privacy == "public" or status == "deleted":
-            return s.ModelPage(models=[], nextPaginationToken=None)
-        found: list[s.Model] = []
-        total = offset + 1  # unknown until the first read
-        while len(found) < size and offset < total:
-            states, total = c.models.describe_range(who, offset=offset, limit=size)
-            if not states:
-                break
-            now = c.clock.now()
-            for state in states:
-                offset += 1
-                model = t.model(state, link=link, now=now)
-                if keep(model):
-                    found.append(model)
-                    if len(found) == size:
-                        break
-        following = t.encode_cursor(offset) if offset < total else None
-        return s.ModelPage(models=found, nextPaginationToken=following)
-
-    return await run_in_threadpool(page)
+    offset = t.decode_cursor(token) if token else 0
+    if privacy == "public" or status == "deleted":
+        return t.model_page([], next_offset=None)
+    found: list[s.Model] = []
+    total = offset + 1  # unknown until the first read
+    while len(found) < size and offset < total:
+        states, total = c.models.describe_range(who, offset=offset, limit=size)
+        if not states:
+            break
+        now = c.clock.now()
+        for state in states:
+            offset += 1
+            model = t.model(state, links=links, now=now)
+            if keep(model):
+                found.append(model)
+                if len(found) == size:
+                    break
+    return t.model_page(found, next_offset=offset if offset < total else None)
 
 
 @router.get("/models/{modelId}")
-async def get_model(
-    modelId: str, who: ScenarioPrincipal, c: ContainerDep, link: LinkDep
+def get_model(
+    modelId: str, who: ScenarioPrincipal, c: ContainerDep, links: LinksDep
 ) -> s.ModelEnvelope:
     model_id = t.core_id(t.MODEL, modelId)
-    return await run_in_threadpool(_model, c, who, model_id, link)
+    return _model(c, who, model_id, links)
 
 
 @router.put("/models/{modelId}")
-async def update_model(
-    modelId: str, body: s.ModelUpdate, who: ScenarioPrincipal, c: ContainerDep, link: LinkDep
+def update_model(
+    modelId: str, body: s.ModelUpdate, who: ScenarioPrincipal, c: ContainerDep, links: LinksDep
 ) -> s.ModelEnvelope:
     model_id = t.core_id(t.MODEL, modelId)
     type_ = None if body.type is None else _lora_type(body.type)
@@ -146,28 +139,25 @@ async def update_model(
     }
     attributes = _attributes(body, extra)
 
-    def update() -> s.ModelEnvelope:
-        if body.thumbnail is not None:
-            thumbnail = c.images.get(who, t.core_id(t.ASSET, body.thumbnail))
-            attributes[t.NAMESPACE]["thumbnail"] = thumbnail.id
-        c.models.update(
-            who,
-            model_id,
-            display_name=body.name,
-            custom_model_type=type_,
-            base_model=None
-            if type_ is None
-            else c.settings.scenario_base_models.get(type_, c.catalog.default),
-            attributes=attributes,
-        )
-        return _model(c, who, model_id, link)
-
-    return await run_in_threadpool(update)
+    if body.thumbnail is not None:
+        thumbnail = c.images.get(who, t.core_id(t.ASSET, body.thumbnail))
+        attributes[t.NAMESPACE]["thumbnail"] = thumbnail.id
+    c.models.update(
+        who,
+        model_id,
+        display_name=body.name,
+        custom_model_type=type_,
+        base_model=None
+        if type_ is None
+        else c.settings.scenario_base_models.get(type_, c.catalog.default),
+        attributes=attributes,
+    )
+    return _model(c, who, model_id, links)
 
 
 @router.delete("/models/{modelId}")
-async def delete_model(modelId: str, who: ScenarioPrincipal, c: ContainerDep) -> dict[str, Any]:
-    await run_in_threadpool(c.models.delete, who, t.core_id(t.MODEL, modelId))
+def delete_model(modelId: str, who: ScenarioPrincipal, c: ContainerDep) -> dict[str, Any]:
+    c.models.delete(who, t.core_id(t.MODEL, modelId))
     return {}
 
 
@@ -175,11 +165,11 @@ async def delete_model(modelId: str, who: ScenarioPrincipal, c: ContainerDep) ->
 
 
 @router.put("/models/{modelId}/train")
-async def train(
+def train(
     modelId: str,
     who: ScenarioPrincipal,
     c: ContainerDep,
-    link: LinkDep,
+    links: LinksDep,
     body: s.TrainTrigger | None = None,
     dry_run: Annotated[str | None, Query(alias="dryRun")] = None,
 ) -> s.TrainEnvelope:
@@ -204,44 +194,35 @@ async def train(
         else None
     )
 
-    def start() -> s.TrainEnvelope:
-        training = c.trainings.start(
-            who, model_id, strength=STRENGTH, speed=SPEED, overrides=overrides, exclusive=True
-        )
-        c.queue.submit(training.id)
-        if params is not None:
-            recorded = {"parameters": params.model_dump(mode="json", exclude_unset=True)}
-            c.models.update(who, model_id, attributes={t.NAMESPACE: recorded})
-        envelope = _model(c, who, model_id, link)
-        return s.TrainEnvelope(job=t.job(training, envelope.model.type), model=envelope.model)
-
-    return await run_in_threadpool(start)
+    training = c.trainings.start(
+        who, model_id, strength=STRENGTH, speed=SPEED, overrides=overrides, exclusive=True
+    )
+    c.queue.submit(training.id)
+    if params is not None:
+        recorded = {"parameters": params.model_dump(mode="json", exclude_unset=True)}
+        c.models.update(who, model_id, attributes={t.NAMESPACE: recorded})
+    state = c.models.describe(who, model_id, detail=True)
+    return t.train_envelope(training, state, links=links, now=c.clock.now())
 
 
 @router.post("/models/{modelId}/train/action")
-async def train_action(
-    modelId: str, body: s.TrainAction, who: ScenarioPrincipal, c: ContainerDep, link: LinkDep
+def train_action(
+    modelId: str, body: s.TrainAction, who: ScenarioPrincipal, c: ContainerDep, links: LinksDep
 ) -> s.ModelEnvelope:
     """``{"action": "cancel"}``: cancels the model's queued or running training."""
     model_id = t.core_id(t.MODEL, modelId)
 
-    def cancel() -> s.ModelEnvelope:
-        training = c.models.describe(who, model_id).latest_training
-        if training is None:
-            raise Conflict("The model has no training to cancel.", code="not_training")
-        c.trainings.cancel(who, model_id, training.id)
-        return _model(c, who, model_id, link)
-
-    return await run_in_threadpool(cancel)
+    training = c.models.describe(who, model_id).latest_training
+    if training is None:
+        raise Conflict("The model has no training to cancel.", code="not_training")
+    c.trainings.cancel(who, model_id, training.id)
+    return _model(c, who, model_id, links)
 
 
 @router.get("/jobs/{jobId}")
-async def get_job(jobId: str, who: ScenarioPrincipal, c: ContainerDep) -> s.JobEnvelope:
+def get_job(jobId: str, who: ScenarioPrincipal, c: ContainerDep) -> s.JobEnvelope:
     training_id = t.core_id(t.JOB, jobId)
 
-    def load() -> s.JobEnvelope:
-        training = c.trainings.find(who, training_id)
-        model = c.models.get(who, training.model_id)
-        return s.JobEnvelope(job=t.job(training, t.model_type(model.custom_model_type)))
-
-    return await run_in_threadpool(load)
+    training = c.trainings.find(who, training_id)
+    model = c.models.get(who, training.model_id)
+    return t.job_envelope(training, model.custom_model_type)

@@ -12,15 +12,14 @@ import io
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body
-from starlette.concurrency import run_in_threadpool
 
 from loraforge.bootstrap import Container
 from loraforge.dialects.scenario import schemas as s
 from loraforge.dialects.scenario import translate as t
-from loraforge.dialects.scenario.deps import LinkDep, ScenarioPrincipal
-from loraforge.domain.entities import ALL_FORMATS, Image, ImageKind, TrainingPair
+from loraforge.dialects.scenario.deps import ScenarioPrincipal
+from loraforge.domain.entities import ALL_FORMATS, ImageKind, TrainingPair
 from loraforge.domain.errors import BadRequest
-from loraforge.http.deps import ContainerDep
+from loraforge.http.deps import ContainerDep, LinksDep
 from loraforge.services.images import Upload
 from loraforge.services.inline_images import decode_inline
 
@@ -44,17 +43,16 @@ def _one_form(body: s.TrainingImageAdd) -> None:
 
 
 @router.post("")
-async def add_training_image(
-    modelId: str, body: s.TrainingImageAdd, who: ScenarioPrincipal, c: ContainerDep, link: LinkDep
+def add_training_image(
+    modelId: str, body: s.TrainingImageAdd, who: ScenarioPrincipal, c: ContainerDep, links: LinksDep
 ) -> s.TrainingImageEnvelope:
     model_id = t.core_id(t.MODEL, modelId)
     _one_form(body)
-
-    def add() -> list[Image]:
-        if body.assetIds is not None or body.assetId is not None:
-            ids = body.assetIds if body.assetIds is not None else [body.assetId or ""]
-            sources = [t.core_id(t.ASSET, i) for i in ids]
-            return c.training_images.copy_in(who, model_id, sources, origin=ORIGIN)
+    if body.assetIds is not None or body.assetId is not None:
+        ids = body.assetIds if body.assetIds is not None else [body.assetId or ""]
+        sources = [t.core_id(t.ASSET, i) for i in ids]
+        images = c.training_images.copy_in(who, model_id, sources, origin=ORIGIN)
+    else:
         upload = _upload(c, body)
         with upload.stream:
             image = c.images.ingest(
@@ -65,17 +63,12 @@ async def add_training_image(
                 allowed=ALL_FORMATS,
                 origin=ORIGIN,
             )
-        return [c.training_images.caption(who, image)]
-
-    images = await run_in_threadpool(add)
-    out = [t.training_image(image, link) for image in images]
-    return s.TrainingImageEnvelope(
-        trainingImage=out[0], trainingImages=out if body.assetIds is not None else None
-    )
+        images = [c.training_images.caption(who, image)]
+    return t.training_image_envelope(images, links, batch=body.assetIds is not None)
 
 
 @router.put("/pairs")
-async def replace_pairs(
+def replace_pairs(
     modelId: str,
     body: Annotated[list[s.PairIn], Body(max_length=1000)],
     who: ScenarioPrincipal,
@@ -85,8 +78,8 @@ async def replace_pairs(
     training image of this model (400 otherwise). Replaces the model's pairs."""
     model_id = t.core_id(t.MODEL, modelId)
     pairs = [_pair(n, p) for n, p in enumerate(body)]
-    stored = await run_in_threadpool(c.training_images.replace_pairs, who, model_id, pairs)
-    return s.PairsEnvelope(count=len(stored), pairs=[t.pair(p) for p in stored])
+    stored = c.training_images.replace_pairs(who, model_id, pairs)
+    return t.pairs_envelope(stored)
 
 
 def _pair(n: int, wire: s.PairIn) -> TrainingPair:
@@ -104,13 +97,13 @@ def _pair(n: int, wire: s.PairIn) -> TrainingPair:
 
 
 @router.put("/{trainingImageId}")
-async def replace_training_image(
+def replace_training_image(
     modelId: str,
     trainingImageId: str,
     body: s.TrainingImageAdd,
     who: ScenarioPrincipal,
     c: ContainerDep,
-    link: LinkDep,
+    links: LinksDep,
 ) -> s.TrainingImageEnvelope:
     """New bytes for the training image (same id), from ``data`` or an asset's bytes."""
     model_id = t.core_id(t.MODEL, modelId)
@@ -118,30 +111,23 @@ async def replace_training_image(
     _one_form(body)
     if body.assetIds is not None:
         raise BadRequest("Replace takes one image: data or assetId, not assetIds.")
-
-    def replace() -> Image:
-        if body.assetId is not None:
-            source = c.images.get(who, t.core_id(t.ASSET, body.assetId))
-            upload = Upload(stream=io.BytesIO(c.images.read_original(source)), name=source.name)
-        else:
-            upload = _upload(c, body)
-        with upload.stream:
-            image = c.images.replace(
-                who, image_id, upload, allowed=ALL_FORMATS, model_id=model_id, kind=TRAINING
-            )
-        return c.training_images.caption(who, image)
-
-    image = await run_in_threadpool(replace)
-    return s.TrainingImageEnvelope(trainingImage=t.training_image(image, link))
+    if body.assetId is not None:
+        source = c.images.get(who, t.core_id(t.ASSET, body.assetId))
+        upload = Upload(stream=io.BytesIO(c.images.read_original(source)), name=source.name)
+    else:
+        upload = _upload(c, body)
+    with upload.stream:
+        image = c.images.replace(
+            who, image_id, upload, allowed=ALL_FORMATS, model_id=model_id, kind=TRAINING
+        )
+    return t.training_image_envelope([c.training_images.caption(who, image)], links)
 
 
 @router.delete("/{trainingImageId}")
-async def delete_training_image(
+def delete_training_image(
     modelId: str, trainingImageId: str, who: ScenarioPrincipal, c: ContainerDep
 ) -> dict[str, Any]:
     model_id = t.core_id(t.MODEL, modelId)
     image_id = t.core_id(t.ASSET, trainingImageId)
-    await run_in_threadpool(
-        lambda: c.images.delete(who, image_id, model_id=model_id, kind=TRAINING)
-    )
+    c.images.delete(who, image_id, model_id=model_id, kind=TRAINING)
     return {}

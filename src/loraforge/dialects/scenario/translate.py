@@ -1,15 +1,15 @@
 """Core entities to Scenario wire objects, and Scenario ids, cursors and types to core values.
 
 Ids carry Scenario's prefixes over the core ids: ``model_<model id>``, ``asset_<image id>`` (an
-uploaded asset and a training image alike) and ``job_<training id>``. Pure functions: links
-come in as a callable, the time as a value.
+uploaded asset and a training image alike) and ``job_<training id>``. Every field of a
+Scenario answer is written here, by pure functions: the request's signed links come in as an
+``ImageLinks``, the time as a value.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -17,14 +17,13 @@ from loraforge.dialects.scenario import schemas as s
 from loraforge.domain.entities import Image, ImageKind, TrainingPair
 from loraforge.domain.errors import BadRequest, NotFound
 from loraforge.domain.work import RunStatus, Training
+from loraforge.http.links import ImageLinks
 from loraforge.services.models import ModelState
 from loraforge.services.paging import MAX_OFFSET
 
 MODEL, ASSET, JOB = "model_", "asset_", "job_"
 NAMESPACE = "scenario"  # the key of this dialect's fields in Model.attributes
 UNTITLED = "Untitled model"
-
-Link = Callable[[str], str]  # image id -> signed download URL
 
 MODEL_STATUS: dict[RunStatus, s.ModelStatus] = {
     RunStatus.QUEUED: "training",
@@ -102,13 +101,13 @@ def job_type(type_: str) -> s.JobType:
 # --- objects ----------------------------------------------------------------------------
 
 
-def training_image(image: Image, link: Link) -> s.TrainingImage:
+def training_image(image: Image, links: ImageLinks) -> s.TrainingImage:
     return s.TrainingImage(
         id=ASSET + image.id,
         automaticCaptioning=image.caption,
         createdAt=iso(image.created_at),
         description=image.description,
-        downloadUrl=link(image.id),
+        downloadUrl=links.content(image.id),
         name=image.name or "",
     )
 
@@ -121,7 +120,7 @@ def pair(p: TrainingPair) -> s.Pair:
     )
 
 
-def model(state: ModelState, *, link: Link, now: datetime) -> s.Model:
+def model(state: ModelState, *, links: ImageLinks, now: datetime) -> s.Model:
     m, training = state.model, state.latest_training
     extra: dict[str, Any] = m.attributes.get(NAMESPACE) or {}
     thumbnail = extra.get("thumbnail")
@@ -150,10 +149,10 @@ def model(state: ModelState, *, link: Link, now: datetime) -> s.Model:
         parameters=s.Parameters.model_validate(extra["parameters"])
         if extra.get("parameters")
         else None,
-        thumbnail=s.Thumbnail(assetId=ASSET + thumbnail, url=link(thumbnail))
+        thumbnail=s.Thumbnail(assetId=ASSET + thumbnail, url=links.content(thumbnail))
         if thumbnail
         else None,
-        trainingImages=None if images is None else [training_image(i, link) for i in images],
+        trainingImages=None if images is None else [training_image(i, links) for i in images],
         trainingImagePairs=None if pairs is None else [pair(p) for p in pairs],
         trainingProgress=_progress(training, now) if training else None,
         trainingStats=_stats(training) if training else None,
@@ -227,7 +226,7 @@ def job(training: Training, type_: str) -> s.Job:
     )
 
 
-def asset(image: Image, link: Link) -> s.Asset:
+def asset(image: Image, links: ImageLinks) -> s.Asset:
     source: s.AssetSource = "inference-txt2img" if image.kind is ImageKind.OUTPUT else "uploaded"
     return s.Asset(
         id=ASSET + image.id,
@@ -252,7 +251,47 @@ def asset(image: Image, link: Link) -> s.Asset:
         status="success",
         tags=[],
         updatedAt=iso(image.last_used_at),
-        url=link(image.id),
+        url=links.content(image.id),
         automaticCaptioning=image.caption or None,
         description=image.description or None,
     )
+
+
+# --- answers ----------------------------------------------------------------------------
+
+
+def model_envelope(state: ModelState, *, links: ImageLinks, now: datetime) -> s.ModelEnvelope:
+    return s.ModelEnvelope(model=model(state, links=links, now=now))
+
+
+def model_page(models: list[s.Model], *, next_offset: int | None) -> s.ModelPage:
+    """``next_offset``: where the next page starts, None after the last page."""
+    token = None if next_offset is None else encode_cursor(next_offset)
+    return s.ModelPage(models=models, nextPaginationToken=token)
+
+
+def train_envelope(
+    training: Training, state: ModelState, *, links: ImageLinks, now: datetime
+) -> s.TrainEnvelope:
+    trained = model(state, links=links, now=now)
+    return s.TrainEnvelope(job=job(training, trained.type), model=trained)
+
+
+def job_envelope(training: Training, custom_model_type: str | None) -> s.JobEnvelope:
+    return s.JobEnvelope(job=job(training, model_type(custom_model_type)))
+
+
+def asset_envelope(image: Image, links: ImageLinks) -> s.AssetEnvelope:
+    return s.AssetEnvelope(asset=asset(image, links))
+
+
+def training_image_envelope(
+    images: list[Image], links: ImageLinks, *, batch: bool = False
+) -> s.TrainingImageEnvelope:
+    """The first image; every one too (``trainingImages``) for a ``batch`` (``assetIds``)."""
+    out = [training_image(image, links) for image in images]
+    return s.TrainingImageEnvelope(trainingImage=out[0], trainingImages=out if batch else None)
+
+
+def pairs_envelope(pairs: list[TrainingPair]) -> s.PairsEnvelope:
+    return s.PairsEnvelope(count=len(pairs), pairs=[pair(p) for p in pairs])
