@@ -160,15 +160,7 @@ class TrainingService:
         """Queued: canceled at once. Processing: the worker stops within one step."""
         with self._uow(write=True) as uow:
             training = self._owned(uow, who, model_id, training_id)
-            if training.status.terminal:
-                raise Conflict(
-                    f"The training already finished ({training.status.value}).",
-                    code="already_finished",
-                )
-            training.cancel_requested = True
-            if training.status is RunStatus.QUEUED:
-                training.status = RunStatus.CANCELED
-                training.finished_at = self._clock.now()
+            training.request_cancel(self._clock.now())
             uow.trainings.update(training)
             uow.commit()
         return training
