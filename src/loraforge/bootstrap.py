@@ -225,9 +225,9 @@ def build(
         queue=queue,
         jobs=jobs,
         trainings=TrainingService(
-            uow=uow, jobs=jobs, blobs=blobs, catalog=catalog, clock=clock, new_id=ids
+            uow=uow, jobs=jobs, queue=queue, blobs=blobs, catalog=catalog, clock=clock, new_id=ids
         ),
-        predictions=PredictionService(uow=uow, jobs=jobs, clock=clock, new_id=ids),
+        predictions=PredictionService(uow=uow, jobs=jobs, queue=queue, clock=clock, new_id=ids),
         webhooks=WebhookService(
             uow=uow,
             sender=sender,

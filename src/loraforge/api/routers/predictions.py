@@ -77,7 +77,6 @@ async def create_prediction(
         webhook_url=body.webhookUrl,
     )
     prediction = await run_in_threadpool(c.predictions.create, who, request)
-    await run_in_threadpool(c.queue.submit, prediction.id)
     return PredictionCreated(predictionId=prediction.id)
 
 

@@ -57,7 +57,6 @@ async def start_training(
             webhook_url=body.webhookUrl,
         )
     )
-    await run_in_threadpool(c.queue.submit, training.id)  # Celery publishes over the network
     return TrainingCreated(trainingId=training.id)
 
 
