@@ -14,7 +14,7 @@ from loraforge.ports import BaseModelCatalog, BlobStore, Clock, Generator, UnitO
 from loraforge.services.image_bytes import PreparedImage
 from loraforge.services.images import ImageService
 from loraforge.services.jobs import JobService, Lease
-from loraforge.services.run_endings import RunEndings
+from loraforge.services.run_endings import RunEndings, RunKind
 from loraforge.services.webhooks import WebhookService
 
 
@@ -38,14 +38,7 @@ class PredictionRunner:
         self._images = images
         self._generator = generator
         self._catalog = catalog
-        self._endings = RunEndings(
-            JobKind.PREDICTION,
-            rows=lambda uow: uow.predictions,
-            carry=_carry,
-            payload=_payload,
-            webhooks=webhooks,
-            clock=clock,
-        )
+        self._endings = RunEndings(PREDICTIONS, webhooks=webhooks, clock=clock)
         self._clock = clock
         self._cache = lora_cache
         self._cache.mkdir(parents=True, exist_ok=True)
@@ -150,3 +143,8 @@ def _payload(prediction: Prediction) -> dict[str, Any]:
         "seed": prediction.seed,
         "error": prediction.error,
     }
+
+
+PREDICTIONS = RunKind(
+    JobKind.PREDICTION, rows=lambda uow: uow.predictions, carry=_carry, payload=_payload
+)

@@ -26,7 +26,7 @@ from loraforge.ports import (
 )
 from loraforge.services.blob_refs import BlobReferences
 from loraforge.services.jobs import JobService, Lease, LeaseLost
-from loraforge.services.run_endings import RunEndings
+from loraforge.services.run_endings import RunEndings, RunKind
 from loraforge.services.webhooks import WebhookService
 
 PROGRESS_EVERY_S = 0.5  # progress writes are throttled; cancel is checked at every step
@@ -53,14 +53,7 @@ class TrainingRunner:
         self._refs = BlobReferences(uow=uow, blobs=blobs)
         self._trainer = trainer
         self._catalog = catalog
-        self._endings = RunEndings(
-            JobKind.TRAINING,
-            rows=lambda uow: uow.trainings,
-            carry=_carry,
-            payload=_payload,
-            webhooks=webhooks,
-            clock=clock,
-        )
+        self._endings = RunEndings(TRAININGS, webhooks=webhooks, clock=clock)
         self._clock = clock
         self._workdir = workdir
 
@@ -162,6 +155,11 @@ def _payload(training: Training) -> dict[str, Any]:
         "triggerWord": training.trigger_word,
         "error": training.error,
     }
+
+
+TRAININGS = RunKind(
+    JobKind.TRAINING, rows=lambda uow: uow.trainings, carry=_carry, payload=_payload
+)
 
 
 class _Watcher:

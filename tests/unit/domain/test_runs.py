@@ -4,6 +4,7 @@ illegal one refused with ``IllegalStatusMove`` (a ``Conflict``), leaving the run
 from __future__ import annotations
 
 import copy
+import dataclasses
 import itertools
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -11,17 +12,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from loraforge.domain.errors import Conflict, IllegalStatusMove
-from loraforge.domain.work import (
-    MOVES,
-    TERMINAL,
-    Prediction,
-    Progress,
-    Run,
-    RunStatus,
-    ScaleConfig,
-    Training,
-    TrainingSpeed,
-)
+from loraforge.domain.work import MOVES, TERMINAL, Prediction, Progress, Run, RunStatus, Training
+from tests.integration.repositories import entities
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 T1 = T0 + timedelta(seconds=1)
@@ -39,37 +31,12 @@ ALL_PAIRS = list(itertools.product(RunStatus, RunStatus))
 
 
 def training(status: RunStatus = Q) -> Training:
-    return Training(
-        id="tr-1",
-        account_id="a",
-        model_id="m",
-        status=status,
-        strength=1,
-        speed=TrainingSpeed.FAST,
-        trigger_word="ABCDEFG",
-        manifest={},
-        created_at=T0,
-        progress=Progress(step=40, total_steps=100, loss=0.25, eta_seconds=12.0),
-    )
+    progress = Progress(step=40, total_steps=100, loss=0.25, eta_seconds=12.0)
+    return dataclasses.replace(entities.training("tr-1", "m-1"), status=status, progress=progress)
 
 
 def prediction(status: RunStatus = Q) -> Prediction:
-    return Prediction(
-        id="p-1",
-        account_id="a",
-        status=status,
-        scale_configs=[ScaleConfig(key="1", scale=0.8, model_id="m", training_id="tr-1")],
-        prompt="a dress",
-        seed=7,
-        width=512,
-        height=512,
-        num_images=1,
-        output_format="png",
-        guidance_scale=7.5,
-        num_inference_steps=4,
-        created_at=T0,
-        progress=Progress(total_steps=4),
-    )
+    return dataclasses.replace(entities.prediction("p-1", ["m-1"]), status=status)
 
 
 MakeRun = Callable[[RunStatus], Run]
@@ -144,7 +111,7 @@ def test_success_stamps_the_end_and_completes_the_progress() -> None:
     assert run.progress == Progress(step=100, total_steps=100, loss=0.25, eta_seconds=0.0)
     done = prediction(P)
     done.finish(S, T2)
-    assert done.progress == Progress(step=4, total_steps=4, loss=None, eta_seconds=0.0)
+    assert done.progress == Progress(step=20, total_steps=20, loss=None, eta_seconds=0.0)
 
 
 @pytest.mark.parametrize("ending", [F, C])
