@@ -41,7 +41,7 @@ from loraforge.domain.errors import (
 )
 from loraforge.domain.ml import BaseModel, ModelFamily
 from loraforge.domain.work import Job, JobState, Prediction, Training, WebhookDelivery
-from loraforge.ports import TASK_CONFLICT, Clock
+from loraforge.ports import TASK_CONFLICT, Clock, JobWorker
 
 EPOCH = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -660,6 +660,34 @@ class FakeUnitOfWorkFactory:
                 raise error
 
         self.before_commit.append(hook)
+
+
+# --- job queue ---------------------------------------------------------------------------
+
+
+class RecordingJobQueue:
+    """Records the subject ids handed to it and, given the fake database, whether each one's
+    job was already committed then (a submit before the commit races the worker)."""
+
+    def __init__(self, uow: FakeUnitOfWorkFactory | None = None) -> None:
+        self._uow = uow
+        self.submitted: list[str] = []
+        self.committed_at_submit: list[bool] = []
+
+    def submit(self, subject_id: str) -> None:
+        self.submitted.append(subject_id)
+        if self._uow is not None:
+            jobs = self._uow.state.jobs.values()
+            self.committed_at_submit.append(any(j.subject_id == subject_id for j in jobs))
+
+    def wait(self, timeout: float) -> None:
+        pass  # tests run the worker step by step
+
+    def backlog(self) -> int:
+        return 0
+
+    def run_worker(self, worker: JobWorker, stop: threading.Event) -> None:
+        worker.run_forever(stop)
 
 
 # --- image pipeline and fetcher ---------------------------------------------------------

@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import os
-import secrets
 import socket
-import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 
 import anyio
 
@@ -24,7 +20,6 @@ from loraforge.adapters.ml.registry import BaseModelRegistry
 from loraforge.adapters.queue.inline import InlineJobQueue
 from loraforge.adapters.storage.local import LocalBlobStore
 from loraforge.domain.entities import Limits
-from loraforge.domain.errors import Unauthenticated
 from loraforge.ports import (
     BaseModelCatalog,
     BlobStore,
@@ -45,7 +40,7 @@ from loraforge.services.fetch_slots import FetchSlots
 from loraforge.services.images import ImageService
 from loraforge.services.jobs import JobService
 from loraforge.services.keys import FailureLimiter, KeyService
-from loraforge.services.links import LinkSigner
+from loraforge.services.links import LinkSigner, signing_secret
 from loraforge.services.models import ModelService
 from loraforge.services.prediction_runs import PredictionRunner
 from loraforge.services.predictions import PredictionService
@@ -57,8 +52,6 @@ from loraforge.services.webhooks import WebhookService
 from loraforge.services.worker import JobHandler, Worker
 from loraforge.settings import Settings
 
-DEV_KEY_FILE = "dev-api-key"
-SECRET_FILE = "signing-secret"  # noqa: S105 - a file name, not a secret
 ML_UNAVAILABLE = (
     "This server cannot run trainings and predictions: its workers need the 'ml' extra "
     "(pip install 'loraforge[ml]')."
@@ -86,7 +79,7 @@ class Container:
     webhooks: WebhookService
     retention: RetentionService
     training_images: TrainingImageService
-    # Threads URL uploads run on (api.url_uploads), apart from the API's default pool.
+    # Threads URL uploads run on (http.url_uploads), apart from the API's default pool.
     fetch_threads: anyio.CapacityLimiter
 
     def close(self) -> None:
@@ -218,16 +211,18 @@ def build(
         models=ModelService(uow=uow, clock=clock, new_id=ids, catalog=catalog),
         images=images,
         links=LinkSigner(
-            secret=_signing_secret(settings), ttl_s=settings.signed_url_ttl_s, clock=clock
+            secret=signing_secret(settings.signing_secret, settings.data_dir),
+            ttl_s=settings.signed_url_ttl_s,
+            clock=clock,
         ),
         sweeper=BlobSweeper(uow=uow, blobs=blobs, clock=clock, grace_s=settings.blob_sweep_grace_s),
         catalog=catalog,
         queue=queue,
         jobs=jobs,
         trainings=TrainingService(
-            uow=uow, jobs=jobs, blobs=blobs, catalog=catalog, clock=clock, new_id=ids
+            uow=uow, jobs=jobs, queue=queue, blobs=blobs, catalog=catalog, clock=clock, new_id=ids
         ),
-        predictions=PredictionService(uow=uow, jobs=jobs, clock=clock, new_id=ids),
+        predictions=PredictionService(uow=uow, jobs=jobs, queue=queue, clock=clock, new_id=ids),
         webhooks=WebhookService(
             uow=uow,
             sender=sender,
@@ -314,64 +309,10 @@ def make_queue(settings: Settings) -> JobQueue:
     if settings.queue == "celery":
         from loraforge.adapters.queue.celery_queue import CeleryJobQueue
 
-        return CeleryJobQueue(settings.redis_url, queue=settings.celery_queue)
+        return CeleryJobQueue(
+            settings.redis_url,
+            queue=settings.celery_queue,
+            requeue_every_s=settings.job_requeue_s,
+            loglevel=settings.log_level,
+        )
     return InlineJobQueue()
-
-
-def run_worker(container: Container, worker: Worker, stop: threading.Event) -> None:
-    """Run jobs until ``stop`` is set (inline) or until SIGTERM/SIGINT (Celery)."""
-    if container.settings.queue != "celery":
-        worker.run_forever(stop)
-        return
-    from loraforge.adapters.queue.celery_queue import CeleryJobQueue
-
-    queue = container.queue
-    assert isinstance(queue, CeleryJobQueue)
-    queue.register(worker.run_subject)
-    duties = threading.Thread(
-        target=worker.serve_side_duties,
-        args=(stop,),
-        kwargs={"requeue_every_s": container.settings.job_requeue_s},
-        name="worker-duties",
-        daemon=True,
-    )
-    duties.start()
-    try:
-        queue.serve(loglevel=container.settings.log_level)
-    finally:
-        stop.set()
-        duties.join(timeout=10)
-
-
-def _signing_secret(settings: Settings) -> bytes:
-    if settings.signing_secret:
-        return settings.signing_secret.encode()
-    return _private_file(settings.data_dir / SECRET_FILE, lambda: secrets.token_hex(32)).encode()
-
-
-def ensure_dev_key(container: Container) -> tuple[str, Path, bool]:
-    """The local development key: made once, kept (mode 0600) in the data dir.
-
-    Returns the key, the file it is stored in, and whether it was created now.
-    """
-    path = container.settings.data_dir / DEV_KEY_FILE
-    if path.exists():
-        key = path.read_text().strip()
-        try:
-            container.keys.authenticate(key)
-            return key, path, False
-        except Unauthenticated:  # revoked, or made for another database: issue a new one
-            path.unlink()
-    issued = container.keys.create(name="local development")
-    _private_file(path, lambda: issued.plaintext)
-    return issued.plaintext, path, True
-
-
-def _private_file(path: Path, make: Callable[[], str]) -> str:
-    if path.exists():
-        return path.read_text().strip()
-    value = make()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(value + "\n")
-    return value

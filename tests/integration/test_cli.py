@@ -18,10 +18,11 @@ import pytest
 from sqlalchemy import create_engine, inspect, text
 from typer.testing import CliRunner, Result
 
-from loraforge.bootstrap import DEV_KEY_FILE, Container, build, ensure_dev_key
+from loraforge.bootstrap import Container, build
 from loraforge.cli.main import app
 from loraforge.domain.entities import ALL_FORMATS, ImageKind, ImageVariant
 from loraforge.domain.errors import NotFound, Unauthenticated
+from loraforge.services.dev_key import DEV_KEY_FILE, ensure_dev_key
 from loraforge.services.images import Upload
 from loraforge.services.keys import PREFIX_LEN, hash_key
 from loraforge.settings import Settings
@@ -244,7 +245,7 @@ def test_blobs_sweep_removes_only_unreferenced_blobs(
 
 
 def test_ensure_dev_key_creates_a_private_file_once_and_reuses_it(container: Container) -> None:
-    key, path, created = ensure_dev_key(container)
+    key, path, created = ensure_dev_key(container.keys, container.settings.data_dir)
 
     assert created
     assert path == container.settings.data_dir / DEV_KEY_FILE
@@ -252,17 +253,17 @@ def test_ensure_dev_key_creates_a_private_file_once_and_reuses_it(container: Con
     assert path.read_text() == key + "\n"
     container.keys.authenticate(key)
 
-    again, again_path, created_again = ensure_dev_key(container)
+    again, again_path, created_again = ensure_dev_key(container.keys, container.settings.data_dir)
 
     assert (again, again_path, created_again) == (key, path, False)
     assert len(container.keys.list()) == 1
 
 
 def test_ensure_dev_key_replaces_a_revoked_key(container: Container) -> None:
-    key, path, _ = ensure_dev_key(container)
+    key, path, _ = ensure_dev_key(container.keys, container.settings.data_dir)
     container.keys.revoke(container.keys.authenticate(key).key_id)
 
-    fresh, fresh_path, created = ensure_dev_key(container)
+    fresh, fresh_path, created = ensure_dev_key(container.keys, container.settings.data_dir)
 
     assert created
     assert fresh != key

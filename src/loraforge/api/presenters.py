@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterable
+from typing import Any
 
 from loraforge.api.schemas.images import (
     DataCreated,
@@ -30,7 +31,7 @@ from loraforge.api.schemas.work import (
 )
 from loraforge.domain.entities import Image, ImageVariant, Model, Page
 from loraforge.domain.ml import BaseModel
-from loraforge.domain.work import Prediction, Progress, Training
+from loraforge.domain.work import Prediction, Progress, Run, Training
 from loraforge.http.image_types import TYPE_NAME_BY_KIND
 from loraforge.http.links import ImageLinks
 
@@ -138,20 +139,27 @@ def training_summaries(trainings: Iterable[Training]) -> list[TrainingSummary]:
     return [TrainingSummary(id=t.id, status=t.status.value) for t in trainings]
 
 
+def run_fields(run: Run) -> dict[str, Any]:
+    """The fields every run (training, prediction) shows the same way."""
+    return {
+        "id": run.id,
+        "status": run.status.value,
+        "progress": progress_read(run.progress),
+        "createdAt": run.created_at,
+        "startedAt": run.started_at,
+        "finishedAt": run.finished_at,
+        "error": run.error,
+    }
+
+
 def training_read(training: Training) -> TrainingRead:
     return TrainingRead(
-        id=training.id,
+        **run_fields(training),
         modelId=training.model_id,
-        status=training.status.value,
         triggerWord=training.trigger_word,
         trainingStrength=training.strength,
         trainingSpeed=training.speed.value,
-        progress=progress_read(training.progress),
         manifest=training.manifest,
-        createdAt=training.created_at,
-        startedAt=training.started_at,
-        finishedAt=training.finished_at,
-        error=training.error,
     )
 
 
@@ -161,8 +169,7 @@ def prediction_created(prediction: Prediction) -> PredictionCreated:
 
 def prediction_read(p: Prediction, links: ImageLinks) -> PredictionRead:
     return PredictionRead(
-        id=p.id,
-        status=p.status.value,
+        **run_fields(p),
         outputImages=[links.content(i, ImageVariant.ORIGINAL) for i in p.output_image_ids],
         outputImageIds=p.output_image_ids,
         seed=p.seed,
@@ -176,11 +183,6 @@ def prediction_read(p: Prediction, links: ImageLinks) -> PredictionRead:
         output_format=p.output_format,
         guidance_scale=p.guidance_scale,
         num_inference_steps=p.num_inference_steps,
-        progress=progress_read(p.progress),
-        createdAt=p.created_at,
-        startedAt=p.started_at,
-        finishedAt=p.finished_at,
-        error=p.error,
     )
 
 

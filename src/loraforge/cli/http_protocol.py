@@ -5,7 +5,7 @@ request head: a connection that sends nothing, or a header line now and then (sl
 kept forever, and a few thousand of them exhaust the server. Here every connection must send a
 complete request head within ``header_timeout_s`` of opening, or of the end of the previous
 response on a kept-alive connection; otherwise it is closed (with a 408 when part of a head
-had arrived). Body stalls are bounded in the app (``api.body_limit``).
+had arrived). Body stalls are bounded in the app (``http.body_limit``).
 """
 
 from __future__ import annotations

@@ -17,14 +17,13 @@ from loraforge.bootstrap import (
     build,
     build_worker,
     check_extras,
-    ensure_dev_key,
     migrate,
-    run_worker,
     runs_ml,
 )
 from loraforge.cli.supervisor import WorkerSupervisor
 from loraforge.domain.errors import NotFound, Unavailable
 from loraforge.extras import MissingExtra, missing_line
+from loraforge.services.dev_key import ensure_dev_key
 from loraforge.settings import Settings
 
 err = Console(stderr=True, soft_wrap=True)
@@ -105,7 +104,7 @@ def serve(
     settings = _settings(data_dir, host=host, port=port)
     migrate(settings)
     container = build(settings)
-    key, path, created = ensure_dev_key(container)
+    key, path, created = ensure_dev_key(container.keys, settings.data_dir)
     err.print(f"[bold]Development API key[/bold] ({'new' if created else 'existing'}): {key}")
     err.print(f"  stored in {path.resolve()} (mode 0600)")
     err.print(
@@ -125,7 +124,7 @@ def serve(
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
-        # Client addresses behind a proxy: LORAFORGE_TRUSTED_PROXIES decides (api.deps),
+        # Client addresses behind a proxy: LORAFORGE_TRUSTED_PROXIES decides (http.deps),
         # never uvicorn's own X-Forwarded-For handling.
         proxy_headers=False,
         http=with_header_timeout(settings.header_timeout_s),
@@ -151,7 +150,7 @@ def worker(data_dir: DataDir = None) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     try:
-        run_worker(container, build_worker(container), stop)
+        container.queue.run_worker(build_worker(container), stop)
     finally:
         container.close()
 

@@ -87,6 +87,13 @@ class Conflict(DomainError):
     code = "conflict"
 
 
+class IllegalStatusMove(Conflict):
+    """A run was asked for a status change its state machine does not allow: ``already_finished``
+    when it has ended (finishing or canceling it again), ``illegal_status_move`` otherwise."""
+
+    code = "illegal_status_move"
+
+
 class RateLimited(DomainError):
     """Too many requests (for example repeated failed authentications)."""
 

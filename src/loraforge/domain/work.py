@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
+
+from loraforge.domain.errors import IllegalStatusMove
 
 
 class RunStatus(enum.StrEnum):
@@ -24,6 +27,19 @@ class RunStatus(enum.StrEnum):
 
 TERMINAL = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELED})
 
+MOVES: Mapping[RunStatus, frozenset[RunStatus]] = {
+    # Failed while queued: its job ran out of attempts before a worker began it.
+    RunStatus.QUEUED: frozenset({RunStatus.PROCESSING, RunStatus.FAILED, RunStatus.CANCELED}),
+    # Processing again: a worker takes over the job of one that died.
+    RunStatus.PROCESSING: frozenset(
+        {RunStatus.PROCESSING, RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELED}
+    ),
+    RunStatus.SUCCEEDED: frozenset(),
+    RunStatus.FAILED: frozenset(),
+    RunStatus.CANCELED: frozenset(),
+}
+"""The legal status moves of a run: from each status, the statuses it may move to."""
+
 
 class TrainingSpeed(enum.StrEnum):
     FAST = "fast"
@@ -38,25 +54,78 @@ class Progress:
     eta_seconds: float | None = None
 
 
-@dataclass
-class Training:
+@dataclass(kw_only=True)
+class Run:
+    """What trainings and predictions share: their run fields and the legal moves between
+    statuses (``MOVES``). Services move a run only through ``start`` and ``finish``, which
+    refuse an illegal move with ``IllegalStatusMove``."""
+
+    noun: ClassVar[str] = "run"
+
     id: str
     account_id: str
-    model_id: str
     status: RunStatus
-    strength: int
-    speed: TrainingSpeed
-    trigger_word: str
-    manifest: dict[str, Any]
     created_at: datetime
     progress: Progress = field(default_factory=Progress)
     webhook_url: str | None = None
     error: str | None = None
-    artifact_key: str | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
-    cancel_requested: bool = False
     deleted_at: datetime | None = None
+
+    def start(self, at: datetime) -> None:
+        """A worker begins the run, or takes it over from one that died: ``started_at`` keeps
+        the first start, so it spans every attempt."""
+        self._check_move(RunStatus.PROCESSING)
+        self.status = RunStatus.PROCESSING
+        self.started_at = self.started_at or at
+
+    def finish(self, status: RunStatus, at: datetime, error: str | None = None) -> None:
+        """End the run with a terminal ``status``; a succeeded run has done all its steps."""
+        self._check_move(status)
+        if not status.terminal:
+            raise IllegalStatusMove(f"{status.value} does not end a {self.noun}.")
+        self.status = status
+        self.error = error
+        self.finished_at = at
+        if status is RunStatus.SUCCEEDED:
+            total = self.progress.total_steps
+            self.progress = Progress(
+                step=total, total_steps=total, loss=self.progress.loss, eta_seconds=0.0
+            )
+
+    def _check_move(self, to: RunStatus) -> None:
+        """Raise ``IllegalStatusMove`` unless the run may move to ``to`` now."""
+        if to in MOVES[self.status]:
+            return
+        if self.status.terminal:
+            raise IllegalStatusMove(
+                f"The {self.noun} already finished ({self.status.value}).", code="already_finished"
+            )
+        raise IllegalStatusMove(
+            f"A {self.noun} cannot move from {self.status.value} to {to.value}."
+        )
+
+
+@dataclass(kw_only=True)
+class Training(Run):
+    noun: ClassVar[str] = "training"
+
+    model_id: str
+    strength: int
+    speed: TrainingSpeed
+    trigger_word: str
+    manifest: dict[str, Any]
+    artifact_key: str | None = None
+    cancel_requested: bool = False
+
+    def request_cancel(self, at: datetime) -> None:
+        """Queued: canceled at once. Processing: flagged, and its worker stops within one
+        step (it then finishes the run as canceled)."""
+        self._check_move(RunStatus.CANCELED)
+        self.cancel_requested = True
+        if self.status is RunStatus.QUEUED:
+            self.finish(RunStatus.CANCELED, at)
 
 
 @dataclass(frozen=True)
@@ -67,11 +136,10 @@ class ScaleConfig:
     training_id: str
 
 
-@dataclass
-class Prediction:
-    id: str
-    account_id: str
-    status: RunStatus
+@dataclass(kw_only=True)
+class Prediction(Run):
+    noun: ClassVar[str] = "prediction"
+
     scale_configs: list[ScaleConfig]
     prompt: str
     seed: int
@@ -81,14 +149,7 @@ class Prediction:
     output_format: str
     guidance_scale: float
     num_inference_steps: int
-    created_at: datetime
-    progress: Progress = field(default_factory=Progress)
-    webhook_url: str | None = None
-    error: str | None = None
     output_image_ids: list[str] = field(default_factory=list)
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
-    deleted_at: datetime | None = None
 
     @property
     def owner_model_id(self) -> str:

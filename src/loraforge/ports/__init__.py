@@ -9,6 +9,7 @@ all are importable from here.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from typing import BinaryIO, Protocol
@@ -47,6 +48,7 @@ __all__ = [
     "ImageRepository",
     "JobQueue",
     "JobRepository",
+    "JobWorker",
     "ModelRepository",
     "PredictionRepository",
     "TaskReceiptRepository",
@@ -132,6 +134,25 @@ class UrlFetcher(Protocol):
         ...
 
 
+class JobWorker(Protocol):
+    """What a queue runs (``services.worker.Worker``): jobs, and the chores beside them."""
+
+    def run_forever(self, stop: threading.Event) -> None:
+        """Claim and run jobs, and deliver webhooks, until ``stop`` is set; between jobs wait
+        on the queue (``JobQueue.wait``)."""
+        ...
+
+    def run_subject(self, subject_id: str) -> bool:
+        """Run this training's or prediction's job unless it is done or held elsewhere; True
+        when it was run."""
+        ...
+
+    def serve_side_duties(self, stop: threading.Event, *, requeue_every_s: float) -> None:
+        """Until ``stop``: deliver due webhooks and hand back to the queue, every
+        ``requeue_every_s``, jobs whose worker died or whose message was lost."""
+        ...
+
+
 class JobQueue(Protocol):
     """Hands new jobs to workers. The database stays the source of truth for job state: a
     queue only wakes workers (inline) or carries the job id to them (Celery)."""
@@ -146,6 +167,11 @@ class JobQueue(Protocol):
 
     def backlog(self) -> int:
         """Messages waiting in the queue for a worker (0 for a queue that carries none)."""
+        ...
+
+    def run_worker(self, worker: JobWorker, stop: threading.Event) -> None:
+        """Run ``worker`` on this queue's jobs in this process until ``stop`` is set or, for a
+        queue with its own consumer loop, until that loop stops (SIGTERM/SIGINT)."""
         ...
 
 

@@ -5,11 +5,24 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import secrets
 from dataclasses import dataclass
+from pathlib import Path
 
 from loraforge.domain.entities import ImageVariant
 from loraforge.domain.errors import Forbidden
 from loraforge.ports import Clock
+from loraforge.services.private_files import read_or_create
+
+SECRET_FILE = "signing-secret"  # noqa: S105 - a file name, not a secret
+
+
+def signing_secret(configured: str | None, data_dir: Path) -> bytes:
+    """The secret links are signed with: the configured one, else one made once and kept in
+    ``data_dir``, so links stay valid across restarts and between the server's processes."""
+    if configured:
+        return configured.encode()
+    return read_or_create(data_dir / SECRET_FILE, lambda: secrets.token_hex(32)).encode()
 
 
 @dataclass(frozen=True)

@@ -6,13 +6,15 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from loraforge.domain.ml import GenerationSpec, LoraWeights
-from loraforge.domain.work import JobKind, Prediction, Progress, RunStatus
+from loraforge.domain.work import JobKind, Prediction, RunStatus
 from loraforge.ports import BaseModelCatalog, BlobStore, Clock, Generator, UnitOfWork
 from loraforge.services.image_bytes import PreparedImage
 from loraforge.services.images import ImageService
 from loraforge.services.jobs import JobService, Lease
+from loraforge.services.run_endings import RunEndings, RunKind
 from loraforge.services.webhooks import WebhookService
 
 
@@ -36,7 +38,7 @@ class PredictionRunner:
         self._images = images
         self._generator = generator
         self._catalog = catalog
-        self._webhooks = webhooks
+        self._endings = RunEndings(PREDICTIONS, webhooks=webhooks, clock=clock)
         self._clock = clock
         self._cache = lora_cache
         self._cache.mkdir(parents=True, exist_ok=True)
@@ -65,9 +67,7 @@ class PredictionRunner:
             self._images.outputs.discard(prepared)
 
     def give_up(self, uow: UnitOfWork, prediction_id: str, reason: str) -> None:
-        prediction = uow.predictions.get(prediction_id)
-        if prediction is not None and not prediction.status.terminal:
-            self._finish_subject(uow, prediction, RunStatus.FAILED, reason)
+        self._endings.give_up(uow, prediction_id, reason)
 
     def _begin(self, lease: Lease) -> tuple[Prediction, GenerationSpec] | None:
         with self._jobs.guarded(lease) as uow:
@@ -86,8 +86,7 @@ class PredictionRunner:
                 base_name = training.manifest["baseModel"]
                 path = self._materialise(training.artifact_key)
                 loras.append(LoraWeights(name=training.id, path=path, scale=config.scale))
-            prediction.status = RunStatus.PROCESSING
-            prediction.started_at = self._clock.now()
+            prediction.start(self._clock.now())
             uow.predictions.update(prediction)
             uow.commit()
         spec = GenerationSpec(
@@ -127,33 +126,25 @@ class PredictionRunner:
         def record(uow: UnitOfWork) -> None:
             self._images.outputs.add(uow, outputs or [])
             prediction.output_image_ids = [o.image.id for o in outputs or []]
-            self._finish_subject(uow, prediction, status, error)
+            self._endings.finish(uow, prediction, status, error)
 
         return self._jobs.complete(lease, record, error=error)
 
-    def _finish_subject(
-        self, uow: UnitOfWork, result: Prediction, status: RunStatus, error: str | None
-    ) -> None:
-        prediction = uow.predictions.get(result.id) or result
-        prediction.status = status
-        prediction.error = error
-        prediction.finished_at = self._clock.now()
-        prediction.output_image_ids = result.output_image_ids
-        total = prediction.num_inference_steps
-        if status is RunStatus.SUCCEEDED:
-            prediction.progress = Progress(step=total, total_steps=total, eta_seconds=0.0)
-        uow.predictions.update(prediction)
-        if prediction.webhook_url:
-            self._webhooks.enqueue(
-                uow,
-                account_id=prediction.account_id,
-                url=prediction.webhook_url,
-                event=f"prediction.{status.value}",
-                data={
-                    "id": prediction.id,
-                    "status": status.value,
-                    "outputImageIds": prediction.output_image_ids,
-                    "seed": prediction.seed,
-                    "error": error,
-                },
-            )
+
+def _carry(stored: Prediction, result: Prediction) -> None:
+    stored.output_image_ids = result.output_image_ids
+
+
+def _payload(prediction: Prediction) -> dict[str, Any]:
+    return {
+        "id": prediction.id,
+        "status": prediction.status.value,
+        "outputImageIds": prediction.output_image_ids,
+        "seed": prediction.seed,
+        "error": prediction.error,
+    }
+
+
+PREDICTIONS = RunKind(
+    JobKind.PREDICTION, rows=lambda uow: uow.predictions, carry=_carry, payload=_payload
+)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from loraforge.domain.entities import Principal
 from loraforge.domain.errors import Conflict, InvalidInput, NotFound
 from loraforge.domain.work import JobKind, Prediction, RunStatus, ScaleConfig
-from loraforge.ports import Clock, IdFactory, UnitOfWorkFactory
+from loraforge.ports import Clock, IdFactory, JobQueue, UnitOfWorkFactory
 from loraforge.services.jobs import JobService
 from loraforge.services.webhook_urls import check_webhook_url
 
@@ -29,14 +29,22 @@ class PredictionRequest:
 
 class PredictionService:
     def __init__(
-        self, *, uow: UnitOfWorkFactory, jobs: JobService, clock: Clock, new_id: IdFactory
+        self,
+        *,
+        uow: UnitOfWorkFactory,
+        jobs: JobService,
+        queue: JobQueue,
+        clock: Clock,
+        new_id: IdFactory,
     ) -> None:
         self._uow = uow
         self._jobs = jobs
+        self._queue = queue
         self._clock = clock
         self._new_id = new_id
 
     def create(self, who: Principal, request: PredictionRequest) -> Prediction:
+        """Queue a prediction and hand it to the job queue once committed."""
         if not request.scale_configs:
             raise InvalidInput("scaleConfigs needs at least one entry.", field="scaleConfigs")
         if request.webhook_url is not None:
@@ -82,6 +90,7 @@ class PredictionService:
             uow.predictions.add(prediction)
             self._jobs.enqueue(uow, JobKind.PREDICTION, prediction.id)
             uow.commit()
+        self._queue.submit(prediction.id)
         return prediction
 
     def get(self, who: Principal, prediction_id: str) -> Prediction:

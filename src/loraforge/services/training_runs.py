@@ -6,6 +6,7 @@ import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from loraforge.domain.ml import (
     Hyperparameters,
@@ -25,6 +26,7 @@ from loraforge.ports import (
 )
 from loraforge.services.blob_refs import BlobReferences
 from loraforge.services.jobs import JobService, Lease, LeaseLost
+from loraforge.services.run_endings import RunEndings, RunKind
 from loraforge.services.webhooks import WebhookService
 
 PROGRESS_EVERY_S = 0.5  # progress writes are throttled; cancel is checked at every step
@@ -51,7 +53,7 @@ class TrainingRunner:
         self._refs = BlobReferences(uow=uow, blobs=blobs)
         self._trainer = trainer
         self._catalog = catalog
-        self._webhooks = webhooks
+        self._endings = RunEndings(TRAININGS, webhooks=webhooks, clock=clock)
         self._clock = clock
         self._workdir = workdir
 
@@ -78,18 +80,12 @@ class TrainingRunner:
             raise
         with weights.open("rb") as stream:
             stored = self._blobs.put_file(stream)
-        total = training.progress.total_steps
         training.artifact_key = stored.key
-        training.progress = Progress(
-            step=total, total_steps=total, loss=training.progress.loss, eta_seconds=0.0
-        )
         self._end(lease, training, RunStatus.SUCCEEDED, weights=weights)
         shutil.rmtree(workdir, ignore_errors=True)
 
     def give_up(self, uow: UnitOfWork, training_id: str, reason: str) -> None:
-        training = uow.trainings.get(training_id)
-        if training is not None and not training.status.terminal:
-            self._finish_subject(uow, training, RunStatus.FAILED, reason)
+        self._endings.give_up(uow, training_id, reason)
 
     def _begin(self, lease: Lease) -> Training | None:
         with self._jobs.guarded(lease) as uow:
@@ -98,8 +94,7 @@ class TrainingRunner:
                 self._jobs.finish(uow, lease)
                 uow.commit()
                 return None
-            training.status = RunStatus.PROCESSING
-            training.started_at = training.started_at or self._clock.now()
+            training.start(self._clock.now())
             uow.trainings.update(training)
             uow.commit()
             return training
@@ -129,35 +124,9 @@ class TrainingRunner:
             if weights is not None and training.artifact_key is not None:
                 # Identical weights share a blob: keep a concurrent sweep from removing it.
                 self._refs.adopt(uow, {training.artifact_key: lambda: weights.open("rb")})
-            self._finish_subject(uow, training, status, error)
+            self._endings.finish(uow, training, status, error)
 
         self._jobs.complete(lease, record, error=error)
-
-    def _finish_subject(
-        self, uow: UnitOfWork, result: Training, status: RunStatus, error: str | None
-    ) -> None:
-        # Apply the outcome to the stored row: the client may have soft-deleted it meanwhile.
-        training = uow.trainings.get(result.id) or result
-        training.status = status
-        training.error = error
-        training.finished_at = self._clock.now()
-        training.artifact_key = result.artifact_key
-        training.progress = result.progress
-        uow.trainings.update(training)
-        if training.webhook_url:
-            self._webhooks.enqueue(
-                uow,
-                account_id=training.account_id,
-                url=training.webhook_url,
-                event=f"training.{status.value}",
-                data={
-                    "id": training.id,
-                    "modelId": training.model_id,
-                    "status": status.value,
-                    "triggerWord": training.trigger_word,
-                    "error": error,
-                },
-            )
 
     def save_progress(self, lease: Lease, training: Training) -> None:
         with self._jobs.guarded(lease) as uow:
@@ -171,6 +140,26 @@ class TrainingRunner:
         with self._uow() as uow:
             current = uow.trainings.get(training_id)
         return current is None or current.cancel_requested
+
+
+def _carry(stored: Training, result: Training) -> None:
+    stored.artifact_key = result.artifact_key
+    stored.progress = result.progress
+
+
+def _payload(training: Training) -> dict[str, Any]:
+    return {
+        "id": training.id,
+        "modelId": training.model_id,
+        "status": training.status.value,
+        "triggerWord": training.trigger_word,
+        "error": training.error,
+    }
+
+
+TRAININGS = RunKind(
+    JobKind.TRAINING, rows=lambda uow: uow.trainings, carry=_carry, payload=_payload
+)
 
 
 class _Watcher:

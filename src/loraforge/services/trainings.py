@@ -15,6 +15,7 @@ from loraforge.ports import (
     BlobStore,
     Clock,
     IdFactory,
+    JobQueue,
     UnitOfWork,
     UnitOfWorkFactory,
 )
@@ -45,6 +46,7 @@ class TrainingService:
         *,
         uow: UnitOfWorkFactory,
         jobs: JobService,
+        queue: JobQueue,
         blobs: BlobStore,
         catalog: BaseModelCatalog,
         clock: Clock,
@@ -52,6 +54,7 @@ class TrainingService:
     ) -> None:
         self._uow = uow
         self._jobs = jobs
+        self._queue = queue
         self._blobs = blobs
         self._refs = BlobReferences(uow=uow, blobs=blobs)
         self._catalog = catalog
@@ -69,8 +72,9 @@ class TrainingService:
         overrides: Overrides | None = None,
         exclusive: bool = False,
     ) -> Training:
-        """Queue a training of the model's current training images. ``exclusive`` refuses while
-        another training of the model is queued or running (Scenario: one at a time)."""
+        """Queue a training of the model's current training images and hand it to the job
+        queue once committed. ``exclusive`` refuses while another training of the model is
+        queued or running (Scenario: one at a time)."""
         if webhook_url is not None:
             check_webhook_url(webhook_url)
         with self._uow(write=True) as uow:
@@ -118,6 +122,7 @@ class TrainingService:
             uow.trainings.add(training, pinned_blobs={i.display_key for i in images})
             self._jobs.enqueue(uow, JobKind.TRAINING, training.id)
             uow.commit()
+        self._queue.submit(training.id)
         return training
 
     def _pinned_training_images(self, uow: UnitOfWork, model_id: str) -> list[Image]:
@@ -160,15 +165,7 @@ class TrainingService:
         """Queued: canceled at once. Processing: the worker stops within one step."""
         with self._uow(write=True) as uow:
             training = self._owned(uow, who, model_id, training_id)
-            if training.status.terminal:
-                raise Conflict(
-                    f"The training already finished ({training.status.value}).",
-                    code="already_finished",
-                )
-            training.cancel_requested = True
-            if training.status is RunStatus.QUEUED:
-                training.status = RunStatus.CANCELED
-                training.finished_at = self._clock.now()
+            training.request_cancel(self._clock.now())
             uow.trainings.update(training)
             uow.commit()
         return training

@@ -151,22 +151,6 @@ def test_scale_config_entry_validation(work: Work) -> None:
     assert answer.json()["error"]["field"] == "scaleConfigs.1.scale"
 
 
-def test_training_of_another_account_or_not_succeeded(work: Work) -> None:
-    model_id = work.model_with_images(1)
-    training_id = work.train(model_id)
-    client, headers = work.api.client, work.api.headers
-    pending = client.post("/v1/predictions", json=_body(model_id, training_id), headers=headers)
-    assert pending.status_code == 409
-    assert pending.json()["error"]["code"] == "training_not_ready"
-    work.run_jobs()
-    other = client.post(
-        "/v1/predictions", json=_body(model_id, training_id), headers=work.api.new_account()
-    )
-    assert other.status_code == 404
-    missing = client.post("/v1/predictions", json=_body(model_id, "nope"), headers=headers)
-    assert missing.status_code == 404
-
-
 def test_delete_prediction_is_soft(work: Work) -> None:
     model_id, training_id = _trained(work)
     client, headers = work.api.client, work.api.headers

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import stat
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
 from loraforge.domain.entities import ImageVariant
 from loraforge.domain.errors import Forbidden
 from loraforge.ports import Clock
-from loraforge.services.links import LinkSigner
+from loraforge.services.links import SECRET_FILE, LinkSigner, signing_secret
 from tests.fakes import FakeClock
 
 START = datetime(2026, 3, 1, 10, 0, 0, tzinfo=UTC)  # on a minute boundary
@@ -98,3 +100,18 @@ def test_the_separator_cannot_be_smuggled_through_the_id(signer: LinkSigner) -> 
     link = signer.sign("img-1", ORIGINAL)
     with pytest.raises(Forbidden):
         signer.verify("img-1\noriginal", ORIGINAL, expires=link.expires, sig=link.sig)
+
+
+def test_a_configured_signing_secret_is_used_and_nothing_is_written(tmp_path: Path) -> None:
+    assert signing_secret("configured", tmp_path) == b"configured"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_without_one_a_private_secret_is_made_once_in_the_data_dir(tmp_path: Path) -> None:
+    made = signing_secret(None, tmp_path)
+
+    path = tmp_path / SECRET_FILE
+    assert len(made) == 64  # 32 random bytes, hex
+    assert path.read_text() == made.decode() + "\n"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert signing_secret(None, tmp_path) == made  # links survive a restart

@@ -23,6 +23,8 @@ from typing import Any
 
 from celery import Celery
 
+from loraforge.ports import JobWorker
+
 log = logging.getLogger("loraforge.queue")
 
 RUN_JOB = "loraforge.run_job"
@@ -48,9 +50,19 @@ def make_app(broker_url: str, queue: str) -> Celery:
 
 
 class CeleryJobQueue:
-    def __init__(self, broker_url: str, *, queue: str = "loraforge") -> None:
+    def __init__(
+        self,
+        broker_url: str,
+        *,
+        queue: str = "loraforge",
+        requeue_every_s: float = 30.0,
+        loglevel: str = "info",
+    ) -> None:
+        """``requeue_every_s``: how often a worker hands stranded jobs back (``run_worker``)."""
         self.app = make_app(broker_url, queue)
         self._queue = queue
+        self._requeue_every_s = requeue_every_s
+        self._loglevel = loglevel
 
     def submit(self, subject_id: str) -> None:
         """Publish the job; a broker that is down is logged, not raised: the job is already
@@ -84,17 +96,35 @@ class CeleryJobQueue:
         # shared=False: by default Celery adds a task to every app in the process.
         self.app.task(name=RUN_JOB, shared=False)(run_job)
 
-    def worker_options(self, *, loglevel: str) -> dict[str, Any]:
+    def run_worker(self, worker: JobWorker, stop: threading.Event) -> None:
+        """Consume tasks until SIGTERM/SIGINT, with the worker's side duties on a thread of
+        their own; ``stop`` is set when the consumer stops."""
+        self.register(worker.run_subject)
+        duties = threading.Thread(
+            target=worker.serve_side_duties,
+            args=(stop,),
+            kwargs={"requeue_every_s": self._requeue_every_s},
+            name="worker-duties",
+            daemon=True,
+        )
+        duties.start()
+        try:
+            self.serve()
+        finally:
+            stop.set()
+            duties.join(timeout=10)
+
+    def worker_options(self) -> dict[str, Any]:
         return {
             "queues": [self._queue],
             "hostname": f"loraforge-{os.getpid()}@{socket.gethostname()}",  # one per process
             "pool": "solo",
             "concurrency": 1,
-            "loglevel": loglevel.upper(),
+            "loglevel": self._loglevel.upper(),
             "without_gossip": True,
             "without_mingle": True,
         }
 
-    def serve(self, *, loglevel: str) -> None:
+    def serve(self) -> None:
         """Consume tasks until SIGTERM/SIGINT (Celery's warm shutdown: the running job ends)."""
-        self.app.Worker(**self.worker_options(loglevel=loglevel)).start()
+        self.app.Worker(**self.worker_options()).start()

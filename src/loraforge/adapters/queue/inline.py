@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 
+from loraforge.ports import JobWorker
+
 
 class InlineJobQueue:
     def __init__(self) -> None:
@@ -18,3 +20,6 @@ class InlineJobQueue:
 
     def backlog(self) -> int:
         return 0  # the jobs table is the queue: nothing waits here
+
+    def run_worker(self, worker: JobWorker, stop: threading.Event) -> None:
+        worker.run_forever(stop)  # polls the database, woken early by ``submit``

@@ -42,7 +42,6 @@ def create_prediction(
         webhook_url=body.webhookUrl,
     )
     prediction = c.predictions.create(who, request)
-    c.queue.submit(prediction.id)
     return prediction_created(prediction)
 
 

@@ -38,7 +38,6 @@ def start_training(
         speed=TrainingSpeed(body.trainingSpeed),
         webhook_url=body.webhookUrl,
     )
-    c.queue.submit(training.id)  # Celery publishes over the network
     return training_created(training)
 
 

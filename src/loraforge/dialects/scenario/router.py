@@ -197,7 +197,6 @@ def train(
     training = c.trainings.start(
         who, model_id, strength=STRENGTH, speed=SPEED, overrides=overrides, exclusive=True
     )
-    c.queue.submit(training.id)
     if params is not None:
         recorded = {"parameters": params.model_dump(mode="json", exclude_unset=True)}
         c.models.update(who, model_id, attributes={t.NAMESPACE: recorded})

@@ -1,0 +1,207 @@
+"""A world of fakes for the use-case tests of trainings and predictions: the services, the
+runners behind a real ``Worker`` (fake trainer and generator), and a job queue that records
+what it was handed and whether the job was committed by then."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from loraforge.domain.entities import Limits, Principal
+from loraforge.domain.work import Prediction, RunStatus, ScaleConfig, Training, TrainingSpeed
+from loraforge.ports import Generator
+from loraforge.services.images import ImageService
+from loraforge.services.jobs import JobService
+from loraforge.services.prediction_runs import PredictionRunner
+from loraforge.services.predictions import PredictionRequest, PredictionService
+from loraforge.services.training_runs import TrainingRunner
+from loraforge.services.trainings import TrainingService
+from loraforge.services.webhooks import WebhookService
+from loraforge.services.worker import JobHandler, Worker
+from tests.fakes import (
+    FakeBaseModelCatalog,
+    FakeClock,
+    FakeFetcher,
+    FakeIds,
+    FakeImageProcessor,
+    FakeUnitOfWorkFactory,
+    InMemoryBlobStore,
+    RecordingJobQueue,
+    seed_account,
+)
+from tests.integration.repositories import entities
+from tests.ml_fakes import FakeGenerator, FakeTrainer
+
+ME = "acct-me"
+OTHER = "acct-other"
+WHO = Principal(account_id=ME, key_id="key-me")
+STRANGER = Principal(account_id=OTHER, key_id="key-other")
+HOOK = "https://hooks.example/runs"
+LEASE_S = 30
+MAX_ATTEMPTS = 2
+
+
+class _NoSender:
+    """Webhooks are only queued here; their delivery is test_webhooks' business."""
+
+    def post_json(self, url: str, body: bytes, headers: Mapping[str, str]) -> int:
+        raise AssertionError("no webhook is delivered in these tests")
+
+
+@dataclass
+class WorkWorld:
+    clock: FakeClock
+    uow: FakeUnitOfWorkFactory
+    blobs: InMemoryBlobStore
+    queue: RecordingJobQueue
+    jobs: JobService
+    images: ImageService
+    trainings: TrainingService
+    predictions: PredictionService
+    trainer: FakeTrainer
+    worker: Worker
+
+    def model(self, model_id: str = "m-1", *, images: int = 1, base_model: str = "tiny") -> str:
+        """A model of ``ME`` with ``images`` training images (their bytes stored)."""
+        with self.uow(write=True) as tx:
+            tx.models.add(dataclasses.replace(entities.model(model_id), base_model=base_model))
+            for n in range(images):
+                image = entities.image(f"{model_id}-img-{n}", model_id, t=n)  # upload order
+                # Its display bytes, which the trainer reads (entities' keys hash their labels).
+                self.blobs.put_bytes(f"{image.id}:display".encode())
+                tx.images.add(image)
+            tx.commit()
+        return model_id
+
+    def start(self, model_id: str = "m-1", **options: Any) -> Training:
+        options.setdefault("strength", 0)
+        options.setdefault("speed", TrainingSpeed.FAST)
+        return self.trainings.start(WHO, model_id, **options)
+
+    def trained(self, model_id: str = "m-1", *, base_model: str = "tiny") -> Training:
+        """A model with a succeeded training."""
+        self.model(model_id, base_model=base_model)
+        training = self.start(model_id)
+        assert self.run_jobs() == 1
+        assert self.training(training.id).status is RunStatus.SUCCEEDED
+        return self.training(training.id)
+
+    def run_jobs(self) -> int:
+        ran = 0
+        while self.worker.run_once():
+            ran += 1
+        return ran
+
+    def exhaust_attempts(self) -> None:
+        """Workers claim the next job and die, until it has no attempt left."""
+        for _ in range(MAX_ATTEMPTS):
+            assert self.jobs.claim("dying-worker") is not None
+            self.clock.advance(LEASE_S + 1)
+
+    def training(self, training_id: str) -> Training:
+        return self.uow.state.trainings[training_id]
+
+    def prediction(self, prediction_id: str) -> Prediction:
+        return self.uow.state.predictions[prediction_id]
+
+    def webhooks(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """The queued webhook deliveries: (event, data), oldest first."""
+        for delivery in sorted(self.uow.state.webhooks.values(), key=lambda d: d.created_at):
+            yield delivery.event, json.loads(delivery.body)["data"]
+
+
+def request(training: Training, **changes: Any) -> PredictionRequest:
+    """A prediction of one scale config on ``training``."""
+    fields: dict[str, Any] = {
+        "scale_configs": [
+            ScaleConfig(key="1", scale=0.8, model_id=training.model_id, training_id=training.id)
+        ],
+        "prompt": "a summer dress",
+        "seed": None,
+        "width": 64,
+        "height": 64,
+        "num_images": 2,
+        "output_format": "png",
+        "guidance_scale": 7.5,
+        "num_inference_steps": 4,
+    }
+    return PredictionRequest(**(fields | changes))
+
+
+def make_world(
+    tmp_path: Path, *, generator: Generator | None = None, unrunnable: str | None = None
+) -> WorkWorld:
+    """``unrunnable``: why no worker could run jobs (JobService refuses new ones with it)."""
+    clock, uow, ids = FakeClock(), FakeUnitOfWorkFactory(), FakeIds()
+    seed_account(uow, ME)
+    seed_account(uow, OTHER)
+    blobs, queue, catalog = InMemoryBlobStore(clock), RecordingJobQueue(uow), FakeBaseModelCatalog()
+    jobs = JobService(
+        uow=uow,
+        clock=clock,
+        new_id=FakeIds("job"),
+        lease_s=LEASE_S,
+        max_attempts=MAX_ATTEMPTS,
+        unrunnable=unrunnable,
+    )
+    webhooks = WebhookService(
+        uow=uow, sender=_NoSender(), clock=clock, new_id=FakeIds("hook"), retry_window_s=60
+    )
+    images = ImageService(
+        uow=uow,
+        blobs=blobs,
+        processor=FakeImageProcessor(),
+        fetcher=FakeFetcher(),
+        clock=clock,
+        new_id=FakeIds("img"),
+        limits=Limits(),
+        decode_slots=1,
+    )
+    trainer = FakeTrainer()
+    runners: list[JobHandler] = [
+        TrainingRunner(
+            uow=uow,
+            jobs=jobs,
+            blobs=blobs,
+            trainer=trainer,
+            catalog=catalog,
+            webhooks=webhooks,
+            clock=clock,
+            workdir=tmp_path / "trainings",
+        ),
+        PredictionRunner(
+            jobs=jobs,
+            blobs=blobs,
+            images=images,
+            generator=generator or FakeGenerator(),
+            catalog=catalog,
+            webhooks=webhooks,
+            clock=clock,
+            lora_cache=tmp_path / "loras",
+        ),
+    ]
+    return WorkWorld(
+        clock=clock,
+        uow=uow,
+        blobs=blobs,
+        queue=queue,
+        jobs=jobs,
+        images=images,
+        trainings=TrainingService(
+            uow=uow, jobs=jobs, queue=queue, blobs=blobs, catalog=catalog, clock=clock, new_id=ids
+        ),
+        predictions=PredictionService(uow=uow, jobs=jobs, queue=queue, clock=clock, new_id=ids),
+        trainer=trainer,
+        worker=Worker(
+            jobs=jobs,
+            handlers=runners,
+            webhooks=webhooks,
+            queue=queue,
+            owner="test-worker",
+            heartbeat_s=60,
+        ),
+    )
