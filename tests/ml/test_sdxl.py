@@ -18,10 +18,19 @@ from diffusers import (
 from PIL import Image
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
+from loraforge.adapters.ml.device import pick_placement
 from loraforge.adapters.ml.generator import DiffusersGenerator
+from loraforge.adapters.ml.pipelines import load_pipeline
 from loraforge.adapters.ml.tiny import WEIGHTS_DIR
-from loraforge.adapters.ml.trainer import DiffusersLoraTrainer
-from loraforge.domain.ml import BaseModel, GenerationSpec, LoraWeights, ModelFamily, TrainingSpec
+from loraforge.adapters.ml.trainer import DiffusersLoraTrainer, encode_samples
+from loraforge.domain.ml import (
+    BaseModel,
+    GenerationSpec,
+    LoraWeights,
+    ModelFamily,
+    TrainingSample,
+    TrainingSpec,
+)
 from tests.ml.conftest import LORA_HYPER, train
 from tests.ml.pictures import TRIGGER, samples
 
@@ -105,3 +114,28 @@ def test_sdxl_trains_and_generates_with_its_lora(
     assert tuned != base
     assert Image.open(io.BytesIO(tuned[0])).size == (64, 64)
     assert generator.generate(replace(request, loras=[LoraWeights("x", lora, 0.0)])) == base
+
+
+def test_sdxl_trains_on_mixed_buckets_with_their_size_and_crop_ids(
+    tiny_xl: BaseModel, trainer: DiffusersLoraTrainer, tmp_path: Path
+) -> None:
+    def shaped(sample: TrainingSample, size: tuple[int, int]) -> TrainingSample:
+        buffer = io.BytesIO()
+        with Image.open(io.BytesIO(sample.image)) as image:
+            image.resize(size).save(buffer, format="PNG")
+        return TrainingSample(buffer.getvalue(), sample.caption)
+
+    base = samples(3, seed=8, size=128)
+    mixed = [shaped(base[0], (256, 128)), shaped(base[1], (96, 192)), base[2]]
+    hyper = replace(LORA_HYPER, steps=4, resolution=128, learning_rate=1e-2)
+    data = encode_samples(load_pipeline(tiny_xl, pick_placement()), mixed, resolution=128)
+    assert data.buckets == ["128x64", "64x128", "128x128"]
+    assert data.added_cond is not None
+    # (height, width) as scaled, the window's top-left, the bucket: what SDXL reads.
+    assert data.added_cond["time_ids"].tolist() == [
+        [64, 128, 0, 0, 64, 128],
+        [128, 64, 0, 0, 128, 64],
+        [128, 128, 0, 0, 128, 128],
+    ]
+    _, reports = train(trainer, TrainingSpec(tiny_xl, mixed, hyper), tmp_path)
+    assert [r.step for r in reports] == [1, 2, 3, 4]

@@ -19,9 +19,11 @@ from loraforge.adapters.ml.tiny import WEIGHTS_DIR
 from loraforge.adapters.ml.trainer import (
     FINAL_NAME,
     DiffusersLoraTrainer,
-    decode_and_crop,
+    batch_indices,
+    decode_to_bucket,
     denoising_loss,
     encode_samples,
+    epoch_batches,
     min_snr_weights,
 )
 from loraforge.domain.ml import TrainingProgress, TrainingSample, TrainingSpec, TrainingStopped
@@ -142,15 +144,74 @@ def test_a_checkpoint_of_another_spec_is_ignored(
     assert [r.step for r in reports] == [1, 2, 3, 4]
 
 
-def test_pictures_are_scaled_and_center_cropped_with_transparency_on_white() -> None:
+def test_pictures_are_scaled_to_their_bucket_with_transparency_on_white() -> None:
     image = Image.new("RGBA", (300, 100), (0, 0, 0, 0))
     image.paste((255, 0, 0, 255), (140, 0, 160, 100))  # an opaque red bar in the middle
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
-    pixels = decode_and_crop(buffer.getvalue(), 64)
-    assert pixels.shape == (3, 64, 64)
+    pixels, how = decode_to_bucket(buffer.getvalue(), 64)
+    assert pixels.shape == (3, 64, 64)  # at 64 px the only bucket is square
+    assert str(how.bucket) == "64x64"
     assert torch.allclose(pixels[:, 32, 32], torch.tensor([1.0, -1.0, -1.0]), atol=0.02)
     assert torch.allclose(pixels[:, 32, 1], torch.tensor([1.0, 1.0, 1.0]), atol=0.02)
+
+
+def _png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_a_subject_at_the_edge_of_a_wide_picture_stays_in_what_the_trainer_sees() -> None:
+    picture = Image.new("RGB", (400, 200), "white")
+    picture.paste((255, 0, 0), (4, 60, 60, 140))  # the subject, against the left edge
+    pixels, how = decode_to_bucket(_png(picture), 128)
+    assert pixels.shape == (3, 64, 128)
+    assert str(how.bucket) == "128x64"
+    red = (pixels[0] > 0.5) & (pixels[1] < -0.5) & (pixels[2] < -0.5)
+    assert int(red.sum()) > 100  # ~14x26 px of subject after scaling to 128x64
+    # What a centre square (the trainer's former crop) keeps has none of it.
+    square = picture.crop((100, 0, 300, 200))
+    assert (255, 0, 0) not in {pixel for _, pixel in square.getcolors(maxcolors=1 << 16) or []}
+
+
+def test_every_batch_comes_from_one_bucket_and_every_sample_is_seen_once_per_epoch() -> None:
+    buckets = ["128x64", "128x128", "64x128", "128x128", "128x64", "128x128", "128x128"]
+    batches = epoch_batches(buckets, 2, epoch=3, seed=9)
+    assert sorted(i for batch in batches for i in batch) == list(range(len(buckets)))
+    assert all(len({buckets[i] for i in batch}) == 1 for batch in batches)
+    assert len(batches) == 4  # 128x64: 2 samples, 1 batch; 128x128: 4, 2; 64x128: 1, 1
+    steps = [batch_indices(buckets, 2, step=step, seed=9) for step in range(12, 16)]
+    assert steps == batches  # epoch 3 is steps 12..15
+    assert epoch_batches(buckets, 2, epoch=4, seed=9) != batches  # reshuffled every epoch
+
+
+def _shaped(sample: TrainingSample, size: tuple[int, int]) -> TrainingSample:
+    with Image.open(io.BytesIO(sample.image)) as image:
+        return TrainingSample(_png(image.resize(size)), sample.caption)
+
+
+def test_a_training_with_mixed_buckets_and_flips_runs_and_flips_change_it(
+    trainer: DiffusersLoraTrainer, tmp_path: Path
+) -> None:
+    base = samples(4, seed=13)
+    mixed = [
+        _shaped(base[0], (256, 128)),
+        _shaped(base[1], (128, 256)),
+        _shaped(base[2], (160, 160)),
+        _shaped(base[3], (300, 150)),
+    ]
+    hyper = replace(LORA_HYPER, steps=4, batch_size=2)
+    data = encode_samples(load_pipeline(TINY, pick_placement()), mixed, resolution=128)
+    assert data.buckets == ["128x64", "64x128", "128x128", "128x64"]
+    assert [tuple(m.shape[1:]) for m in data.latent_mean][:3] == [(8, 16), (16, 8), (16, 16)]
+    plain, reports = train(trainer, TrainingSpec(TINY, mixed, hyper), tmp_path / "plain")
+    assert [r.step for r in reports] == [1, 2, 3, 4]
+    flipped_spec = TrainingSpec(TINY, mixed, replace(hyper, flip_augment=True))
+    flipped, _ = train(trainer, flipped_spec, tmp_path / "flipped")
+    a, b = load_file(plain), load_file(flipped)
+    assert a.keys() == b.keys()
+    assert any(not torch.equal(a[key], b[key]) for key in a)
 
 
 @pytest.mark.parametrize("prediction_type", ["epsilon", "v_prediction"])

@@ -40,6 +40,9 @@ class Hyperparameters:
     # weight of nearly noise-free timesteps and, for v-prediction, of nearly pure-noise ones,
     # where a LoRA on ten pictures would otherwise memorise their exact layouts. None: plain MSE.
     snr_gamma: float | None = 5.0
+    # Train on each picture and its mirror image (a coin per sample and step): for subjects
+    # without a handedness. Off by default: text, logos and asymmetric faces would be flipped.
+    flip_augment: bool = False
 
 
 @dataclass(frozen=True)

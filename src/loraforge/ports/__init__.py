@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from typing import BinaryIO, Protocol
 
+from loraforge.domain.dataset import ImageQuality
 from loraforge.domain.entities import ImageFormat, ProcessedImage, StoredBlob
 from loraforge.ports.ml import BaseModelCatalog, Captioner, Generator, Trainer
 from loraforge.ports.repositories import (
@@ -120,6 +121,14 @@ class ImageProcessor(Protocol):
     def decode_cost(self, source: BinaryIO) -> int | None:
         """How many pixels ``process`` would decode, read from the header alone in a bounded
         prefix (milliseconds, whatever the file); None when that prefix does not tell."""
+        ...
+
+
+class ImageInspector(Protocol):
+    """Measures what the dataset check judges (focus, exposure, faces, perceptual hash)."""
+
+    def inspect(self, data: bytes) -> ImageQuality:
+        """The measures of an encoded picture (a display variant the server made)."""
         ...
 
 

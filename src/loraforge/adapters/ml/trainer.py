@@ -1,6 +1,7 @@
 """LoRA training with diffusers + peft, in the shape of diffusers' train_text_to_image_lora.py.
 
-Read ``run_training`` top to bottom: the samples are decoded and center-cropped, encoded into
+Read ``run_training`` top to bottom: the samples are decoded and fitted to their aspect-ratio
+bucket (``domain.buckets``: a thin margin cut at most, never a centre square), encoded into
 latents and text embeddings once (the base is frozen, so they never change); a LoRA is added to
 the UNet's attention projections; then each step noises the latents with the DDPM schedule and
 teaches the LoRA to predict that noise. Every step reports progress and checks for a stop;
@@ -10,6 +11,7 @@ checkpoints let a stopped or crashed training resume; the result is saved with
 Determinism: every random draw of step ``n`` comes from a generator seeded with
 ``(hyper.seed, n)`` and the sample order of each epoch from ``(hyper.seed, epoch)``, so the step
 number *is* the RNG state: a resumed run continues exactly as an uninterrupted one would.
+Every batch comes from one bucket (latents of one size stack into one tensor).
 
 torch, diffusers and peft are imported inside the functions: importing this module (as the
 worker's composition does) stays cheap.
@@ -27,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from loraforge.adapters.ml.device import Placement, pick_placement, pin_threads
+from loraforge.domain.buckets import Fit, fit
 from loraforge.domain.ml import (
     BaseModel,
     Hyperparameters,
@@ -108,7 +111,9 @@ def run_training(
     if not spec.samples:
         raise ValueError("a training needs at least one sample")
     workdir.mkdir(parents=True, exist_ok=True)
-    data = encode_samples(pipe, spec.samples, resolution=hyper.resolution)
+    data = encode_samples(
+        pipe, spec.samples, resolution=hyper.resolution, flipped=hyper.flip_augment
+    )
     noise_scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
     params = add_lora(pipe.unet, rank=hyper.rank, seed=hyper.seed)
     try:
@@ -119,10 +124,16 @@ def run_training(
         for step in range(start, hyper.steps):
             if should_stop():
                 raise TrainingStopped
-            picks = batch_indices(len(spec.samples), hyper.batch_size, step=step, seed=hyper.seed)
+            picks = batch_indices(data.buckets, hyper.batch_size, step=step, seed=hyper.seed)
             generator = torch.Generator().manual_seed(_mix(hyper.seed, step))
             loss = denoising_loss(
-                pipe.unet, noise_scheduler, data, picks, generator, snr_gamma=hyper.snr_gamma
+                pipe.unet,
+                noise_scheduler,
+                data,
+                picks,
+                generator,
+                snr_gamma=hyper.snr_gamma,
+                flip=hyper.flip_augment,
             )
             loss.backward()  # type: ignore[no-untyped-call]  # a gap in torch's annotations
             torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -142,45 +153,66 @@ def run_training(
 
 @dataclass
 class EncodedSamples:
-    """What the loop needs of each sample, computed once by the frozen base."""
+    """What the loop needs of each sample, computed once by the frozen base. Latents are per
+    sample: samples of different buckets have different sizes."""
 
-    latent_mean: torch.Tensor  # (N, C, h, w) float32, already times the VAE's scaling factor
-    latent_std: torch.Tensor
+    latent_mean: list[torch.Tensor]  # (C, h, w) float32, already times the VAE's scaling factor
+    latent_std: list[torch.Tensor]
     prompt_embeds: torch.Tensor  # (N, tokens, width) in the UNet's dtype
     added_cond: dict[str, torch.Tensor] | None  # SDXL: pooled text embeds and size/crop ids
+    buckets: list[str]  # each sample's bucket ("WxH"): a batch never mixes two
+    # The mirror images' latents (``flip_augment``), in the same order; None when off.
+    flipped_mean: list[torch.Tensor] | None = None
+    flipped_std: list[torch.Tensor] | None = None
 
 
 def encode_samples(
-    pipe: Pipeline, samples: Sequence[TrainingSample], *, resolution: int
+    pipe: Pipeline, samples: Sequence[TrainingSample], *, resolution: int, flipped: bool = False
 ) -> EncodedSamples:
     import torch
 
     with torch.no_grad():
-        mean, std = encode_latents(pipe, [decode_and_crop(s.image, resolution) for s in samples])
-        embeds, added = encode_captions(pipe, [s.caption for s in samples], resolution)
-    return EncodedSamples(mean, std, embeds, added)
+        fitted = [decode_to_bucket(s.image, resolution) for s in samples]
+        pixels = [p for p, _ in fitted]
+        mean, std = encode_latents(pipe, pixels)
+        embeds, added = encode_captions(pipe, [s.caption for s in samples], [f for _, f in fitted])
+        mirrored = encode_latents(pipe, [p.flip(-1) for p in pixels]) if flipped else None
+    return EncodedSamples(
+        mean,
+        std,
+        embeds,
+        added,
+        buckets=[str(f.bucket) for _, f in fitted],
+        flipped_mean=mirrored[0] if mirrored else None,
+        flipped_std=mirrored[1] if mirrored else None,
+    )
 
 
-def decode_and_crop(data: bytes, resolution: int) -> torch.Tensor:
-    """An encoded picture as a (3, R, R) tensor in [-1, 1]: scaled so its short side is R and
-    center-cropped. Transparent pixels become white rather than Pillow's black."""
+def decode_to_bucket(data: bytes, resolution: int) -> tuple[torch.Tensor, Fit]:
+    """An encoded picture as a (3, H, W) tensor in [-1, 1] at its bucket's size: scaled to cover
+    the bucket and the overhang (a thin margin: the bucket's aspect ratio is the nearest one)
+    cut evenly from both sides. Transparent pixels become white rather than Pillow's black."""
     import numpy as np
     import torch
-    from PIL import Image, ImageOps
+    from PIL import Image
 
     with Image.open(io.BytesIO(data)) as opened:
         image = opened.convert("RGBA")
     flat = Image.new("RGB", image.size, "white")
     flat.paste(image, mask=image.getchannel("A"))
-    fitted = ImageOps.fit(flat, (resolution, resolution), Image.Resampling.LANCZOS)
+    how = fit(flat.width, flat.height, resolution)
+    box = (how.left, how.top, how.left + how.bucket.width, how.top + how.bucket.height)
+    fitted = flat.resize(how.scaled, Image.Resampling.LANCZOS).crop(box)
     pixels = torch.from_numpy(np.asarray(fitted, dtype=np.float32)).permute(2, 0, 1)
-    return pixels / 127.5 - 1.0
+    return pixels / 127.5 - 1.0, how
 
 
-def encode_latents(pipe: Pipeline, pixels: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+def encode_latents(
+    pipe: Pipeline, pixels: list[torch.Tensor]
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """Posterior mean and std of each picture, scaled into the UNet's latent space. One picture
-    at a time caps memory at any resolution; fp16 VAEs that ask for it are upcast to fp32 (the
-    SDXL VAE overflows in fp16)."""
+    at a time caps memory at any resolution (and pictures differ in size); fp16 VAEs that ask
+    for it are upcast to fp32 (the SDXL VAE overflows in fp16)."""
     import torch
 
     vae, device = pipe.vae, pipe.unet.device
@@ -192,16 +224,17 @@ def encode_latents(pipe: Pipeline, pixels: list[torch.Tensor]) -> tuple[torch.Te
     finally:
         vae.to(pipe.unet.dtype if upcast else dtype)
     scale = float(vae.config.scaling_factor)
-    mean = torch.cat([d.mean for d in dists]).float() * scale
-    std = torch.cat([d.std for d in dists]).float() * scale
+    mean = [d.mean[0].float() * scale for d in dists]
+    std = [d.std[0].float() * scale for d in dists]
     return mean, std
 
 
 def encode_captions(
-    pipe: Pipeline, captions: list[str], resolution: int
+    pipe: Pipeline, captions: list[str], fits: list[Fit]
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor] | None]:
     """Text embeddings as the pipeline computes them at generation (SDXL: both encoders'
-    penultimate layers, the pooled embedding, and size/crop ids for an uncropped R x R)."""
+    penultimate layers, the pooled embedding, and each picture's size/crop ids: its original
+    size, the top-left of the kept window and the bucket, as SDXL was trained to read them)."""
     import torch
     from diffusers import StableDiffusionXLPipeline
 
@@ -212,9 +245,16 @@ def encode_captions(
     embeds, _, pooled, _ = pipe.encode_prompt(
         prompt=captions, device=device, num_images_per_prompt=1, do_classifier_free_guidance=False
     )
-    ids = [resolution, resolution, 0, 0, resolution, resolution]  # original, crop, target
-    time_ids = torch.tensor([ids] * len(captions), device=device, dtype=embeds.dtype)
+    ids = [_size_and_crop_ids(f) for f in fits]
+    time_ids = torch.tensor(ids, device=device, dtype=embeds.dtype)
     return embeds, {"text_embeds": pooled, "time_ids": time_ids}
+
+
+def _size_and_crop_ids(how: Fit) -> list[int]:
+    """SDXL's six micro-conditioning ids, (height, width) pairs: the picture as scaled, the
+    window's top-left in it, and the target (bucket) size."""
+    bucket = how.bucket
+    return [how.scaled[1], how.scaled[0], how.top, how.left, bucket.height, bucket.width]
 
 
 # --- step 2: the LoRA -------------------------------------------------------------------------
@@ -240,19 +280,38 @@ def add_lora(unet: UNet2DConditionModel, *, rank: int, seed: int) -> list[torch.
 # --- step 3: one step's loss ------------------------------------------------------------------
 
 
-def batch_indices(count: int, batch_size: int, *, step: int, seed: int) -> list[int]:
-    """Samples of ``step``: each epoch is a seeded permutation, so every sample is seen once
-    per epoch and the order depends only on (seed, step)."""
+def batch_indices(buckets: Sequence[str], batch_size: int, *, step: int, seed: int) -> list[int]:
+    """Samples of ``step``. Each epoch shuffles every bucket's samples, cuts them into batches
+    of at most ``batch_size`` (a batch never mixes buckets) and shuffles the batches, so every
+    sample is seen once per epoch and the order depends only on (seed, step)."""
+    per_epoch = sum(-(-len(m) // batch_size) for m in _bucket_members(buckets).values())
+    epoch, offset = divmod(step, per_epoch)
+    return epoch_batches(buckets, batch_size, epoch=epoch, seed=seed)[offset]
+
+
+def epoch_batches(
+    buckets: Sequence[str], batch_size: int, *, epoch: int, seed: int
+) -> list[list[int]]:
+    """The batches of one epoch, in the order they are trained (see ``batch_indices``)."""
     import torch
 
-    picks = []
-    for position in range(step * batch_size, (step + 1) * batch_size):
-        epoch, offset = divmod(position, count)
-        order = torch.randperm(
-            count, generator=torch.Generator().manual_seed(_mix(seed, -1 - epoch))
-        )
-        picks.append(int(order[offset]))
-    return picks
+    batches: list[list[int]] = []
+    for number, members in enumerate(_bucket_members(buckets).values()):
+        draw = torch.Generator().manual_seed(_mix(seed, -1 - epoch) + number)
+        shuffled = [members[i] for i in torch.randperm(len(members), generator=draw).tolist()]
+        batches.extend(shuffled[i : i + batch_size] for i in range(0, len(shuffled), batch_size))
+    order = torch.randperm(
+        len(batches), generator=torch.Generator().manual_seed(_mix(seed, -1 - epoch))
+    )
+    return [batches[i] for i in order.tolist()]
+
+
+def _bucket_members(buckets: Sequence[str]) -> dict[str, list[int]]:
+    """Sample indices by bucket, buckets in a fixed (sorted) order."""
+    members: dict[str, list[int]] = {}
+    for index, bucket in enumerate(buckets):
+        members.setdefault(bucket, []).append(index)
+    return dict(sorted(members.items()))
 
 
 def denoising_loss(
@@ -263,15 +322,17 @@ def denoising_loss(
     generator: torch.Generator,
     timesteps: torch.Tensor | None = None,
     snr_gamma: float | None = None,
+    flip: bool = False,
 ) -> torch.Tensor:
-    """Noise-prediction MSE on the picked samples. Random draws come from ``generator`` on the
-    CPU (the same numbers on every device); ``timesteps`` fixes t (held-out evaluation);
-    ``snr_gamma`` weights each sample's error the Min-SNR way (None: unweighted)."""
+    """Noise-prediction MSE on the picked samples (all of one bucket). Random draws come from
+    ``generator`` on the CPU (the same numbers on every device); ``timesteps`` fixes t
+    (held-out evaluation); ``snr_gamma`` weights each sample's error the Min-SNR way (None:
+    unweighted); ``flip`` shows each sample mirrored or not, a coin toss per sample."""
     import torch
     import torch.nn.functional as F
 
     index = torch.tensor(picks)
-    mean, std = data.latent_mean[index], data.latent_std[index]
+    mean, std = _latents(data, picks, generator, flip=flip)
     latents = mean + std * torch.randn(mean.shape, generator=generator).to(mean.device)
     noise = torch.randn(mean.shape, generator=generator).to(mean.device)
     if timesteps is None:
@@ -293,6 +354,29 @@ def denoising_loss(
     if snr_gamma is not None:
         per_sample = per_sample * min_snr_weights(noise_scheduler, timesteps, snr_gamma)
     return per_sample.mean()
+
+
+def _latents(
+    data: EncodedSamples, picks: list[int], generator: torch.Generator, *, flip: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The picked samples' latent mean and std, stacked; mirrored ones where a coin says so."""
+    import torch
+
+    if len({data.buckets[i] for i in picks}) != 1:
+        raise ValueError("a batch mixes buckets")
+    flipped_mean, flipped_std = data.flipped_mean, data.flipped_std
+    if flip and (flipped_mean is None or flipped_std is None):
+        raise ValueError("flip asked for, but the mirror images were not encoded")
+    coins = (torch.rand(len(picks), generator=generator) < 0.5).tolist() if flip else []
+    mirrored = {i for i, coin in zip(picks, coins, strict=False) if coin}  # none when off
+
+    def one(i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if i in mirrored and flipped_mean is not None and flipped_std is not None:
+            return flipped_mean[i], flipped_std[i]
+        return data.latent_mean[i], data.latent_std[i]
+
+    pairs = [one(i) for i in picks]
+    return torch.stack([m for m, _ in pairs]), torch.stack([d for _, d in pairs])
 
 
 def min_snr_weights(
