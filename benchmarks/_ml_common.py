@@ -22,13 +22,14 @@ from tools.tiny.procedural import draw_dataset
 from benchmarks._harness import percentile
 from loraforge.adapters.imaging.pillow_processor import PillowImageProcessor
 from loraforge.adapters.ml.tiny import WEIGHTS_DIR
+from loraforge.domain.captions import TrainingWords
 from loraforge.domain.entities import ALL_FORMATS
 from loraforge.domain.ml import TrainingSample
-from loraforge.services.trainings import caption_for
 from loraforge.settings import Settings
 
 TRIGGER = "FJA90AB"
 """A fixed trigger word (the service draws a random one) so captions, and runs, repeat."""
+CAPTIONS = TrainingWords()  # the default caption template, as a training without words uses
 
 
 def log(message: str) -> None:
@@ -172,4 +173,6 @@ def pictures(count: int, *, side: int, seed: int) -> list[Picture]:
 
 def samples(pics: Sequence[Picture]) -> list[TrainingSample]:
     """Training samples as the training service builds them: display bytes, trigger captions."""
-    return [TrainingSample(image=p.display, caption=caption_for(TRIGGER, p.caption)) for p in pics]
+    return [
+        TrainingSample(image=p.display, caption=CAPTIONS.caption(TRIGGER, p.caption)) for p in pics
+    ]

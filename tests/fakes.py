@@ -40,7 +40,14 @@ from loraforge.domain.errors import (
     UnsupportedFormat,
 )
 from loraforge.domain.ml import BaseModel, ModelFamily
-from loraforge.domain.work import Job, JobState, Prediction, Training, WebhookDelivery
+from loraforge.domain.work import (
+    CaptionRun,
+    Job,
+    JobState,
+    Prediction,
+    Training,
+    WebhookDelivery,
+)
 from loraforge.ports import TASK_CONFLICT, Clock, JobWorker
 
 EPOCH = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -175,6 +182,7 @@ class FakeState:
     trainings: dict[str, Training] = field(default_factory=dict)
     training_blobs: dict[str, set[str]] = field(default_factory=dict)
     predictions: dict[str, Prediction] = field(default_factory=dict)
+    caption_runs: dict[str, CaptionRun] = field(default_factory=dict)
     jobs: dict[str, Job] = field(default_factory=dict)
     webhooks: dict[str, WebhookDelivery] = field(default_factory=dict)
     webhook_secrets: dict[str, str] = field(default_factory=dict)
@@ -423,6 +431,37 @@ class FakePredictionRepository(_Repository):
             self._changed()
 
 
+class FakeCaptionRunRepository(_Repository):
+    def add(self, run: CaptionRun) -> None:
+        assert run.id not in self._state.caption_runs, "duplicate primary key"
+        assert run.account_id in self._state.accounts, "foreign key: no such account"
+        assert run.model_id in self._state.models, "foreign key: no such model"
+        self._state.caption_runs[run.id] = copy.deepcopy(run)
+        self._changed()
+
+    def get(self, run_id: str, *, account_id: str | None = None) -> CaptionRun | None:
+        run = self._state.caption_runs.get(run_id)
+        if run is None or (account_id is not None and run.account_id != account_id):
+            return None
+        return copy.deepcopy(run)
+
+    def update(self, run: CaptionRun) -> None:
+        stored = self._state.caption_runs.get(run.id)
+        if stored is not None:  # like UPDATE … WHERE id = …
+            # Like the SQL row: the owner, model and images never change.
+            self._state.caption_runs[run.id] = copy.deepcopy(
+                dataclasses.replace(
+                    run,
+                    account_id=stored.account_id,
+                    model_id=stored.model_id,
+                    overwrite=stored.overwrite,
+                    image_ids=stored.image_ids,
+                    created_at=stored.created_at,
+                )
+            )
+            self._changed()
+
+
 class FakeJobRepository(_Repository):
     def add(self, job: Job) -> None:
         assert job.id not in self._state.jobs, "duplicate primary key"
@@ -576,6 +615,7 @@ class FakeUnitOfWork:
         self.images = FakeImageRepository(self)
         self.trainings = FakeTrainingRepository(self)
         self.predictions = FakePredictionRepository(self)
+        self.caption_runs = FakeCaptionRunRepository(self)
         self.jobs = FakeJobRepository(self)
         self.webhooks = FakeWebhookRepository(self)
         self.receipts = FakeTaskReceiptRepository(self)

@@ -34,6 +34,8 @@ from loraforge.ports import (
     WebhookSender,
 )
 from loraforge.services.blobs import BlobSweeper
+from loraforge.services.caption_runs import CaptionRunner
+from loraforge.services.captions import CaptionService
 from loraforge.services.clock import SystemClock, new_id
 from loraforge.services.decode_slots import DecodeSlots
 from loraforge.services.fetch_slots import FetchSlots
@@ -79,6 +81,9 @@ class Container:
     webhooks: WebhookService
     retention: RetentionService
     training_images: TrainingImageService
+    captions: CaptionService
+    # The captioning model workers caption with (None: none configured); never used in requests.
+    captioner: Captioner | None
     # Threads URL uploads run on (http.url_uploads), apart from the API's default pool.
     fetch_threads: anyio.CapacityLimiter
 
@@ -167,7 +172,11 @@ def build(
     )
     queue = queue or make_queue(settings)
     if captioner is None and settings.captioning_model_dir is not None:
-        captioner = TransformersCaptioner(settings.captioning_model_dir)
+        captioner = TransformersCaptioner(
+            settings.captioning_model_dir,
+            prompt=settings.captioning_prompt,
+            max_new_tokens=settings.captioning_max_new_tokens,
+        )
     jobs = JobService(
         uow=uow,
         clock=clock,
@@ -175,6 +184,14 @@ def build(
         lease_s=settings.job_lease_s,
         max_attempts=settings.job_max_attempts,
         unrunnable=None if runs_ml(settings) else ML_UNAVAILABLE,
+    )
+    captions = CaptionService(
+        uow=uow,
+        jobs=jobs,
+        queue=queue,
+        clock=clock,
+        new_id=ids,
+        available=captioner is not None and runs_ml(settings),
     )
     # Origins whose images are deleted a while after their last use (seed 002: Runware).
     keep_after_use = {"runware": timedelta(days=settings.runware_retention_days)}
@@ -199,6 +216,7 @@ def build(
             per_account=settings.fetch_slots_per_account,
             fetch_timeout_s=settings.fetch_timeout_s,
         ),
+        captions=captions,
     )
     return Container(
         settings=settings,
@@ -234,8 +252,10 @@ def build(
             uow=uow, images=images, clock=clock, keep_after_use=keep_after_use
         ),
         training_images=TrainingImageService(
-            uow=uow, blobs=blobs, captioner=captioner, clock=clock, new_id=ids, limits=limits
+            uow=uow, blobs=blobs, captions=captions, clock=clock, new_id=ids, limits=limits
         ),
+        captions=captions,
+        captioner=captioner,
         fetch_threads=anyio.CapacityLimiter(settings.fetch_slots),
     )
 
@@ -277,6 +297,14 @@ def build_worker(
             webhooks=container.webhooks,
             clock=container.clock,
             lora_cache=work / "loras",
+        ),
+        CaptionRunner(
+            uow=container.uow,
+            jobs=container.jobs,
+            blobs=container.blobs,
+            captioner=container.captioner,
+            webhooks=container.webhooks,
+            clock=container.clock,
         ),
     ]
     return Worker(

@@ -216,9 +216,22 @@ class Settings(BaseSettings):
     captioning_model_dir: Path | None = Field(
         None,
         description=(
-            "Local transformers image-to-text (BLIP-style) model folder that captions "
-            "Scenario training images; unset: captions are empty."
+            "Local transformers image-to-text model folder (BLIP, Florence-2, or a chat model "
+            "such as SmolVLM) whose background jobs caption training images uploaded without "
+            "a caption; unset: no automatic captions (`POST .../captions` answers 409)."
         ),
+    )
+    captioning_prompt: str | None = Field(
+        None,
+        max_length=1000,
+        description=(
+            "Prompt of a prompt-based captioning model: a task token for Florence-2 "
+            "(`<MORE_DETAILED_CAPTION>`), an instruction for a chat model (`Describe this "
+            "image in one sentence.`); unset: the model captions unprompted (BLIP)."
+        ),
+    )
+    captioning_max_new_tokens: int = Field(
+        30, ge=1, le=1000, description="Longest automatic caption, in tokens."
     )
     scenario_base_models: dict[str, str] = Field(
         default_factory=dict,

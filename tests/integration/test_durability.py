@@ -41,6 +41,7 @@ from loraforge.ports import (
     AccountRepository,
     ApiKeyRepository,
     BlobLockRepository,
+    CaptionRunRepository,
     ImageRepository,
     JobRepository,
     ModelRepository,
@@ -144,6 +145,10 @@ class _CommitFails:
     @property
     def pairs(self) -> TrainingPairRepository:
         return self._inner.pairs
+
+    @property
+    def caption_runs(self) -> CaptionRunRepository:
+        return self._inner.caption_runs
 
     @property
     def blob_locks(self) -> BlobLockRepository:

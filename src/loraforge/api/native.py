@@ -10,6 +10,7 @@ from starlette.types import Scope
 
 from loraforge.api.errors import AUTHENTICATED, RESPONSES, wire_error_body
 from loraforge.api.routers import (
+    captions,
     health,
     images,
     model_data,
@@ -29,6 +30,7 @@ _ROUTERS = (
     model_data.router,
     images.router,
     trainings.router,
+    captions.router,
     predictions.router,
     platform.router,
 )

@@ -21,6 +21,7 @@ from loraforge.api.schemas.images import (
 from loraforge.api.schemas.models import ModelPage, ModelRead
 from loraforge.api.schemas.work import (
     BaseModelRead,
+    CaptionRunRead,
     PredictionCreated,
     PredictionRead,
     ProgressRead,
@@ -31,7 +32,7 @@ from loraforge.api.schemas.work import (
 )
 from loraforge.domain.entities import Image, ImageVariant, Model, Page
 from loraforge.domain.ml import BaseModel
-from loraforge.domain.work import Prediction, Progress, Run, Training
+from loraforge.domain.work import CaptionRun, Prediction, Progress, Run, Training
 from loraforge.http.image_types import TYPE_NAME_BY_KIND
 from loraforge.http.links import ImageLinks
 
@@ -75,6 +76,8 @@ def image_read(image: Image, links: ImageLinks) -> ImageRead:
         bytes=image.size_bytes,
         sha256=image.sha256,
         name=image.name,
+        caption=image.caption,
+        captionSource=image.caption_source.value,
         createdAt=image.created_at,
         lastUsedAt=image.last_used_at,
     )
@@ -103,6 +106,8 @@ def training_data_read(image: Image, links: ImageLinks) -> TrainingDataRead:
         bytes=image.size_bytes,
         sha256=image.sha256,
         name=image.name,
+        caption=image.caption,
+        captionSource=image.caption_source.value,
         createdAt=image.created_at,
     )
 
@@ -160,6 +165,17 @@ def training_read(training: Training) -> TrainingRead:
         trainingStrength=training.strength,
         trainingSpeed=training.speed.value,
         manifest=training.manifest,
+    )
+
+
+def caption_run_read(run: CaptionRun) -> CaptionRunRead:
+    return CaptionRunRead(
+        **run_fields(run),
+        modelId=run.model_id,
+        overwrite=run.overwrite,
+        imageIds=run.image_ids,
+        captioned=run.captioned,
+        failed=run.failed,
     )
 
 

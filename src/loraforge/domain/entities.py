@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
+from loraforge.domain.captions import CaptionSource
+
 
 class ImageKind(enum.StrEnum):
     """What an image is for. Wire names map onto these (``http.image_types``)."""
@@ -112,6 +114,7 @@ class Image:
     created_at: datetime
     last_used_at: datetime
     caption: str = ""
+    caption_source: CaptionSource = CaptionSource.NONE
     description: str = ""
     prediction_id: str | None = None  # for outputs: the prediction that generated it
     origin: str = "native"  # the wire format that brought it in

@@ -164,9 +164,25 @@ class Prediction(Run):
         return list(others)
 
 
+@dataclass(kw_only=True)
+class CaptionRun(Run):
+    """Captioning a model's training images with the configured model, as a job: those whose
+    ``captionSource`` is ``none``, or all of them (``overwrite``). ``image_ids`` are frozen
+    when the run is made; ``progress.step`` counts the images done."""
+
+    noun: ClassVar[str] = "caption run"
+
+    model_id: str
+    overwrite: bool
+    image_ids: list[str]
+    captioned: int = 0  # images that got a new caption
+    failed: int = 0  # images the captioning model failed on (left as they were)
+
+
 class JobKind(enum.StrEnum):
     TRAINING = "training"
     PREDICTION = "prediction"
+    CAPTION = "caption"
 
 
 class JobState(enum.StrEnum):

@@ -55,10 +55,12 @@ class BaseModelCatalog(Protocol):
 
 
 class Captioner(Protocol):
-    """Describes an image in words: an image-to-text model (BLIP-style) in the real adapter."""
+    """Describes an image in words: a local image-to-text model (BLIP, Florence-2, a chat
+    vision-language model) in the real adapter. Caption jobs call it on a worker, never in a
+    request."""
 
     def caption(self, image: bytes) -> str:
-        """A short caption of the encoded image; the same bytes give the same text.
+        """A caption of the encoded image; the same bytes give the same text.
 
         ``image`` is one of the core's own derived variants (already decoded, checked and
         re-encoded), never raw client bytes.

@@ -15,7 +15,7 @@ from loraforge.domain.entities import (
     Model,
     TrainingPair,
 )
-from loraforge.domain.work import Job, Prediction, Training, WebhookDelivery
+from loraforge.domain.work import CaptionRun, Job, Prediction, Training, WebhookDelivery
 
 
 class AccountRepository(Protocol):
@@ -127,6 +127,18 @@ class PredictionRepository(Protocol):
         ...
 
     def update(self, prediction: Prediction) -> None: ...
+
+
+class CaptionRunRepository(Protocol):
+    def add(self, run: CaptionRun) -> None: ...
+
+    def get(self, run_id: str, *, account_id: str | None = None) -> CaptionRun | None:
+        """With ``account_id``: only that account's runs."""
+        ...
+
+    def update(self, run: CaptionRun) -> None:
+        """Write every field but the owner, model and images (which never change)."""
+        ...
 
 
 class JobRepository(Protocol):
@@ -243,6 +255,9 @@ class UnitOfWork(Protocol):
 
     @property
     def predictions(self) -> PredictionRepository: ...
+
+    @property
+    def caption_runs(self) -> CaptionRunRepository: ...
 
     @property
     def jobs(self) -> JobRepository: ...

@@ -29,10 +29,12 @@ MAX_NAME = 255
 
 @dataclass(frozen=True)
 class Upload:
-    """Bytes from a client: a seekable stream positioned at the start, and its file name."""
+    """Bytes from a client: a seekable stream positioned at the start, its file name, and the
+    caption the client gave a training image (None: none; a captioning model may write one)."""
 
     stream: BinaryIO
     name: str | None = None
+    caption: str | None = None
 
 
 def sanitize_name(name: str | None) -> str | None:

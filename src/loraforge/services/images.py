@@ -15,6 +15,7 @@ import dataclasses
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
 
+from loraforge.domain.captions import CaptionSource
 from loraforge.domain.entities import (
     Image,
     ImageFormat,
@@ -35,6 +36,7 @@ from loraforge.ports import (
     UnitOfWorkFactory,
     UrlFetcher,
 )
+from loraforge.services.captions import CaptionService, caption_fields
 from loraforge.services.decode_slots import DecodeSlots
 from loraforge.services.fetch_slots import FetchPermit, FetchSlots
 from loraforge.services.image_bytes import ImageBytes, Upload, sanitize_name
@@ -65,10 +67,12 @@ class ImageService:
         track_use: frozenset[str] = frozenset(),
         fetch_slots: FetchSlots | None = None,
         decode_shares: DecodeSlots | None = None,
+        captions: CaptionService | None = None,
     ) -> None:
         """``track_use``: origins whose images record their last use (fetch, task use).
         ``fetch_slots``: how many URL uploads may run at once (per account, per process).
-        ``decode_shares``: each account's share of the ``decode_slots``."""
+        ``decode_shares``: each account's share of the ``decode_slots``.
+        ``captions``: queues the captioning of training images stored without a caption."""
         self._uow = uow
         self._blobs = blobs
         self._bytes = ImageBytes(
@@ -85,6 +89,7 @@ class ImageService:
         self._limits = limits
         self._track_use = track_use
         self._fetch_slots = fetch_slots or FetchSlots(total=16, per_account=4, fetch_timeout_s=10)
+        self._captions = captions
 
     # --- writes -------------------------------------------------------------------------
 
@@ -157,8 +162,9 @@ class ImageService:
         origin: str,
         task: TaskKey | None,
     ) -> Image:
+        captioned = caption_fields(kind, upload.caption)  # fail fast, before decoding
         if model_id is not None:
-            self._check_room(who, model_id, kind)  # fail fast, before decoding
+            self._check_room(who, model_id, kind)
         stored = self._bytes.ingest(upload.stream, allowed, account_id=who.account_id)
         now = self._clock.now()
         image = Image(
@@ -170,8 +176,10 @@ class ImageService:
             created_at=now,
             last_used_at=now,
             origin=origin,
+            **captioned,
             **stored.fields(),
         )
+        runs: list[str] = []
 
         def write(uow: UnitOfWork) -> None:
             if model_id is not None:
@@ -186,8 +194,10 @@ class ImageService:
                     result={"imageId": image.id},
                     at=now,
                 )
+            runs.extend(self._queue_captions(uow, image))
 
         self._bytes.commit(write, stored, upload.stream)
+        self._submit_captions(runs)
         return image
 
     def ingest_url(
@@ -200,13 +210,15 @@ class ImageService:
         allowed: frozenset[ImageFormat],
         origin: str = "native",
         permit: FetchPermit | None = None,
+        caption: str | None = None,
     ) -> Image:
         """Fetch ``url`` and ingest it, holding a fetch slot throughout: ``permit`` when the
         caller took one (see ``admit_fetch``), else one taken here."""
+        caption_fields(kind, caption)  # before fetching
         with permit or self.admit_fetch(who):
             if model_id is not None:
                 self._check_room(who, model_id, kind)
-            with self._fetch(url) as upload:
+            with self._fetch(url, caption) as upload:
                 return self.ingest(
                     who, upload, kind=kind, model_id=model_id, allowed=allowed, origin=origin
                 )
@@ -218,11 +230,11 @@ class ImageService:
         return self._fetch_slots.admit(who.account_id)
 
     @contextlib.contextmanager
-    def _fetch(self, url: str) -> Iterator[Upload]:
+    def _fetch(self, url: str, caption: str | None = None) -> Iterator[Upload]:
         stream = self._fetcher.fetch(url, max_bytes=self._limits.max_request_bytes)
         with stream:
             name = url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
-            yield Upload(stream=stream, name=name)
+            yield Upload(stream=stream, name=name, caption=caption)
 
     def replace(
         self,
@@ -241,10 +253,17 @@ class ImageService:
         image = dataclasses.replace(current, **stored.fields())
         image.name = sanitize_name(upload.name) or current.name
         image.last_used_at = self._clock.now()
+        if image.caption_source is CaptionSource.AUTO:  # it described the old picture
+            image.caption, image.caption_source = "", CaptionSource.NONE
+        runs: list[str] = []
 
-        # ``update`` raises NotFound when the image was deleted since it was read.
-        self._bytes.commit(lambda uow: uow.images.update(image), stored, upload.stream)
+        def write(uow: UnitOfWork) -> None:
+            uow.images.update(image)  # NotFound when it was deleted since it was read
+            runs.extend(self._queue_captions(uow, image))
+
+        self._bytes.commit(write, stored, upload.stream)
         self._bytes.release(old_keys - image.blob_keys())
+        self._submit_captions(runs)
         return image
 
     def delete(
@@ -343,6 +362,13 @@ class ImageService:
         self._bytes.close()
 
     # --- helpers ------------------------------------------------------------------------
+
+    def _queue_captions(self, uow: UnitOfWork, image: Image) -> list[str]:
+        return self._captions.queue_for(uow, [image]) if self._captions else []
+
+    def _submit_captions(self, runs: list[str]) -> None:
+        if self._captions:
+            self._captions.submit(runs)
 
     def _replay(self, who: Principal, task: TaskKey) -> Image | None:
         """The image a task id already produced, or None when the id is new."""

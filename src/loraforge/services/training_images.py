@@ -1,34 +1,27 @@
 """A model's training images beyond plain upload: copies of stored images, captions, pairs.
 
 Copies share the original's blobs (content-addressed), so adding an uploaded asset as a training
-image stores no bytes again. Captions come from the configured ``Captioner``; without one every
-caption is the empty string. Both feed the training manifest (``TrainingService.start``).
+image stores no bytes again. A caption is written by the client (``set_caption``) or, for images
+without one, by the configured captioning model in a background job (``CaptionService``). Both
+feed the training manifest (``TrainingService.start``).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import logging
 from collections.abc import Sequence
 from datetime import timedelta
 
+from loraforge.domain.captions import CaptionSource, user_caption
 from loraforge.domain.entities import Image, ImageKind, Limits, Principal, TrainingPair
 from loraforge.domain.errors import BadRequest, InvalidInput, LimitReached, NotFound
-from loraforge.ports import BlobStore, Captioner, Clock, IdFactory, UnitOfWork, UnitOfWorkFactory
+from loraforge.ports import BlobStore, Clock, IdFactory, UnitOfWork, UnitOfWorkFactory
 from loraforge.services.blob_refs import BlobReferences
-
-log = logging.getLogger("loraforge.captions")
+from loraforge.services.captions import CaptionService
 
 TRAINING = ImageKind.TRAINING
-MAX_CAPTION = 1000
 MAX_INSTRUCTION = 2000
 MAX_PAIRS = 1000
-
-
-def clean_caption(text: str) -> str:
-    """One line of printable text, bounded."""
-    words = "".join(c if c.isprintable() else " " for c in text).split()
-    return " ".join(words)[:MAX_CAPTION]
 
 
 class TrainingImageService:
@@ -37,15 +30,14 @@ class TrainingImageService:
         *,
         uow: UnitOfWorkFactory,
         blobs: BlobStore,
-        captioner: Captioner | None,
+        captions: CaptionService,
         clock: Clock,
         new_id: IdFactory,
         limits: Limits,
     ) -> None:
         self._uow = uow
-        self._blobs = blobs
         self._refs = BlobReferences(uow=uow, blobs=blobs)
-        self._captioner = captioner
+        self._captions = captions
         self._clock = clock
         self._new_id = new_id
         self._limits = limits
@@ -54,8 +46,8 @@ class TrainingImageService:
         self, who: Principal, model_id: str, image_ids: Sequence[str], *, origin: str
     ) -> list[Image]:
         """New training images of the model with the bytes of the account's stored images:
-        all of them or none, within the per-model limit. Captions are copied when the source
-        has one and made otherwise."""
+        all of them or none, within the per-model limit. Captions are copied; copies without
+        one are captioned by a job when a captioning model is configured."""
         if not image_ids:
             raise InvalidInput("Name at least one image to copy.")
         now = self._clock.now()
@@ -85,25 +77,40 @@ class TrainingImageService:
             # SQLite serialises writers): hold them from here to the commit, or refuse.
             if self._refs.pin(uow, {k for c in copies for k in c.blob_keys()}):
                 raise NotFound("An image was deleted while it was being copied.")
+            runs = self._captions.queue_for(uow, copies)
             uow.commit()
-        return [c if c.caption else self.caption(who, c) for c in copies]
+        self._captions.submit(runs)
+        return copies
 
-    def caption(self, who: Principal, image: Image) -> Image:
-        """Caption the image from its bytes and store the caption ("" without a captioner)."""
-        text = self._describe(image)
-        if text == image.caption:
-            return image
+    def set_caption(
+        self,
+        who: Principal,
+        image_id: str,
+        caption: str,
+        *,
+        model_id: str | None = None,
+        kind: ImageKind | None = None,
+    ) -> Image:
+        """The client's caption for a training image (``captionSource`` becomes ``user``; an
+        empty one too: automatic captioning then leaves it alone). ``model_id``/``kind``
+        scope the lookup (404 outside it); another kind of image is a 422 naming ``caption``."""
+        text = user_caption(caption)
         with self._uow(write=True) as uow:
-            current = uow.images.get(who.account_id, image.id)
-            if current is None or current.sha256 != image.sha256:
-                return image  # deleted or replaced meanwhile; the replacement gets its own
-            current.caption = text
-            try:
-                uow.images.update(current)
-            except NotFound:
-                return image  # deleted since we read it
+            image = uow.images.get(who.account_id, image_id)
+            if (
+                image is None
+                or (model_id is not None and image.model_id != model_id)
+                or (kind is not None and image.kind is not kind)
+            ):
+                raise NotFound(f"No image {image_id}.")
+            if image.kind is not TRAINING:
+                raise InvalidInput(
+                    "Only training images (type modelInput) have a caption.", field="caption"
+                )
+            image.caption, image.caption_source = text, CaptionSource.USER
+            uow.images.update(image)
             uow.commit()
-        return current
+        return image
 
     def replace_pairs(
         self, who: Principal, model_id: str, pairs: Sequence[TrainingPair]
@@ -136,14 +143,3 @@ class TrainingImageService:
         if image is None:
             raise NotFound(f"No image {image_id}.")
         return image
-
-    def _describe(self, image: Image) -> str:
-        if self._captioner is None:
-            return ""
-        with self._blobs.open(image.display_key) as stream:
-            data = stream.read()
-        try:
-            return clean_caption(self._captioner.caption(data))
-        except Exception:  # a captioning failure must not fail the upload
-            log.exception("captioning image %s failed", image.id)
-            return ""

@@ -6,6 +6,7 @@ import secrets
 import string
 from typing import Any, BinaryIO
 
+from loraforge.domain.captions import TrainingWords
 from loraforge.domain.entities import Image, ImageKind, Principal
 from loraforge.domain.errors import Conflict, InvalidInput, NotFound
 from loraforge.domain.ml import BaseModel
@@ -36,8 +37,17 @@ def new_trigger_word() -> str:
     return first + "".join(secrets.choice(TRIGGER_ALPHABET) for _ in range(TRIGGER_LENGTH - 1))
 
 
-def caption_for(trigger: str, caption: str) -> str:
-    return f"a photo of {trigger}, {caption}" if caption else f"a photo of {trigger}"
+def manifest_image(image: Image, words: TrainingWords, trigger: str) -> dict[str, Any]:
+    """An image as a training freezes it: its bytes, its caption and where that came from, and
+    the caption it trains with."""
+    return {
+        "id": image.id,
+        "sha256": image.sha256,
+        "displayKey": image.display_key,
+        "imageCaption": image.caption,
+        "captionSource": image.caption_source.value,
+        "caption": words.caption(trigger, image.caption),
+    }
 
 
 class TrainingService:
@@ -71,12 +81,15 @@ class TrainingService:
         webhook_url: str | None = None,
         overrides: Overrides | None = None,
         exclusive: bool = False,
+        words: TrainingWords | None = None,
     ) -> Training:
         """Queue a training of the model's current training images and hand it to the job
         queue once committed. ``exclusive`` refuses while another training of the model is
-        queued or running (Scenario: one at a time)."""
+        queued or running (Scenario: one at a time). ``words``: the trigger word (default: a
+        new random one), class word and caption template every image's caption is made with."""
         if webhook_url is not None:
             check_webhook_url(webhook_url)
+        words = (words or TrainingWords()).checked()
         with self._uow(write=True) as uow:
             model = uow.models.get(who.account_id, model_id, lock=True)
             if model is None:
@@ -87,7 +100,7 @@ class TrainingService:
                 raise Conflict("The model is already training.", code="already_training")
             images = self._pinned_training_images(uow, model_id)
             base = self._base_model(model.base_model)
-            trigger = new_trigger_word()
+            trigger = words.trigger or new_trigger_word()
             seed = secrets.randbelow(2**31)
             hyper = plan(base, strength=strength, speed=speed, seed=seed)
             if overrides is not None:
@@ -95,14 +108,11 @@ class TrainingService:
             manifest: dict[str, Any] = {
                 "baseModel": base.name,
                 "triggerWord": trigger,
+                "classWord": words.class_word,
+                "captionTemplate": words.template,
                 "hyperparameters": vars(hyper),
                 "images": [
-                    {
-                        "id": i.id,
-                        "sha256": i.sha256,
-                        "displayKey": i.display_key,
-                        "caption": caption_for(trigger, i.caption),
-                    }
+                    manifest_image(i, words, trigger)
                     for i in reversed(images)  # upload order
                 ],
             }

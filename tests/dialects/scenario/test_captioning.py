@@ -1,5 +1,6 @@
-"""``automaticCaptioning``: the configured captioner's text, stored as the core caption, used in
-training captions. The captioner is a tiny BLIP built in the test (tests/unit/adapters)."""
+"""``automaticCaptioning``: the configured captioner's text, written by a caption job after the
+upload answered, stored as the core caption, used in training captions. The captioner is a tiny
+BLIP built in the test (tests/unit/adapters)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 from loraforge.app import create_app
-from loraforge.bootstrap import Container, build
+from loraforge.bootstrap import Container, build, build_worker
 from loraforge.dialects.scenario import PREFIX
 from loraforge.settings import Settings
 from tests.dialects.scenario.conftest import Served, serving
 from tests.dialects.scenario.helpers import png_base64, png_data_url
+from tests.ml_fakes import FakeGenerator, FakeTrainer
 from tests.unit.adapters.tiny_blip import WORD, build_tiny_blip
 
 CAPTION = " ".join([WORD] * 30)  # the captioner's default max_new_tokens
@@ -41,11 +43,16 @@ def test_captions_reach_the_wire_the_core_and_the_training(captioning: Container
         with served.sdk() as sdk:
             model_id = sdk.models.create(name="captioned").model.id
             added = sdk.models.training_images.add(model_id, data=png_data_url(), name="a.png")
-            assert added.training_image.automatic_captioning == CAPTION
+            assert added.training_image.automatic_captioning == ""  # never in the request
             asset = sdk.assets.upload(name="b.png", image=png_base64(30, 50)).asset
             assert asset.automatic_captioning is None  # assets are not captioned
             copied = sdk.models.training_images.add(model_id, asset_id=asset.id)
-            assert copied.training_image.automatic_captioning == CAPTION
+            assert copied.training_image.automatic_captioning == ""
+
+            assert run_jobs(captioning) == 2  # one caption job per upload
+            images = sdk.models.retrieve(model_id).model.training_images or []
+            assert [i.automatic_captioning for i in images] == [CAPTION, CAPTION]
+            assert [i.description for i in images] == ["", ""]  # no caption of the user's
             job_id = sdk.models.train.trigger(model_id).job.job_id
 
     who = captioning.keys.authenticate(served.key)
@@ -54,6 +61,14 @@ def test_captions_reach_the_wire_the_core_and_the_training(captioning: Container
     training = captioning.trainings.find(who, job_id.removeprefix("job_"))
     captions = [item["caption"] for item in training.manifest["images"]]
     assert captions == [f"a photo of {training.trigger_word}, {CAPTION}"] * 2
+
+
+def run_jobs(container: Container) -> int:
+    worker = build_worker(container, trainer=FakeTrainer(), generator=FakeGenerator())
+    ran = 0
+    while worker.run_once():
+        ran += 1
+    return ran
 
 
 class Exploding:

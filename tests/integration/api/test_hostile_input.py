@@ -222,8 +222,8 @@ def test_names_are_stored_stripped(api: Api) -> None:
     [
         ("PATCH", "/v1/models", "GET, POST"),
         ("PATCH", "/v1/models/x", "DELETE, GET, PUT"),
-        ("POST", "/v1/images/x", "DELETE, GET"),
-        ("PATCH", "/v1/models/x/data/y", "DELETE, GET, PUT"),
+        ("POST", "/v1/images/x", "DELETE, GET, PATCH"),
+        ("POST", "/v1/models/x/data/y", "DELETE, GET, PATCH, PUT"),
         ("PUT", "/compat/photogpt/models", "GET, POST"),
         ("PATCH", "/compat/scenario/v1/models/x", "DELETE, GET, PUT"),
         ("GET", "/compat/runware/v1", "POST"),

@@ -33,6 +33,8 @@ METADATA_FIELDS = {
     "bytes",
     "sha256",
     "name",
+    "caption",
+    "captionSource",
     "createdAt",
     "lastUsedAt",
 }

@@ -18,6 +18,7 @@ from loraforge.adapters.db.tables import (
     TrainingBlobRow,
     TrainingRow,
 )
+from loraforge.domain.captions import CaptionSource
 from loraforge.domain.entities import Account, ApiKey, Image, ImageFormat, ImageKind, Model
 from loraforge.domain.errors import NotFound
 
@@ -63,7 +64,22 @@ _IMAGE = (
 
 
 def _image(row: ImageRow) -> Image:
-    return Image(kind=ImageKind(row.kind), format=ImageFormat(row.format), **_fields(row, _IMAGE))
+    return Image(
+        kind=ImageKind(row.kind),
+        format=ImageFormat(row.format),
+        caption_source=CaptionSource(row.caption_source),
+        **_fields(row, _IMAGE),
+    )
+
+
+def _image_values(image: Image) -> dict[str, Any]:
+    values = _fields(image, _IMAGE)
+    values.update(
+        kind=image.kind.value,
+        format=image.format.value,
+        caption_source=image.caption_source.value,
+    )
+    return values
 
 
 class SqlAccountRepository:
@@ -143,9 +159,7 @@ class SqlImageRepository:
         self._s = session
 
     def add(self, image: Image) -> None:
-        self._s.add(
-            ImageRow(kind=image.kind.value, format=image.format.value, **_fields(image, _IMAGE))
-        )
+        self._s.add(ImageRow(**_image_values(image)))
 
     def _visible(self) -> Any:
         # Images of a soft-deleted model disappear with it; model-less images stay visible.
@@ -224,8 +238,7 @@ class SqlImageRepository:
         return self._s.scalar(query) or 0
 
     def update(self, image: Image) -> None:
-        values = {name: getattr(image, name) for name in _IMAGE}
-        values.update(kind=image.kind.value, format=image.format.value)
+        values = _image_values(image)
         # One statement, so a delete committed since the caller read the row is seen here
         # (as a missing row) instead of failing the flush.
         result = self._s.execute(update(ImageRow).where(ImageRow.id == image.id).values(values))

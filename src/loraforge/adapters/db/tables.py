@@ -118,6 +118,7 @@ class ImageRow(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     name: Mapped[str | None] = mapped_column(String(255))
     caption: Mapped[str] = mapped_column(Text, default="")
+    caption_source: Mapped[str] = mapped_column(String(8), default="none")  # user|auto|none
     description: Mapped[str] = mapped_column(Text, default="")
     original_key: Mapped[str] = mapped_column(String(64), index=True)
     display_key: Mapped[str] = mapped_column(String(64), index=True)
@@ -142,7 +143,7 @@ class TrainingRow(Base):
     status: Mapped[str] = mapped_column(String(16))
     strength: Mapped[int] = mapped_column(Integer)
     speed: Mapped[str] = mapped_column(String(16))
-    trigger_word: Mapped[str] = mapped_column(String(16))
+    trigger_word: Mapped[str] = mapped_column(String(32))
     manifest: Mapped[dict[str, Any]] = mapped_column(JSON)
     progress: Mapped[dict[str, Any]] = mapped_column(JSON)
     webhook_url: Mapped[str | None] = mapped_column(Text)
@@ -181,6 +182,28 @@ class PredictionModelRow(Base):
 
     prediction_id: Mapped[str] = mapped_column(ForeignKey("predictions.id"), primary_key=True)
     model_id: Mapped[str] = mapped_column(ForeignKey("models.id"), primary_key=True, index=True)
+
+
+class CaptionRunRow(Base):
+    """A job captioning a model's training images (``POST /v1/models/{id}/captions``, or an
+    upload without a caption while a captioning model is configured)."""
+
+    __tablename__ = "caption_runs"
+    __table_args__ = (Index("ix_caption_runs_model_created", "model_id", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"))
+    model_id: Mapped[str] = mapped_column(ForeignKey("models.id"))
+    status: Mapped[str] = mapped_column(String(16))
+    overwrite: Mapped[bool] = mapped_column(Boolean)
+    image_ids: Mapped[list[str]] = mapped_column(JSON)
+    progress: Mapped[dict[str, Any]] = mapped_column(JSON)
+    captioned: Mapped[int] = mapped_column(Integer)
+    failed: Mapped[int] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+    started_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    finished_at: Mapped[datetime | None] = mapped_column(Timestamp)
 
 
 class JobRow(Base):

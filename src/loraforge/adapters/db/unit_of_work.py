@@ -12,6 +12,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
 from loraforge.adapters.db.blob_locks import SqlBlobLockRepository
+from loraforge.adapters.db.caption_runs import SqlCaptionRunRepository
 from loraforge.adapters.db.engine import WRITE_OPTION
 from loraforge.adapters.db.pairs import SqlTrainingPairRepository
 from loraforge.adapters.db.receipts import SqlTaskReceiptRepository
@@ -41,6 +42,7 @@ class SqlUnitOfWork:
         self.images = SqlImageRepository(session)
         self.trainings = SqlTrainingRepository(session)
         self.predictions = SqlPredictionRepository(session)
+        self.caption_runs = SqlCaptionRunRepository(session)
         self.jobs = SqlJobRepository(session)
         self.webhooks = SqlWebhookRepository(session)
         self.receipts = SqlTaskReceiptRepository(session)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from typing import Annotated, TypeVar
 
@@ -13,12 +14,14 @@ from starlette.concurrency import run_in_threadpool
 from loraforge.api.errors import documented
 from loraforge.api.presenters import image_page, image_read
 from loraforge.api.schemas.images import (
+    CaptionUpdate,
     ImageJsonUpload,
     ImagePage,
     ImageRead,
     ImageUploadData,
 )
 from loraforge.bootstrap import Container
+from loraforge.domain.captions import MAX_CAPTION
 from loraforge.domain.entities import ALL_FORMATS, Image, ImageVariant, Principal
 from loraforge.domain.errors import InvalidInput
 from loraforge.http.deps import ContainerDep, LinksDep, PrincipalDep, get_principal
@@ -39,9 +42,10 @@ UPLOAD_BODY = {
         "required": True,
         "description": (
             "multipart/form-data with a `file` part and a `data` part holding JSON "
-            '`{"modelID" or "modelId", "type"}`; or JSON `{"image", "modelId", "type"}` where '
-            "image is a data URI, bare base64 or an http(s) URL; or the raw image bytes with "
-            "`modelId` and `type` as query parameters."
+            '`{"modelID" or "modelId", "type", "caption"?}`; or JSON `{"image", "modelId", '
+            '"type", "caption"?}` where image is a data URI, bare base64 or an http(s) URL; or '
+            "the raw image bytes with `modelId`, `type` and `caption` as query parameters. "
+            "Only training images (`modelInput`) take a caption."
         ),
         "content": {
             "multipart/form-data": {
@@ -50,7 +54,10 @@ UPLOAD_BODY = {
                     "required": ["file", "data"],
                     "properties": {
                         "file": {"type": "string", "format": "binary"},
-                        "data": {"type": "string", "description": "JSON {modelID, type}"},
+                        "data": {
+                            "type": "string",
+                            "description": "JSON {modelID, type, caption?}",
+                        },
                     },
                 }
             },
@@ -76,6 +83,7 @@ async def upload_image(
     model_id: Annotated[str | None, Query(alias="modelId")] = None,
     type_: Annotated[ImageTypeName | None, Query(alias="type")] = None,
     name: Annotated[str | None, Query(max_length=255)] = None,
+    caption: Annotated[str | None, Query(max_length=MAX_CAPTION)] = None,
 ) -> ImageRead:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "multipart/form-data":
@@ -85,7 +93,8 @@ async def upload_image(
         except InvalidInput:
             form.upload.stream.close()  # _ingest owns the stream only once the data is valid
             raise
-        image = await _ingest(c, who, form.upload, data.modelId, data.type)
+        upload = dataclasses.replace(form.upload, caption=data.caption)
+        image = await _ingest(c, who, upload, data.modelId, data.type)
     elif content_type == "application/json":
         body = _parse(ImageJsonUpload, await _json(request))
         image = await _ingest_json(c, who, body)
@@ -93,6 +102,7 @@ async def upload_image(
         if type_ is None:
             raise InvalidInput("The query parameter 'type' is required.", field="type")
         upload = await spool_body(request, limit=c.limits.max_request_bytes, name=name)
+        upload = dataclasses.replace(upload, caption=caption)
         image = await _ingest(c, who, upload, model_id, type_)
     return image_read(image, links)
 
@@ -100,6 +110,17 @@ async def upload_image(
 @router.get("/v1/images/{imageId}", responses=documented(404), response_model=ImageRead)
 def get_image(imageId: str, who: PrincipalDep, c: ContainerDep, links: LinksDep) -> ImageRead:
     return image_read(c.images.get(who, imageId), links)
+
+
+@router.patch(
+    "/v1/images/{imageId}", responses=documented(400, 404, 413, 422), response_model=ImageRead
+)
+def update_image(
+    imageId: str, body: CaptionUpdate, who: PrincipalDep, c: ContainerDep, links: LinksDep
+) -> ImageRead:
+    """Set a training image's caption (`captionSource` becomes `user`; an empty caption too).
+    Other images have no caption: 422 naming `caption`."""
+    return image_read(c.training_images.set_caption(who, imageId, body.caption), links)
 
 
 @router.get(
@@ -181,12 +202,12 @@ async def _ingest_json(c: Container, who: Principal, body: ImageJsonUpload) -> I
                 model_id=body.modelId,
                 allowed=ALL_FORMATS,
                 permit=permit,
+                caption=body.caption,
             ),
         )
     data = decode_inline(body.image, max_bytes=c.limits.max_request_bytes)
-    return await _ingest(
-        c, who, Upload(stream=io.BytesIO(data), name=body.name), body.modelId, body.type
-    )
+    upload = Upload(stream=io.BytesIO(data), name=body.name, caption=body.caption)
+    return await _ingest(c, who, upload, body.modelId, body.type)
 
 
 async def _json(request: Request) -> object:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+import dataclasses
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from loraforge.api.errors import documented
@@ -12,8 +15,14 @@ from loraforge.api.presenters import (
     training_data_list,
     training_data_read,
 )
-from loraforge.api.schemas.images import DataCreated, TrainingDataContent, TrainingDataRead
+from loraforge.api.schemas.images import (
+    CaptionUpdate,
+    DataCreated,
+    TrainingDataContent,
+    TrainingDataRead,
+)
 from loraforge.bootstrap import Container
+from loraforge.domain.captions import MAX_CAPTION
 from loraforge.domain.entities import ImageFormat, ImageKind
 from loraforge.http.deps import ContainerDep, LinksDep, PrincipalDep
 from loraforge.http.uploads import spool_body
@@ -43,9 +52,16 @@ RAW_IMAGE_BODY = {
     openapi_extra=RAW_IMAGE_BODY,
 )
 async def add_data(
-    modelId: str, request: Request, who: PrincipalDep, c: ContainerDep
+    modelId: str,
+    request: Request,
+    who: PrincipalDep,
+    c: ContainerDep,
+    caption: Annotated[str | None, Query(max_length=MAX_CAPTION)] = None,
 ) -> DataCreated:
+    """`caption`: what the picture shows (its `captionSource` is then `user`); without one, a
+    configured captioning model writes one in a background job."""
     upload = await spool_body(request, limit=c.limits.max_data_bytes)
+    upload = dataclasses.replace(upload, caption=caption)
     with upload.stream:
         image = await run_in_threadpool(
             c.images.ingest, who, upload, kind=TRAINING, model_id=modelId, allowed=DATA_FORMATS
@@ -89,6 +105,24 @@ async def replace_data(
             model_id=modelId,
             kind=TRAINING,
         )
+    return training_data_read(image, links)
+
+
+@router.patch(
+    "/{dataId}", responses=documented(400, 404, 413, 422), response_model=TrainingDataRead
+)
+def update_data(
+    modelId: str,
+    dataId: str,
+    body: CaptionUpdate,
+    who: PrincipalDep,
+    c: ContainerDep,
+    links: LinksDep,
+) -> TrainingDataRead:
+    """Set the caption (`captionSource` becomes `user`; an empty caption too)."""
+    image = c.training_images.set_caption(
+        who, dataId, body.caption, model_id=modelId, kind=TRAINING
+    )
     return training_data_read(image, links)
 
 

@@ -15,6 +15,7 @@ from loraforge.api.schemas.work import (
     TrainingRead,
     TrainingSummary,
 )
+from loraforge.domain.captions import DEFAULT_TEMPLATE, TrainingWords
 from loraforge.domain.work import Training, TrainingSpeed
 from loraforge.http.deps import ContainerDep, PrincipalDep
 from loraforge.http.streaming import file_chunks
@@ -37,8 +38,17 @@ def start_training(
         strength=body.trainingStrength,
         speed=TrainingSpeed(body.trainingSpeed),
         webhook_url=body.webhookUrl,
+        words=training_words(body),
     )
     return training_created(training)
+
+
+def training_words(body: TrainingCreate) -> TrainingWords:
+    return TrainingWords(
+        trigger=body.triggerWord,
+        class_word=body.classWord or "",
+        template=body.captionTemplate or DEFAULT_TEMPLATE,
+    )
 
 
 @router.get("", responses=documented(404), response_model=list[TrainingSummary])

@@ -6,7 +6,14 @@ from typing import Literal
 from pydantic import AliasChoices, BaseModel, Field
 
 from loraforge.api.schemas.common import WireModel
+from loraforge.domain.captions import MAX_CAPTION
 from loraforge.http.image_types import ImageTypeName
+
+CaptionSourceName = Literal["user", "auto", "none"]
+CAPTION_SOURCE = (
+    "Who wrote `caption`: `user` (the client; an empty caption too), `auto` (the captioning "
+    "model), `none` (nobody yet)."
+)
 
 
 class ImageRead(BaseModel):
@@ -22,6 +29,8 @@ class ImageRead(BaseModel):
     bytes: int
     sha256: str
     name: str | None
+    caption: str = Field(description="What the picture shows (training images; else empty).")
+    captionSource: CaptionSourceName = Field(description=CAPTION_SOURCE)
     createdAt: datetime
     lastUsedAt: datetime
 
@@ -38,6 +47,7 @@ class ImageJsonUpload(WireModel):
     modelId: str | None = Field(None, validation_alias=AliasChoices("modelId", "modelID"))
     type: ImageTypeName
     name: str | None = Field(None, max_length=255)
+    caption: str | None = Field(None, max_length=MAX_CAPTION, description="Training images only.")
 
 
 class ImageUploadData(WireModel):
@@ -45,6 +55,13 @@ class ImageUploadData(WireModel):
 
     modelId: str | None = Field(None, validation_alias=AliasChoices("modelId", "modelID"))
     type: ImageTypeName
+    caption: str | None = Field(None, max_length=MAX_CAPTION, description="Training images only.")
+
+
+class CaptionUpdate(WireModel):
+    """``PATCH`` of a training image: its caption (``captionSource`` becomes ``user``)."""
+
+    caption: str = Field(max_length=MAX_CAPTION)
 
 
 class TrainingDataRead(BaseModel):
@@ -56,6 +73,8 @@ class TrainingDataRead(BaseModel):
     bytes: int
     sha256: str
     name: str | None
+    caption: str
+    captionSource: CaptionSourceName = Field(description=CAPTION_SOURCE)
     createdAt: datetime
 
 

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from loraforge.api.schemas.common import WireModel
+from loraforge.domain.captions import DEFAULT_TEMPLATE, MAX_CLASS_WORD, MAX_TEMPLATE
 
 # Numbers are strict (``strict=True``): the seed says integer, so ``true`` or ``"7"`` is a 422,
 # not a silent 1 or 7. Floats still take integers (``"scale": 1``).
@@ -17,6 +18,23 @@ class TrainingCreate(WireModel):
     trainingStrength: int = Field(5, ge=0, le=10, strict=True, examples=[7])
     trainingSpeed: Literal["fast", "high_quality"] = "fast"
     webhookUrl: str | None = Field(None, max_length=2048)
+    triggerWord: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9_-]{1,32}$",
+        description="The word that calls up the trained concept; default: a new random one.",
+        examples=["ohwx"],
+    )
+    classWord: str | None = Field(
+        None, max_length=MAX_CLASS_WORD, description="What kind of thing the concept is."
+    )
+    captionTemplate: str | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_TEMPLATE,
+        description="Each image's training caption, from the placeholders {trigger}, {class} "
+        f"and {{caption}}; default `{DEFAULT_TEMPLATE}`. Empty parts leave no double spaces "
+        "or dangling commas.",
+    )
 
 
 class TrainingCreated(BaseModel):
@@ -44,6 +62,30 @@ class TrainingRead(BaseModel):
     trainingSpeed: str
     progress: ProgressRead
     manifest: dict[str, Any]
+    createdAt: datetime
+    startedAt: datetime | None
+    finishedAt: datetime | None
+    error: str | None = None
+
+
+class CaptionRunCreate(WireModel):
+    overwrite: bool = Field(
+        False,
+        strict=True,
+        description="Caption every training image, replacing their captions (user-written "
+        "ones too); default: only those without a caption (`captionSource` `none`).",
+    )
+
+
+class CaptionRunRead(BaseModel):
+    id: str
+    modelId: str
+    status: str
+    overwrite: bool
+    imageIds: list[str] = Field(description="The images this run captions, in upload order.")
+    captioned: int = Field(description="Images that got a new caption so far.")
+    failed: int = Field(description="Images the captioning model failed on (left unchanged).")
+    progress: ProgressRead
     createdAt: datetime
     startedAt: datetime | None
     finishedAt: datetime | None

@@ -8,6 +8,8 @@ the native API would use for the same domain error.
 
 from __future__ import annotations
 
+import dataclasses
+
 from fastapi import APIRouter, FastAPI, Request
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
@@ -48,15 +50,15 @@ def create_app(parent: FastAPI) -> FastAPI:
 async def upload_image(
     request: Request, who: PrincipalDep, c: ContainerDep, links: LinksDep
 ) -> Ok[PhotoImage]:
-    """Multipart: ``file`` (the image) and ``data`` (JSON ``{"modelID", "type"}``, as a plain
-    field or as a part with its own content type)."""
+    """Multipart: ``file`` (the image) and ``data`` (JSON ``{"modelID", "type", "caption"?}``,
+    as a plain field or as a part with its own content type)."""
     form = await read_multipart(request)
     with form.upload.stream:
         data = _upload_data(form.data)
         image = await run_in_threadpool(
             c.images.ingest,
             who,
-            form.upload,
+            dataclasses.replace(form.upload, caption=data.caption),
             kind=KIND_BY_TYPE_NAME[data.type],
             model_id=data.modelID,
             allowed=translate.FORMATS,

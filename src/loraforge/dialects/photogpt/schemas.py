@@ -7,6 +7,7 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from loraforge.domain.captions import MAX_CAPTION
 from loraforge.http.image_types import ImageTypeName
 from loraforge.services.models import ModelStatus
 
@@ -31,6 +32,7 @@ class UploadData(VendorBody):
 
     modelID: Annotated[str, StringConstraints(min_length=1, max_length=64)]
     type: ImageTypeName
+    caption: str | None = Field(None, max_length=MAX_CAPTION)  # a loraforge extension
 
 
 class ModelBody(VendorBody):

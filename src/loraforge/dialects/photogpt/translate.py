@@ -37,6 +37,8 @@ def image(entity: Image, links: ImageLinks) -> PhotoImage:
             "width": entity.width,
             "height": entity.height,
             "bytes": entity.size_bytes,
+            "caption": entity.caption,
+            "captionSource": entity.caption_source.value,
         },
         folderID=None,
         id=entity.id,

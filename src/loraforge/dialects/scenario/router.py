@@ -174,8 +174,10 @@ def train(
     dry_run: Annotated[str | None, Query(alias="dryRun")] = None,
 ) -> s.TrainEnvelope:
     """Starts a loraforge training of the model's training images. Of ``parameters``,
-    ``maxTrainSteps``, ``learningRate``, ``rank`` and ``seed`` are applied; all are recorded
-    on the model. One training at a time per model (409 while one is queued or running)."""
+    ``maxTrainSteps``, ``learningRate``, ``rank`` and ``seed`` are applied, and
+    ``conceptPrompt`` and ``classPrompt`` make the captions (``translate.training_words``); all
+    are recorded on the model. One training at a time per model (409 while one is queued or
+    running)."""
     if dry_run is not None:
         raise BadRequest(
             "dryRun is not supported: loraforge has no creative-unit costs to estimate.",
@@ -195,7 +197,13 @@ def train(
     )
 
     training = c.trainings.start(
-        who, model_id, strength=STRENGTH, speed=SPEED, overrides=overrides, exclusive=True
+        who,
+        model_id,
+        strength=STRENGTH,
+        speed=SPEED,
+        overrides=overrides,
+        exclusive=True,
+        words=t.training_words(params),
     )
     if params is not None:
         recorded = {"parameters": params.model_dump(mode="json", exclude_unset=True)}

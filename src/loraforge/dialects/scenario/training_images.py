@@ -3,7 +3,9 @@
 A training image is a core training Image of the model (origin ``scenario``), the same one the
 native API lists; its id is ``asset_<image id>``. It comes from a data URL (``data`` + ``name``),
 or is a copy of an uploaded asset (``assetId``, or ``assetIds`` for up to 10 at once, all or
-nothing). ``automaticCaptioning`` is the core caption, made by the configured captioner.
+nothing). ``automaticCaptioning`` is the core caption when the configured captioning model wrote
+it (a background job, after the answer), ``description`` when the client wrote it (through the
+native API: the SDK has no field for it).
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ def add_training_image(
                 allowed=ALL_FORMATS,
                 origin=ORIGIN,
             )
-        images = [c.training_images.caption(who, image)]
+        images = [image]
     return t.training_image_envelope(images, links, batch=body.assetIds is not None)
 
 
@@ -120,7 +122,7 @@ def replace_training_image(
         image = c.images.replace(
             who, image_id, upload, allowed=ALL_FORMATS, model_id=model_id, kind=TRAINING
         )
-    return t.training_image_envelope([c.training_images.caption(who, image)], links)
+    return t.training_image_envelope([image], links)
 
 
 @router.delete("/{trainingImageId}")

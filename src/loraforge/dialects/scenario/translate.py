@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 from loraforge.dialects.scenario import schemas as s
+from loraforge.domain.captions import TRIGGER_WORD, CaptionSource, TrainingWords, WordFields
 from loraforge.domain.entities import Image, ImageKind, TrainingPair
 from loraforge.domain.errors import BadRequest, NotFound
 from loraforge.domain.work import RunStatus, Training
@@ -101,12 +102,41 @@ def job_type(type_: str) -> s.JobType:
 # --- objects ----------------------------------------------------------------------------
 
 
+def training_words(params: s.Parameters | None) -> TrainingWords | None:
+    """``conceptPrompt`` and ``classPrompt`` as a training's words. A one-word concept prompt
+    (``sks``) is the trigger word; a longer one (``a daiton dog``, Scenario's example) starts
+    every caption as it is, in place of ``a photo of {trigger} {class}``. ``classPrompt`` is
+    the class word."""
+    concept = (params.conceptPrompt or "").strip() if params else ""
+    class_word = (params.classPrompt or "").strip() if params else ""
+    if not concept and not class_word:
+        return None
+    words = TrainingWords(class_word=class_word)
+    if TRIGGER_WORD.fullmatch(concept):
+        words = TrainingWords(trigger=concept, class_word=class_word)
+    elif concept:
+        literal = concept.replace("{", "{{").replace("}", "}}")
+        words = TrainingWords(class_word=class_word, template=literal + ", {caption}")
+    return words.checked(SCENARIO_WORDS)
+
+
+SCENARIO_WORDS = WordFields(
+    trigger="parameters.conceptPrompt",
+    class_word="parameters.classPrompt",
+    template="parameters.conceptPrompt",
+)
+
+
+def _caption_by(image: Image, source: CaptionSource) -> str:
+    return image.caption if image.caption_source is source else ""
+
+
 def training_image(image: Image, links: ImageLinks) -> s.TrainingImage:
     return s.TrainingImage(
         id=ASSET + image.id,
-        automaticCaptioning=image.caption,
+        automaticCaptioning=_caption_by(image, CaptionSource.AUTO),
         createdAt=iso(image.created_at),
-        description=image.description,
+        description=_caption_by(image, CaptionSource.USER),
         downloadUrl=links.content(image.id),
         name=image.name or "",
     )
@@ -252,8 +282,8 @@ def asset(image: Image, links: ImageLinks) -> s.Asset:
         tags=[],
         updatedAt=iso(image.last_used_at),
         url=links.content(image.id),
-        automaticCaptioning=image.caption or None,
-        description=image.description or None,
+        automaticCaptioning=_caption_by(image, CaptionSource.AUTO) or None,
+        description=_caption_by(image, CaptionSource.USER) or None,
     )
 
 
