@@ -70,3 +70,30 @@ class FakeGenerator:
             image.save(buffer, format="PNG" if spec.output_format == "png" else "JPEG")
             outputs.append(buffer.getvalue())
         return outputs
+
+
+class FakeCaptioner:
+    """Captions ``a picture of <8 hex of the bytes' sha256>``; records what it captioned.
+
+    Calls numbered in ``fail_on`` (from 1) raise; ``hook`` runs inside each call with its
+    number (as if a client acted while the model was busy); ``text`` replaces the caption
+    (``""``: the model said nothing)."""
+
+    def __init__(self) -> None:
+        self.calls: list[bytes] = []
+        self.fail_on: set[int] = set()
+        self.hook: Callable[[int], None] | None = None
+        self.text: str | None = None
+
+    def caption(self, image: bytes) -> str:
+        self.calls.append(image)
+        if self.hook is not None:
+            self.hook(len(self.calls))
+        if len(self.calls) in self.fail_on:
+            raise RuntimeError("the captioning model failed")
+        return self.text if self.text is not None else caption_of(image)
+
+
+def caption_of(image: bytes) -> str:
+    """What ``FakeCaptioner`` says about ``image``."""
+    return f"a picture of {hashlib.sha256(image).hexdigest()[:8]}"

@@ -13,7 +13,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import insert, inspect, select
+from sqlalchemy import column, insert, inspect, select, table, text
 
 from loraforge.adapters.db.engine import make_engine
 from loraforge.adapters.db.migrate import MIGRATIONS, _config, downgrade, upgrade
@@ -151,6 +151,57 @@ def test_0004_links_existing_predictions_to_the_other_models_they_mixed(fresh_ur
         engine.dispose()
 
     assert links == [("p", "b")]  # the first model owns the outputs; "b" once
+
+
+def test_0005_marks_existing_captions_as_automatic(fresh_url: str) -> None:
+    upgrade(fresh_url, "0004")
+    at = datetime(2026, 12, 6, tzinfo=UTC)
+    # The images table as 0004 left it: no caption_source yet.
+    images = table("images", *(column(c) for c in IMAGE_COLUMNS_AT_0004))
+    engine = make_engine(fresh_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                insert(Base.metadata.tables["accounts"]).values(id="acc", name="n", created_at=at)
+            )
+            for image_id, caption in (("captioned", "a red dress"), ("bare", "")):
+                conn.execute(
+                    insert(images).values(
+                        id=image_id,
+                        account_id="acc",
+                        kind="training",
+                        format="png",
+                        width=1,
+                        height=1,
+                        size_bytes=1,
+                        sha256="0" * 64,
+                        caption=caption,
+                        description="",
+                        original_key="0" * 64,
+                        display_key="0" * 64,
+                        display_mime="image/webp",
+                        thumbnail_key="0" * 64,
+                        thumbnail_mime="image/webp",
+                        created_at=at,
+                        last_used_at=at,
+                        origin="scenario",
+                    )
+                )
+        upgrade(fresh_url, "0005")
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT id, caption_source FROM images ORDER BY id")).all()
+    finally:
+        engine.dispose()
+
+    # Only Scenario's upload path wrote captions before: the captioning model's.
+    assert [tuple(r) for r in rows] == [("bare", "none"), ("captioned", "auto")]
+
+
+IMAGE_COLUMNS_AT_0004 = (
+    "id", "account_id", "kind", "format", "width", "height", "size_bytes", "sha256", "caption",
+    "description", "original_key", "display_key", "display_mime", "thumbnail_key",
+    "thumbnail_mime", "created_at", "last_used_at", "origin",
+)  # fmt: skip
 
 
 def test_migrations_ship_with_the_package() -> None:

@@ -242,3 +242,21 @@ def test_bodies_over_the_request_limit_get_413_in_the_envelope(small_api: Api) -
     )
     assert_error(huge_json, 413, "payload_too_large")
     assert_blobs_match_rows(small_api.container)
+
+
+def test_a_caption_in_the_data_part_is_stored_and_shown_in_data(api: Api) -> None:
+    model_id = create_model(api.client, api.key)
+    payload = json.dumps({"modelID": model_id, "type": "modelInput", "caption": "a red dress"})
+
+    answer = api.client.post(
+        f"{PREFIX}/images/upload",
+        files={"file": ("a.jpg", imagefactory.jpeg(32, 32)), "data": (None, payload)},
+        headers=photogpt_headers(api.key),
+    )
+    plain = ok_result(upload(api.client, api.key, model_id, imagefactory.jpeg(30, 30)))
+
+    image = ok_result(answer)
+    assert (image["data"]["caption"], image["data"]["captionSource"]) == ("a red dress", "user")
+    assert (plain["data"]["caption"], plain["data"]["captionSource"]) == ("", "none")
+    native = api.client.get(f"/v1/images/{image['id']}", headers=api.headers).json()
+    assert native["caption"] == "a red dress"

@@ -7,8 +7,10 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TypeVar
 
+from loraforge.domain.captions import CaptionSource
 from loraforge.domain.entities import Account, ApiKey, Image, ImageFormat, ImageKind, Model
 from loraforge.domain.work import (
+    CaptionRun,
     Job,
     JobKind,
     JobState,
@@ -105,6 +107,7 @@ def image(
         created_at=at(t),
         last_used_at=at(t if used is None else used),
         caption="a caption",
+        caption_source=CaptionSource.USER,
         description="a description",
         prediction_id=prediction_id,
         origin=origin,
@@ -123,6 +126,19 @@ def training(training_id: str, model_id: str, *, account_id: str = ME, t: float 
         manifest={"images": [{"id": "img-1", "caption": "c"}], "hyper": {"steps": 100}},
         created_at=at(t),
         webhook_url="https://hooks.example/t",
+    )
+
+
+def caption_run(run_id: str, model_id: str, *, account_id: str = ME, t: float = 0) -> CaptionRun:
+    return CaptionRun(
+        id=run_id,
+        account_id=account_id,
+        model_id=model_id,
+        status=RunStatus.QUEUED,
+        overwrite=True,
+        image_ids=["img-2", "img-1"],
+        created_at=at(t),
+        progress=Progress(step=0, total_steps=2),
     )
 
 

@@ -7,6 +7,7 @@ import dataclasses
 
 import pytest
 
+from loraforge.domain.captions import CaptionSource
 from loraforge.domain.entities import ImageKind
 from loraforge.domain.errors import NotFound
 from loraforge.ports import UnitOfWorkFactory
@@ -166,6 +167,19 @@ def test_update_writes_every_field(uow: UnitOfWorkFactory) -> None:
     write(uow, lambda tx: tx.images.update(replaced))
 
     assert read(uow, lambda tx: tx.images.get(ME, "img-1")) == replaced
+
+
+@pytest.mark.parametrize("source", list(CaptionSource))
+def test_the_caption_and_who_wrote_it_are_stored(
+    uow: UnitOfWorkFactory, source: CaptionSource
+) -> None:
+    added = dataclasses.replace(image("img-1", "m-1"), caption="", caption_source=source)
+    write(uow, lambda tx: tx.images.add(added))
+    assert read(uow, lambda tx: tx.images.get(ME, "img-1")) == added
+
+    captioned = dataclasses.replace(added, caption="a red dress", caption_source=source)
+    write(uow, lambda tx: tx.images.update(captioned))
+    assert read(uow, lambda tx: tx.images.get(ME, "img-1")) == captioned
 
 
 def test_update_of_a_deleted_row_is_not_found(uow: UnitOfWorkFactory) -> None:

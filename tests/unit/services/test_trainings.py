@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from loraforge.domain.captions import TrainingWords
 from loraforge.domain.errors import (
     Conflict,
     DomainError,
@@ -78,6 +79,62 @@ def test_a_refused_start_leaves_nothing_and_submits_nothing(
     with pytest.raises(error) as refused:
         work.start(model_id, **options)
     assert refused.value.code == code
+    assert (work.uow.state.trainings, work.uow.state.jobs) == ({}, {})
+    assert work.queue.submitted == []
+
+
+def test_the_training_s_words_make_every_caption_and_are_frozen(work: WorkWorld) -> None:
+    work.model("m-1", images=2)
+    words = TrainingWords(trigger="ohwx", class_word=" young  woman ", template="{trigger} {class}")
+
+    training = work.start("m-1", words=words)
+
+    assert training.trigger_word == "ohwx"
+    manifest = training.manifest
+    assert (manifest["triggerWord"], manifest["classWord"], manifest["captionTemplate"]) == (
+        "ohwx",
+        "young woman",
+        "{trigger} {class}",
+    )
+    assert [(i["caption"], i["imageCaption"], i["captionSource"]) for i in manifest["images"]] == [
+        ("ohwx young woman", "a caption", "user")
+    ] * 2
+    work.run_jobs()
+    (spec,) = work.trainer.specs
+    assert [s.caption for s in spec.samples] == ["ohwx young woman"] * 2
+
+
+def test_without_words_the_default_template_and_a_random_trigger_are_used(
+    work: WorkWorld,
+) -> None:
+    work.model("m-1")
+
+    manifest = work.start("m-1").manifest
+
+    assert (manifest["classWord"], manifest["captionTemplate"]) == (
+        "",
+        "a photo of {trigger} {class}, {caption}",
+    )
+    assert [(i["imageCaption"], i["captionSource"]) for i in manifest["images"]] == [
+        ("a caption", "user")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("words", "field"),
+    [
+        (TrainingWords(trigger="two words"), "triggerWord"),
+        (TrainingWords(class_word="x" * 65), "classWord"),
+        (TrainingWords(template="{name}"), "captionTemplate"),
+    ],
+)
+def test_bad_words_refuse_the_start_naming_the_field_and_leave_nothing(
+    work: WorkWorld, words: TrainingWords, field: str
+) -> None:
+    work.model("m-1")
+    with pytest.raises(InvalidInput) as refused:
+        work.start("m-1", words=words)
+    assert refused.value.field == field
     assert (work.uow.state.trainings, work.uow.state.jobs) == ({}, {})
     assert work.queue.submitted == []
 

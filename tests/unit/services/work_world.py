@@ -1,6 +1,6 @@
-"""A world of fakes for the use-case tests of trainings and predictions: the services, the
-runners behind a real ``Worker`` (fake trainer and generator), and a job queue that records
-what it was handed and whether the job was committed by then."""
+"""A world of fakes for the use-case tests of trainings, predictions and caption runs: the
+services, the runners behind a real ``Worker`` (fake trainer, generator and captioner), and a job
+queue that records what it was handed and whether the job was committed by then."""
 
 from __future__ import annotations
 
@@ -13,11 +13,14 @@ from typing import Any
 
 from loraforge.domain.entities import Limits, Principal
 from loraforge.domain.work import Prediction, RunStatus, ScaleConfig, Training, TrainingSpeed
-from loraforge.ports import Generator
+from loraforge.ports import Captioner, Generator
+from loraforge.services.caption_runs import CaptionRunner
+from loraforge.services.captions import CaptionService
 from loraforge.services.images import ImageService
 from loraforge.services.jobs import JobService
 from loraforge.services.prediction_runs import PredictionRunner
 from loraforge.services.predictions import PredictionRequest, PredictionService
+from loraforge.services.training_images import TrainingImageService
 from loraforge.services.training_runs import TrainingRunner
 from loraforge.services.trainings import TrainingService
 from loraforge.services.webhooks import WebhookService
@@ -60,9 +63,12 @@ class WorkWorld:
     queue: RecordingJobQueue
     jobs: JobService
     images: ImageService
+    captions: CaptionService
+    training_images: TrainingImageService
     trainings: TrainingService
     predictions: PredictionService
     trainer: FakeTrainer
+    caption_runner: CaptionRunner
     worker: Worker
 
     def model(self, model_id: str = "m-1", *, images: int = 1, base_model: str = "tiny") -> str:
@@ -133,9 +139,16 @@ def request(training: Training, **changes: Any) -> PredictionRequest:
 
 
 def make_world(
-    tmp_path: Path, *, generator: Generator | None = None, unrunnable: str | None = None
+    tmp_path: Path,
+    *,
+    generator: Generator | None = None,
+    unrunnable: str | None = None,
+    captioner: Captioner | None = None,
+    configured: bool | None = None,
 ) -> WorkWorld:
-    """``unrunnable``: why no worker could run jobs (JobService refuses new ones with it)."""
+    """``unrunnable``: why no worker could run jobs (JobService refuses new ones with it).
+    ``captioner``: the worker's captioning model; ``configured``: whether the server has one
+    (default: whether the worker has)."""
     clock, uow, ids = FakeClock(), FakeUnitOfWorkFactory(), FakeIds()
     seed_account(uow, ME)
     seed_account(uow, OTHER)
@@ -151,6 +164,14 @@ def make_world(
     webhooks = WebhookService(
         uow=uow, sender=_NoSender(), clock=clock, new_id=FakeIds("hook"), retry_window_s=60
     )
+    captions = CaptionService(
+        uow=uow,
+        jobs=jobs,
+        queue=queue,
+        clock=clock,
+        new_id=FakeIds("captions"),
+        available=captioner is not None if configured is None else configured,
+    )
     images = ImageService(
         uow=uow,
         blobs=blobs,
@@ -160,6 +181,7 @@ def make_world(
         new_id=FakeIds("img"),
         limits=Limits(),
         decode_slots=1,
+        captions=captions,
     )
     trainer = FakeTrainer()
     runners: list[JobHandler] = [
@@ -184,6 +206,9 @@ def make_world(
             lora_cache=tmp_path / "loras",
         ),
     ]
+    caption_runner = CaptionRunner(
+        uow=uow, jobs=jobs, blobs=blobs, captioner=captioner, webhooks=webhooks, clock=clock
+    )
     return WorkWorld(
         clock=clock,
         uow=uow,
@@ -191,14 +216,19 @@ def make_world(
         queue=queue,
         jobs=jobs,
         images=images,
+        captions=captions,
+        training_images=TrainingImageService(
+            uow=uow, blobs=blobs, captions=captions, clock=clock, new_id=ids, limits=Limits()
+        ),
         trainings=TrainingService(
             uow=uow, jobs=jobs, queue=queue, blobs=blobs, catalog=catalog, clock=clock, new_id=ids
         ),
         predictions=PredictionService(uow=uow, jobs=jobs, queue=queue, clock=clock, new_id=ids),
         trainer=trainer,
+        caption_runner=caption_runner,
         worker=Worker(
             jobs=jobs,
-            handlers=runners,
+            handlers=[*runners, caption_runner],
             webhooks=webhooks,
             queue=queue,
             owner="test-worker",
