@@ -142,7 +142,7 @@ def _quick_start_calls(text: str) -> list[str]:
     calls = []
     for command in commands:
         for call in re.findall(r"curl [^|;]*", command):
-            path = re.search(r"\$BASE(/v1/[^\s\"']*)", call)
+            path = re.search(r"\$BASE(/v1/[^\s\"'?]*)", call)  # the path, without a query
             if path is None:
                 continue
             method = re.search(r"-X (\w+)", call)
