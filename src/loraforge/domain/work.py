@@ -167,6 +167,13 @@ class Prediction(Run):
 class JobKind(enum.StrEnum):
     TRAINING = "training"
     PREDICTION = "prediction"
+    INSPECTION = "inspection"  # measure one training image for the dataset check
+
+
+RUN_KINDS = frozenset({JobKind.TRAINING, JobKind.PREDICTION})
+"""Jobs that run a training or a prediction: minutes of the accelerator each. A worker runs
+them one at a time; the quick ones (``INSPECTION``: milliseconds of CPU) run beside them, so a
+new upload is measured while a long training goes on."""
 
 
 class JobState(enum.StrEnum):
