@@ -15,6 +15,7 @@ from loraforge.adapters.db.engine import DbTimeouts, make_engine
 from loraforge.adapters.db.migrate import upgrade
 from loraforge.adapters.db.unit_of_work import SqlUnitOfWorkFactory
 from loraforge.adapters.fetch.safe_http import SafeHttpFetcher
+from loraforge.adapters.imaging.inspection import OpenCvInspector
 from loraforge.adapters.imaging.pillow_processor import PillowImageProcessor
 from loraforge.adapters.ml.registry import BaseModelRegistry
 from loraforge.adapters.queue.inline import InlineJobQueue
@@ -27,6 +28,7 @@ from loraforge.ports import (
     Clock,
     Generator,
     IdFactory,
+    ImageInspector,
     ImageProcessor,
     JobQueue,
     Trainer,
@@ -35,9 +37,11 @@ from loraforge.ports import (
 )
 from loraforge.services.blobs import BlobSweeper
 from loraforge.services.clock import SystemClock, new_id
+from loraforge.services.dataset_check import DatasetService
 from loraforge.services.decode_slots import DecodeSlots
 from loraforge.services.fetch_slots import FetchSlots
 from loraforge.services.images import ImageService
+from loraforge.services.inspections import InspectionQueue, InspectionRunner
 from loraforge.services.jobs import JobService
 from loraforge.services.keys import FailureLimiter, KeyService
 from loraforge.services.links import LinkSigner, signing_secret
@@ -79,6 +83,7 @@ class Container:
     webhooks: WebhookService
     retention: RetentionService
     training_images: TrainingImageService
+    dataset: DatasetService
     # Threads URL uploads run on (http.url_uploads), apart from the API's default pool.
     fetch_threads: anyio.CapacityLimiter
 
@@ -146,6 +151,7 @@ def build(
     queue: JobQueue | None = None,
     captioner: Captioner | None = None,
     blobs: BlobStore | None = None,
+    inspector: ImageInspector | None = None,
 ) -> Container:
     check_extras(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -176,6 +182,14 @@ def build(
         max_attempts=settings.job_max_attempts,
         unrunnable=None if runs_ml(settings) else ML_UNAVAILABLE,
     )
+    inspections = InspectionQueue(jobs=jobs)
+    dataset = DatasetService(
+        uow=uow,
+        blobs=blobs,
+        inspector=inspector or OpenCvInspector(),
+        catalog=catalog,
+        min_images=settings.dataset_min_images,
+    )
     # Origins whose images are deleted a while after their last use (seed 002: Runware).
     keep_after_use = {"runware": timedelta(days=settings.runware_retention_days)}
     images = ImageService(
@@ -199,6 +213,7 @@ def build(
             per_account=settings.fetch_slots_per_account,
             fetch_timeout_s=settings.fetch_timeout_s,
         ),
+        inspections=inspections,
     )
     return Container(
         settings=settings,
@@ -220,7 +235,14 @@ def build(
         queue=queue,
         jobs=jobs,
         trainings=TrainingService(
-            uow=uow, jobs=jobs, queue=queue, blobs=blobs, catalog=catalog, clock=clock, new_id=ids
+            uow=uow,
+            jobs=jobs,
+            queue=queue,
+            blobs=blobs,
+            catalog=catalog,
+            dataset=dataset,
+            clock=clock,
+            new_id=ids,
         ),
         predictions=PredictionService(uow=uow, jobs=jobs, queue=queue, clock=clock, new_id=ids),
         webhooks=WebhookService(
@@ -234,8 +256,15 @@ def build(
             uow=uow, images=images, clock=clock, keep_after_use=keep_after_use
         ),
         training_images=TrainingImageService(
-            uow=uow, blobs=blobs, captioner=captioner, clock=clock, new_id=ids, limits=limits
+            uow=uow,
+            blobs=blobs,
+            captioner=captioner,
+            clock=clock,
+            new_id=ids,
+            limits=limits,
+            inspections=inspections,
         ),
+        dataset=dataset,
         fetch_threads=anyio.CapacityLimiter(settings.fetch_slots),
     )
 
@@ -278,6 +307,7 @@ def build_worker(
             clock=container.clock,
             lora_cache=work / "loras",
         ),
+        InspectionRunner(uow=container.uow, jobs=container.jobs, dataset=container.dataset),
     ]
     return Worker(
         jobs=container.jobs,

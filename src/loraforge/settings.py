@@ -220,6 +220,14 @@ class Settings(BaseSettings):
             "Scenario training images; unset: captions are empty."
         ),
     )
+    dataset_min_images: int = Field(
+        5,
+        ge=1,
+        description=(
+            "Usable training images a model needs for its dataset report to be `ready` "
+            '(a training with `"requireReadyDataset": true` refuses fewer).'
+        ),
+    )
     scenario_base_models: dict[str, str] = Field(
         default_factory=dict,
         description=(

@@ -39,6 +39,7 @@ from loraforge.services.decode_slots import DecodeSlots
 from loraforge.services.fetch_slots import FetchPermit, FetchSlots
 from loraforge.services.image_bytes import ImageBytes, Upload, sanitize_name
 from loraforge.services.image_types import Content, TaskKey
+from loraforge.services.inspections import InspectionQueue
 from loraforge.services.output_images import OutputImages
 from loraforge.services.paging import PageRequest
 
@@ -65,10 +66,12 @@ class ImageService:
         track_use: frozenset[str] = frozenset(),
         fetch_slots: FetchSlots | None = None,
         decode_shares: DecodeSlots | None = None,
+        inspections: InspectionQueue | None = None,
     ) -> None:
         """``track_use``: origins whose images record their last use (fetch, task use).
         ``fetch_slots``: how many URL uploads may run at once (per account, per process).
-        ``decode_shares``: each account's share of the ``decode_slots``."""
+        ``decode_shares``: each account's share of the ``decode_slots``.
+        ``inspections``: queues the measuring of new training images (the dataset check)."""
         self._uow = uow
         self._blobs = blobs
         self._bytes = ImageBytes(
@@ -85,6 +88,7 @@ class ImageService:
         self._limits = limits
         self._track_use = track_use
         self._fetch_slots = fetch_slots or FetchSlots(total=16, per_account=4, fetch_timeout_s=10)
+        self._inspections = inspections
 
     # --- writes -------------------------------------------------------------------------
 
@@ -186,6 +190,7 @@ class ImageService:
                     result={"imageId": image.id},
                     at=now,
                 )
+            self._queue_inspection(uow, image)
 
         self._bytes.commit(write, stored, upload.stream)
         return image
@@ -242,8 +247,12 @@ class ImageService:
         image.name = sanitize_name(upload.name) or current.name
         image.last_used_at = self._clock.now()
 
-        # ``update`` raises NotFound when the image was deleted since it was read.
-        self._bytes.commit(lambda uow: uow.images.update(image), stored, upload.stream)
+        def write(uow: UnitOfWork) -> None:
+            # ``update`` raises NotFound when the image was deleted since it was read.
+            uow.images.update(image)
+            self._queue_inspection(uow, image)
+
+        self._bytes.commit(write, stored, upload.stream)
         self._bytes.release(old_keys - image.blob_keys())
         return image
 
@@ -361,6 +370,10 @@ class ImageService:
                 "This task id was already used; its image no longer exists.", code=TASK_CONFLICT
             )
         return self.record_use(image)
+
+    def _queue_inspection(self, uow: UnitOfWork, image: Image) -> None:
+        if self._inspections is not None:
+            self._inspections.enqueue(uow, image)
 
     def _get_scoped(
         self, who: Principal, image_id: str, *, model_id: str | None, kind: ImageKind | None

@@ -16,6 +16,7 @@ from loraforge.domain.entities import Image, ImageKind, Limits, Principal, Train
 from loraforge.domain.errors import BadRequest, InvalidInput, LimitReached, NotFound
 from loraforge.ports import BlobStore, Captioner, Clock, IdFactory, UnitOfWork, UnitOfWorkFactory
 from loraforge.services.blob_refs import BlobReferences
+from loraforge.services.inspections import InspectionQueue
 
 log = logging.getLogger("loraforge.captions")
 
@@ -41,7 +42,9 @@ class TrainingImageService:
         clock: Clock,
         new_id: IdFactory,
         limits: Limits,
+        inspections: InspectionQueue | None = None,
     ) -> None:
+        """``inspections``: queues the measuring of the copies (the dataset check)."""
         self._uow = uow
         self._blobs = blobs
         self._refs = BlobReferences(uow=uow, blobs=blobs)
@@ -49,6 +52,7 @@ class TrainingImageService:
         self._clock = clock
         self._new_id = new_id
         self._limits = limits
+        self._inspections = inspections
 
     def copy_in(
         self, who: Principal, model_id: str, image_ids: Sequence[str], *, origin: str
@@ -81,6 +85,8 @@ class TrainingImageService:
             ]
             for copy in copies:
                 uow.images.add(copy)
+                if self._inspections is not None:
+                    self._inspections.enqueue(uow, copy)
             # A source deleted since we read it may have had its bytes removed (PostgreSQL;
             # SQLite serialises writers): hold them from here to the commit, or refuse.
             if self._refs.pin(uow, {k for c in copies for k in c.blob_keys()}):

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import secrets
 import string
+from collections.abc import Iterable
 from typing import Any, BinaryIO
 
-from loraforge.domain.entities import Image, ImageKind, Principal
+from loraforge.domain.buckets import bucket_for
+from loraforge.domain.entities import Image, ImageKind, Model, Principal
 from loraforge.domain.errors import Conflict, InvalidInput, NotFound
 from loraforge.domain.ml import BaseModel
 from loraforge.domain.work import JobKind, RunStatus, Training, TrainingSpeed
@@ -20,13 +22,13 @@ from loraforge.ports import (
     UnitOfWorkFactory,
 )
 from loraforge.services.blob_refs import BlobReferences
+from loraforge.services.dataset_check import MAX_TRAINING_IMAGES, DatasetService, upload_order
 from loraforge.services.jobs import JobService
 from loraforge.services.training_plan import Overrides, plan, tune
 from loraforge.services.webhook_urls import check_webhook_url
 
 TRIGGER_ALPHABET = string.ascii_uppercase + string.digits
 TRIGGER_LENGTH = 7
-MAX_TRAINING_IMAGES = 1000
 
 
 def new_trigger_word() -> str:
@@ -34,6 +36,14 @@ def new_trigger_word() -> str:
     tokenizers don't read it as a number."""
     first = secrets.choice(string.ascii_uppercase)
     return first + "".join(secrets.choice(TRIGGER_ALPHABET) for _ in range(TRIGGER_LENGTH - 1))
+
+
+def each_file_once(images: Iterable[Image]) -> list[Image]:
+    """In upload order, each file (sha256) once: an exact duplicate trains as its first copy."""
+    once: dict[str, Image] = {}
+    for image in upload_order(images):
+        once.setdefault(image.sha256, image)
+    return list(once.values())
 
 
 def caption_for(trigger: str, caption: str) -> str:
@@ -49,6 +59,7 @@ class TrainingService:
         queue: JobQueue,
         blobs: BlobStore,
         catalog: BaseModelCatalog,
+        dataset: DatasetService,
         clock: Clock,
         new_id: IdFactory,
     ) -> None:
@@ -58,6 +69,7 @@ class TrainingService:
         self._blobs = blobs
         self._refs = BlobReferences(uow=uow, blobs=blobs)
         self._catalog = catalog
+        self._dataset = dataset
         self._clock = clock
         self._new_id = new_id
 
@@ -71,12 +83,15 @@ class TrainingService:
         webhook_url: str | None = None,
         overrides: Overrides | None = None,
         exclusive: bool = False,
+        require_ready_dataset: bool = False,
     ) -> Training:
         """Queue a training of the model's current training images and hand it to the job
         queue once committed. ``exclusive`` refuses while another training of the model is
-        queued or running (Scenario: one at a time)."""
+        queued or running (Scenario: one at a time); ``require_ready_dataset`` refuses a model
+        whose dataset check is not ``ready``."""
         if webhook_url is not None:
             check_webhook_url(webhook_url)
+        self._dataset.measure_missing(who, model_id)  # before the write lock: it takes a while
         with self._uow(write=True) as uow:
             model = uow.models.get(who.account_id, model_id, lock=True)
             if model is None:
@@ -87,6 +102,7 @@ class TrainingService:
                 raise Conflict("The model is already training.", code="already_training")
             images = self._pinned_training_images(uow, model_id)
             base = self._base_model(model.base_model)
+            dataset = self._checked_dataset(uow, model, images, required=require_ready_dataset)
             trigger = new_trigger_word()
             seed = secrets.randbelow(2**31)
             hyper = plan(base, strength=strength, speed=speed, seed=seed)
@@ -102,9 +118,11 @@ class TrainingService:
                         "sha256": i.sha256,
                         "displayKey": i.display_key,
                         "caption": caption_for(trigger, i.caption),
+                        "bucket": str(bucket_for(i.width, i.height, hyper.resolution)),
                     }
-                    for i in reversed(images)  # upload order
+                    for i in each_file_once(images)  # upload order
                 ],
+                "dataset": dataset,
             }
             training = Training(
                 id=self._new_id(),
@@ -136,6 +154,23 @@ class TrainingService:
         if not images:
             raise Conflict("The model has no training images yet.", code="no_training_images")
         return images
+
+    def _checked_dataset(
+        self, uow: UnitOfWork, model: Model, images: list[Image], *, required: bool
+    ) -> dict[str, Any]:
+        """The dataset check's counts over ``images``, to freeze into the manifest; with
+        ``required``, a check that is not ``ready`` refuses the training."""
+        checked = self._dataset.check(uow, model, images)
+        report = checked.report
+        if required and not report.ready:
+            problems = ", ".join(f"{n} {code}" for code, n in report.issue_counts.items())
+            raise Conflict(
+                f"The dataset is not ready: {report.usable} of {report.count} images are "
+                f"usable, {report.min_images} are needed"
+                + (f" (issues: {problems})." if problems else "."),
+                code="dataset_not_ready",
+            )
+        return checked.frozen()
 
     def _base_model(self, name: str) -> BaseModel:
         try:
