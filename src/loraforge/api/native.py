@@ -10,6 +10,7 @@ from starlette.types import Scope
 
 from loraforge.api.errors import AUTHENTICATED, RESPONSES, wire_error_body
 from loraforge.api.routers import (
+    dataset_report,
     health,
     images,
     model_data,
@@ -27,6 +28,7 @@ _ROUTERS = (
     health.router,
     models.router,
     model_data.router,
+    dataset_report.router,
     images.router,
     trainings.router,
     predictions.router,

@@ -45,12 +45,14 @@ RAW_IMAGE_BODY = {
 async def add_data(
     modelId: str, request: Request, who: PrincipalDep, c: ContainerDep
 ) -> DataCreated:
+    """`warnings`: the dataset check's issues found so far for the new image (never a
+    refusal); the rest, once it is measured, in `GET /v1/models/{modelId}/dataset-report`."""
     upload = await spool_body(request, limit=c.limits.max_data_bytes)
     with upload.stream:
         image = await run_in_threadpool(
             c.images.ingest, who, upload, kind=TRAINING, model_id=modelId, allowed=DATA_FORMATS
         )
-    return data_created(image)
+    return data_created(image, await run_in_threadpool(c.dataset.warnings, who, image))
 
 
 @router.get("", responses=documented(404), response_model=list[TrainingDataRead])

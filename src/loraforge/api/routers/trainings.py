@@ -18,6 +18,7 @@ from loraforge.api.schemas.work import (
 from loraforge.domain.work import Training, TrainingSpeed
 from loraforge.http.deps import ContainerDep, PrincipalDep
 from loraforge.http.streaming import file_chunks
+from loraforge.services.training_plan import Overrides
 
 router = APIRouter(prefix="/v1/models/{modelId}/trainings", tags=["trainings"])
 
@@ -37,6 +38,8 @@ def start_training(
         strength=body.trainingStrength,
         speed=TrainingSpeed(body.trainingSpeed),
         webhook_url=body.webhookUrl,
+        overrides=Overrides(flip_augment=body.flipAugment),
+        require_ready_dataset=body.requireReadyDataset,
     )
     return training_created(training)
 

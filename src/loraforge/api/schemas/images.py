@@ -6,6 +6,7 @@ from typing import Literal
 from pydantic import AliasChoices, BaseModel, Field
 
 from loraforge.api.schemas.common import WireModel
+from loraforge.api.schemas.dataset import DatasetIssue
 from loraforge.http.image_types import ImageTypeName
 
 
@@ -24,6 +25,13 @@ class ImageRead(BaseModel):
     name: str | None
     createdAt: datetime
     lastUsedAt: datetime
+
+
+class ImageUploaded(ImageRead):
+    warnings: list[DatasetIssue] = Field(
+        description="A training image's issues found so far by the dataset check (empty for "
+        "other types); an upload is never refused for one."
+    )
 
 
 class ImagePage(BaseModel):
@@ -65,3 +73,7 @@ class TrainingDataContent(TrainingDataRead):
 
 class DataCreated(BaseModel):
     dataId: str
+    warnings: list[DatasetIssue] = Field(
+        description="The dataset check's issues found so far for the new image; an upload "
+        "is never refused for one."
+    )

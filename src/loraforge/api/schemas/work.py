@@ -17,6 +17,16 @@ class TrainingCreate(WireModel):
     trainingStrength: int = Field(5, ge=0, le=10, strict=True, examples=[7])
     trainingSpeed: Literal["fast", "high_quality"] = "fast"
     webhookUrl: str | None = Field(None, max_length=2048)
+    requireReadyDataset: bool = Field(
+        False,
+        strict=True,
+        description="Refuse (409 `dataset_not_ready`) unless the dataset report is `ready`.",
+    )
+    flipAugment: bool = Field(
+        False,
+        strict=True,
+        description="Also train on mirror images: for subjects without a handedness (no text).",
+    )
 
 
 class TrainingCreated(BaseModel):
