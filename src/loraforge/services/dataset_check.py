@@ -12,7 +12,7 @@ within seconds; the rest are reported as not measured and measured by the next c
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -112,14 +112,7 @@ class DatasetService:
         """The check of ``images`` of ``model`` with the measures stored now (inside the
         caller's transaction: a training judges exactly the images it freezes)."""
         ordered = upload_order(images)
-        measured = uow.images.qualities(i.id for i in ordered)
-        report = check_dataset(
-            [_dataset_image(i, measured.get(i.id)) for i in ordered],
-            resolution=self._resolution(model),
-            person=is_person_model(model.custom_model_type),
-            min_images=self._min_images,
-        )
-        return CheckedDataset(report, frozenset(i.id for i in ordered if i.id not in measured))
+        return self._judge(model, ordered, uow.images.qualities(i.id for i in ordered))
 
     def measure_missing(self, who: Principal, model_id: str) -> int:
         """Measure and store up to ``MEASURE_AT_ONCE`` of the model's training images that
@@ -150,14 +143,27 @@ class DatasetService:
                 if model is None:
                     return []
                 first = uow.images.first_with_sha256(image.model_id, TRAINING, image.sha256)
-                earlier = [first] if first is not None and first.id != image.id else []
-                checked = self.check(uow, model, [*earlier, image])
+            earlier = [first] if first is not None and first.id != image.id else []
+            # A new upload has no measures yet: only what needs none is judged.
+            checked = self._judge(model, [*earlier, image], measured={})
         except Exception:
             log.exception("the warnings of image %s could not be worked out", image.id)
             return []
         return next(r.issues for r in checked.report.images if r.id == image.id)
 
     # --- helpers ------------------------------------------------------------------------
+
+    def _judge(
+        self, model: Model, ordered: Sequence[Image], measured: Mapping[str, ImageQuality]
+    ) -> CheckedDataset:
+        """``domain.dataset``'s check of ``ordered`` (upload order) with these measures."""
+        report = check_dataset(
+            [_dataset_image(i, measured.get(i.id)) for i in ordered],
+            resolution=self._resolution(model),
+            person=is_person_model(model.custom_model_type),
+            min_images=self._min_images,
+        )
+        return CheckedDataset(report, frozenset(i.id for i in ordered if i.id not in measured))
 
     @staticmethod
     def _model(uow: UnitOfWork, who: Principal, model_id: str) -> Model:
