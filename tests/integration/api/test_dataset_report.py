@@ -10,6 +10,7 @@ import pytest
 from PIL import ImageFilter
 
 from loraforge.domain.buckets import bucket_for
+from loraforge.domain.entities import Principal
 from loraforge.services import dataset_check
 from tests import imagefactory
 from tests.conftest import Api
@@ -270,3 +271,33 @@ def test_an_image_upload_warns_for_training_images_only(api: Api) -> None:
     assert reference.json()["warnings"] == []
     read = api.client.get(f"/v1/images/{training.json()['id']}", headers=api.headers).json()
     assert "warnings" not in read  # an answer of the upload only
+
+
+def test_every_way_a_training_image_comes_in_queues_its_measuring(api: Api) -> None:
+    model_id = create_model(api)
+    uploaded = add_data(api, model_id, encoded(scene(1, (512, 384))))["dataId"]
+    reference = api.client.post(
+        "/v1/images",
+        params={"type": "auxiliaryType"},
+        content=imagefactory.png(300, 300),
+        headers=api.headers,
+    ).json()["id"]
+    replaced = api.client.put(
+        f"/v1/models/{model_id}/data/{uploaded}",
+        content=encoded(scene(2, (512, 384))),
+        headers=api.headers,
+    )
+    assert replaced.status_code == 200, replaced.text
+    c = api.container
+    who = Principal(account_id=c.keys.list()[0].account_id, key_id="t")
+    (copy,) = c.training_images.copy_in(who, model_id, [reference], origin="scenario")
+
+    with c.uow() as uow:
+        jobs = {
+            subject: uow.jobs.for_subject(subject) for subject in (uploaded, copy.id, reference)
+        }
+    assert {s: (j.kind.value, j.state.value) if j else None for s, j in jobs.items()} == {
+        uploaded: ("inspection", "queued"),  # the upload's, then the replacement's
+        copy.id: ("inspection", "queued"),
+        reference: None,  # not a training image
+    }
