@@ -14,12 +14,13 @@ import dataclasses
 import hashlib
 import io
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, BinaryIO
 
+from loraforge.domain.dataset import ImageQuality
 from loraforge.domain.entities import (
     Account,
     ApiKey,
@@ -34,6 +35,7 @@ from loraforge.domain.entities import (
 from loraforge.domain.errors import (
     Conflict,
     FetchFailed,
+    ImageRejected,
     InsufficientStorage,
     NotFound,
     Unavailable,
@@ -43,6 +45,7 @@ from loraforge.domain.ml import BaseModel, ModelFamily
 from loraforge.domain.work import (
     CaptionRun,
     Job,
+    JobKind,
     JobState,
     Prediction,
     Training,
@@ -190,6 +193,8 @@ class FakeState:
         default_factory=dict
     )
     pairs: dict[str, builtins.list[TrainingPair]] = field(default_factory=dict)
+    # image id -> (the display key measured, the measures)
+    image_quality: dict[str, tuple[str, ImageQuality]] = field(default_factory=dict)
 
     def copy(self) -> FakeState:
         return copy.deepcopy(self)
@@ -343,6 +348,7 @@ class FakeImageRepository(_Repository):
 
     def delete(self, image_id: str) -> None:
         if self._state.images.pop(image_id, None) is not None:
+            self._state.image_quality.pop(image_id, None)  # ON DELETE CASCADE
             self._changed()
 
     def referenced_blob_keys(self, keys: Iterable[str]) -> set[str]:
@@ -372,8 +378,34 @@ class FakeImageRepository(_Repository):
         if image is None or image.last_used_at >= before:
             return False
         del self._state.images[image_id]
+        self._state.image_quality.pop(image_id, None)  # ON DELETE CASCADE
         self._changed()
         return True
+
+    def first_with_sha256(self, model_id: str, kind: ImageKind, sha256: str) -> Image | None:
+        same = [
+            i
+            for i in self._state.images.values()
+            if i.model_id == model_id and i.kind == kind and i.sha256 == sha256
+        ]
+        return copy.copy(min(same, key=lambda i: (i.created_at, i.id))) if same else None
+
+    def save_quality(self, image_id: str, display_key: str, quality: ImageQuality) -> bool:
+        image = self._state.images.get(image_id)
+        if image is None or image.display_key != display_key:
+            return False
+        self._state.image_quality[image_id] = (display_key, quality)
+        self._changed()
+        return True
+
+    def qualities(self, image_ids: Iterable[str]) -> dict[str, ImageQuality]:
+        found = {}
+        for image_id in set(image_ids):
+            image = self._state.images.get(image_id)
+            stored = self._state.image_quality.get(image_id)
+            if image is not None and stored is not None and stored[0] == image.display_key:
+                found[image_id] = stored[1]
+        return found
 
 
 class FakeTrainingRepository(_Repository):
@@ -474,9 +506,17 @@ class FakeJobRepository(_Repository):
                 return copy.copy(job)
         return None
 
-    def next_claimable(self, now: datetime, subject_id: str | None = None) -> Job | None:
+    def next_claimable(
+        self,
+        now: datetime,
+        subject_id: str | None = None,
+        *,
+        kinds: Collection[JobKind] | None = None,
+    ) -> Job | None:
         def claimable(job: Job) -> bool:
             if subject_id is not None and job.subject_id != subject_id:
+                return False
+            if kinds is not None and job.kind not in kinds:
                 return False
             queued_or_lost = job.state is JobState.QUEUED or _lease_expired(job, now)
             return queued_or_lost and job.available_at <= now
@@ -761,6 +801,31 @@ class FakeImageProcessor:
 
     def decode_cost(self, source: BinaryIO) -> int | None:
         return self.result.width * self.result.height
+
+
+class FakeInspector:
+    """Measures by the bytes: ``measures[data]`` when set, else a good picture whose perceptual
+    hash comes from the bytes (different pictures are far apart); ``broken`` bytes cannot be
+    read. Records every call."""
+
+    def __init__(self) -> None:
+        self.measures: dict[bytes, ImageQuality] = {}
+        self.broken: set[bytes] = set()
+        self.calls: list[bytes] = []
+
+    def inspect(self, data: bytes) -> ImageQuality:
+        self.calls.append(data)
+        if data in self.broken:
+            raise ImageRejected("The image could not be read for the dataset check.")
+        return self.measures.get(data) or good_quality(data)
+
+
+def good_quality(data: bytes) -> ImageQuality:
+    """Sharp, well exposed, no face; the hash is the bytes' (64 bits of their sha256)."""
+    phash = hashlib.sha256(data).hexdigest()[:16]
+    return ImageQuality(
+        phash, sharpness=500.0, luma=120.0, dark_share=0.0, bright_share=0.0, faces=0
+    )
 
 
 class FakeFetcher:

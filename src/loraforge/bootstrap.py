@@ -15,6 +15,7 @@ from loraforge.adapters.db.engine import DbTimeouts, make_engine
 from loraforge.adapters.db.migrate import upgrade
 from loraforge.adapters.db.unit_of_work import SqlUnitOfWorkFactory
 from loraforge.adapters.fetch.safe_http import SafeHttpFetcher
+from loraforge.adapters.imaging.inspection import OpenCvInspector
 from loraforge.adapters.imaging.pillow_processor import PillowImageProcessor
 from loraforge.adapters.ml.registry import BaseModelRegistry
 from loraforge.adapters.queue.inline import InlineJobQueue
@@ -27,6 +28,7 @@ from loraforge.ports import (
     Clock,
     Generator,
     IdFactory,
+    ImageInspector,
     ImageProcessor,
     JobQueue,
     Trainer,
@@ -37,9 +39,11 @@ from loraforge.services.blobs import BlobSweeper
 from loraforge.services.caption_runs import CaptionRunner
 from loraforge.services.captions import CaptionService
 from loraforge.services.clock import SystemClock, new_id
+from loraforge.services.dataset_check import DatasetService
 from loraforge.services.decode_slots import DecodeSlots
 from loraforge.services.fetch_slots import FetchSlots
 from loraforge.services.images import ImageService
+from loraforge.services.inspections import InspectionQueue, InspectionRunner
 from loraforge.services.jobs import JobService
 from loraforge.services.keys import FailureLimiter, KeyService
 from loraforge.services.links import LinkSigner, signing_secret
@@ -84,6 +88,7 @@ class Container:
     captions: CaptionService
     # The captioning model workers caption with (None: none configured); never used in requests.
     captioner: Captioner | None
+    dataset: DatasetService
     # Threads URL uploads run on (http.url_uploads), apart from the API's default pool.
     fetch_threads: anyio.CapacityLimiter
 
@@ -151,6 +156,7 @@ def build(
     queue: JobQueue | None = None,
     captioner: Captioner | None = None,
     blobs: BlobStore | None = None,
+    inspector: ImageInspector | None = None,
 ) -> Container:
     check_extras(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -193,6 +199,14 @@ def build(
         new_id=ids,
         available=captioner is not None and runs_ml(settings),
     )
+    inspections = InspectionQueue(jobs=jobs)
+    dataset = DatasetService(
+        uow=uow,
+        blobs=blobs,
+        inspector=inspector or OpenCvInspector(),
+        catalog=catalog,
+        min_images=settings.dataset_min_images,
+    )
     # Origins whose images are deleted a while after their last use (seed 002: Runware).
     keep_after_use = {"runware": timedelta(days=settings.runware_retention_days)}
     images = ImageService(
@@ -217,6 +231,7 @@ def build(
             fetch_timeout_s=settings.fetch_timeout_s,
         ),
         captions=captions,
+        inspections=inspections,
     )
     return Container(
         settings=settings,
@@ -238,7 +253,14 @@ def build(
         queue=queue,
         jobs=jobs,
         trainings=TrainingService(
-            uow=uow, jobs=jobs, queue=queue, blobs=blobs, catalog=catalog, clock=clock, new_id=ids
+            uow=uow,
+            jobs=jobs,
+            queue=queue,
+            blobs=blobs,
+            catalog=catalog,
+            dataset=dataset,
+            clock=clock,
+            new_id=ids,
         ),
         predictions=PredictionService(uow=uow, jobs=jobs, queue=queue, clock=clock, new_id=ids),
         webhooks=WebhookService(
@@ -252,10 +274,17 @@ def build(
             uow=uow, images=images, clock=clock, keep_after_use=keep_after_use
         ),
         training_images=TrainingImageService(
-            uow=uow, blobs=blobs, captions=captions, clock=clock, new_id=ids, limits=limits
+            uow=uow,
+            blobs=blobs,
+            captions=captions,
+            clock=clock,
+            new_id=ids,
+            limits=limits,
+            inspections=inspections,
         ),
         captions=captions,
         captioner=captioner,
+        dataset=dataset,
         fetch_threads=anyio.CapacityLimiter(settings.fetch_slots),
     )
 
@@ -306,6 +335,7 @@ def build_worker(
             webhooks=container.webhooks,
             clock=container.clock,
         ),
+        InspectionRunner(uow=container.uow, jobs=container.jobs, dataset=container.dataset),
     ]
     return Worker(
         jobs=container.jobs,

@@ -15,7 +15,9 @@ import importlib.util
 import sys
 
 EXTRAS: dict[str, tuple[str, ...]] = {
-    "ml": ("torch", "diffusers", "peft", "transformers", "safetensors", "numpy"),
+    # numpy is not the ml extra's alone: the dataset check (OpenCV, imagehash) needs it in
+    # every installation, so the base package depends on it.
+    "ml": ("torch", "diffusers", "peft", "transformers", "safetensors"),
     "celery": ("celery", "kombu", "redis"),
     "s3": ("boto3", "botocore"),
 }

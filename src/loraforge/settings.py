@@ -233,6 +233,14 @@ class Settings(BaseSettings):
     captioning_max_new_tokens: int = Field(
         30, ge=1, le=1000, description="Longest automatic caption, in tokens."
     )
+    dataset_min_images: int = Field(
+        5,
+        ge=1,
+        description=(
+            "Usable training images a model needs for its dataset report to be `ready` "
+            '(a training with `"requireReadyDataset": true` refuses fewer).'
+        ),
+    )
     scenario_base_models: dict[str, str] = Field(
         default_factory=dict,
         description=(

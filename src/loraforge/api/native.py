@@ -11,6 +11,7 @@ from starlette.types import Scope
 from loraforge.api.errors import AUTHENTICATED, RESPONSES, wire_error_body
 from loraforge.api.routers import (
     captions,
+    dataset_report,
     health,
     images,
     model_data,
@@ -28,6 +29,7 @@ _ROUTERS = (
     health.router,
     models.router,
     model_data.router,
+    dataset_report.router,
     images.router,
     trainings.router,
     captions.router,

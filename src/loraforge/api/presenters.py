@@ -11,10 +11,17 @@ import base64
 from collections.abc import Iterable
 from typing import Any
 
+from loraforge.api.schemas.dataset import (
+    DatasetImageRead,
+    DatasetIssue,
+    DatasetReportRead,
+    DatasetSummary,
+)
 from loraforge.api.schemas.images import (
     DataCreated,
     ImagePage,
     ImageRead,
+    ImageUploaded,
     TrainingDataContent,
     TrainingDataRead,
 )
@@ -30,11 +37,13 @@ from loraforge.api.schemas.work import (
     TrainingSummary,
     WebhookSecret,
 )
+from loraforge.domain.dataset import Issue
 from loraforge.domain.entities import Image, ImageVariant, Model, Page
 from loraforge.domain.ml import BaseModel
 from loraforge.domain.work import CaptionRun, Prediction, Progress, Run, Training
 from loraforge.http.image_types import TYPE_NAME_BY_KIND
 from loraforge.http.links import ImageLinks
+from loraforge.services.dataset_check import CheckedDataset
 
 # --- models ------------------------------------------------------------------------------
 
@@ -92,8 +101,14 @@ def image_page(page: Page[Image], links: ImageLinks) -> ImagePage:
     )
 
 
-def data_created(image: Image) -> DataCreated:
-    return DataCreated(dataId=image.id)
+def image_uploaded(image: Image, links: ImageLinks, warnings: Iterable[Issue]) -> ImageUploaded:
+    return ImageUploaded(
+        **image_read(image, links).model_dump(), warnings=[issue_read(i) for i in warnings]
+    )
+
+
+def data_created(image: Image, warnings: Iterable[Issue]) -> DataCreated:
+    return DataCreated(dataId=image.id, warnings=[issue_read(i) for i in warnings])
 
 
 def training_data_read(image: Image, links: ImageLinks) -> TrainingDataRead:
@@ -121,6 +136,42 @@ def training_data_content(image: Image, original: bytes, links: ImageLinks) -> T
     encoded = base64.b64encode(original).decode()
     return TrainingDataContent(
         **meta.model_dump(), dataUrl=f"data:{image.format.mime};base64,{encoded}"
+    )
+
+
+# --- the dataset check -------------------------------------------------------------------
+
+
+def issue_read(issue: Issue) -> DatasetIssue:
+    """The code and message, and beside them the numbers that raised the issue."""
+    return DatasetIssue.model_validate(
+        {**issue.details, "code": issue.code, "message": issue.message}
+    )
+
+
+def dataset_report(checked: CheckedDataset) -> DatasetReportRead:
+    report = checked.report
+    return DatasetReportRead(
+        images=[
+            DatasetImageRead(
+                id=i.id,
+                width=i.width,
+                height=i.height,
+                faces=i.faces,
+                measured=i.id not in checked.unmeasured,
+                issues=[issue_read(issue) for issue in i.issues],
+            )
+            for i in report.images
+        ],
+        summary=DatasetSummary(
+            count=report.count,
+            usable=report.usable,
+            captioned=report.captioned,
+            unmeasured=len(checked.unmeasured),
+            minImages=report.min_images,
+            issues=report.issue_counts,
+        ),
+        ready=report.ready,
     )
 
 

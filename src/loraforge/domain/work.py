@@ -183,6 +183,14 @@ class JobKind(enum.StrEnum):
     TRAINING = "training"
     PREDICTION = "prediction"
     CAPTION = "caption"
+    INSPECTION = "inspection"  # measure one training image for the dataset check
+
+
+RUN_KINDS = frozenset({JobKind.TRAINING, JobKind.PREDICTION, JobKind.CAPTION})
+"""Jobs that run a training, a prediction or a caption run: seconds to minutes of the
+accelerator each. A worker runs them one at a time; the quick ones (``INSPECTION``:
+milliseconds of CPU) run beside them, so a new upload is measured while a long training goes
+on."""
 
 
 class JobState(enum.StrEnum):

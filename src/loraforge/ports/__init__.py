@@ -149,8 +149,9 @@ class JobWorker(Protocol):
     """What a queue runs (``services.worker.Worker``): jobs, and the chores beside them."""
 
     def run_forever(self, stop: threading.Event) -> None:
-        """Claim and run jobs, and deliver webhooks, until ``stop`` is set; between jobs wait
-        on the queue (``JobQueue.wait``)."""
+        """Claim and run jobs, and deliver webhooks, until ``stop`` is set; between trainings
+        and predictions wait on the queue (``JobQueue.wait``); quick jobs (measuring an image)
+        run beside them."""
         ...
 
     def run_subject(self, subject_id: str) -> bool:
@@ -159,8 +160,9 @@ class JobWorker(Protocol):
         ...
 
     def serve_side_duties(self, stop: threading.Event, *, requeue_every_s: float) -> None:
-        """Until ``stop``: deliver due webhooks and hand back to the queue, every
-        ``requeue_every_s``, jobs whose worker died or whose message was lost."""
+        """Until ``stop``: deliver due webhooks, run the quick jobs (found by polling), and
+        hand back to the queue, every ``requeue_every_s``, jobs whose worker died or whose
+        message was lost."""
         ...
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, Protocol
 
+from loraforge.domain.dataset import ImageQuality
 from loraforge.domain.entities import (
     Account,
     ApiKey,
@@ -15,7 +16,7 @@ from loraforge.domain.entities import (
     Model,
     TrainingPair,
 )
-from loraforge.domain.work import CaptionRun, Job, Prediction, Training, WebhookDelivery
+from loraforge.domain.work import CaptionRun, Job, JobKind, Prediction, Training, WebhookDelivery
 
 
 class AccountRepository(Protocol):
@@ -102,6 +103,21 @@ class ImageRepository(Protocol):
         a concurrent ``touch``); True when it was deleted."""
         ...
 
+    def first_with_sha256(self, model_id: str, kind: ImageKind, sha256: str) -> Image | None:
+        """The model's first image of ``kind`` with these bytes (upload order), if any."""
+        ...
+
+    def save_quality(self, image_id: str, display_key: str, quality: ImageQuality) -> bool:
+        """Store what was measured of the image's display variant ``display_key``, replacing
+        earlier measures; False, storing nothing, when the image is gone or its display variant
+        is another by now (its bytes were replaced). Deleting the image deletes them."""
+        ...
+
+    def qualities(self, image_ids: Iterable[str]) -> dict[str, ImageQuality]:
+        """The measures stored for those images, by image id: only those taken on the image's
+        current display variant."""
+        ...
+
 
 class TrainingRepository(Protocol):
     def add(self, training: Training, *, pinned_blobs: set[str]) -> None:
@@ -146,9 +162,15 @@ class JobRepository(Protocol):
 
     def for_subject(self, subject_id: str) -> Job | None: ...
 
-    def next_claimable(self, now: datetime, subject_id: str | None = None) -> Job | None:
+    def next_claimable(
+        self,
+        now: datetime,
+        subject_id: str | None = None,
+        *,
+        kinds: Collection[JobKind] | None = None,
+    ) -> Job | None:
         """The next queued job, or a running one whose lease expired; locked for this claim.
-        With ``subject_id``: only that subject's job."""
+        With ``subject_id``: only that subject's job; with ``kinds``: only jobs of those."""
         ...
 
     def stranded(self, now: datetime, *, queued_before: datetime | None) -> list[Job]:

@@ -41,6 +41,7 @@ from loraforge.services.decode_slots import DecodeSlots
 from loraforge.services.fetch_slots import FetchPermit, FetchSlots
 from loraforge.services.image_bytes import ImageBytes, Upload, sanitize_name
 from loraforge.services.image_types import Content, TaskKey
+from loraforge.services.inspections import InspectionQueue
 from loraforge.services.output_images import OutputImages
 from loraforge.services.paging import PageRequest
 
@@ -68,11 +69,13 @@ class ImageService:
         fetch_slots: FetchSlots | None = None,
         decode_shares: DecodeSlots | None = None,
         captions: CaptionService | None = None,
+        inspections: InspectionQueue | None = None,
     ) -> None:
         """``track_use``: origins whose images record their last use (fetch, task use).
         ``fetch_slots``: how many URL uploads may run at once (per account, per process).
         ``decode_shares``: each account's share of the ``decode_slots``.
-        ``captions``: queues the captioning of training images stored without a caption."""
+        ``captions``: queues the captioning of training images stored without a caption.
+        ``inspections``: queues the measuring of new training images (the dataset check)."""
         self._uow = uow
         self._blobs = blobs
         self._bytes = ImageBytes(
@@ -90,6 +93,7 @@ class ImageService:
         self._track_use = track_use
         self._fetch_slots = fetch_slots or FetchSlots(total=16, per_account=4, fetch_timeout_s=10)
         self._captions = captions
+        self._inspections = inspections
 
     # --- writes -------------------------------------------------------------------------
 
@@ -195,6 +199,7 @@ class ImageService:
                     at=now,
                 )
             runs.extend(self._queue_captions(uow, image))
+            self._queue_inspection(uow, image)
 
         self._bytes.commit(write, stored, upload.stream)
         self._submit_captions(runs)
@@ -258,7 +263,9 @@ class ImageService:
         runs: list[str] = []
 
         def write(uow: UnitOfWork) -> None:
-            uow.images.update(image)  # NotFound when it was deleted since it was read
+            # ``update`` raises NotFound when the image was deleted since it was read.
+            uow.images.update(image)
+            self._queue_inspection(uow, image)
             runs.extend(self._queue_captions(uow, image))
 
         self._bytes.commit(write, stored, upload.stream)
@@ -387,6 +394,10 @@ class ImageService:
                 "This task id was already used; its image no longer exists.", code=TASK_CONFLICT
             )
         return self.record_use(image)
+
+    def _queue_inspection(self, uow: UnitOfWork, image: Image) -> None:
+        if self._inspections is not None:
+            self._inspections.enqueue(uow, image)
 
     def _get_scoped(
         self, who: Principal, image_id: str, *, model_id: str | None, kind: ImageKind | None

@@ -8,13 +8,13 @@ expired, and whose job another worker took over, can no longer write anything.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from loraforge.domain.errors import MlUnavailable
-from loraforge.domain.work import Job, JobKind, JobState
+from loraforge.domain.work import RUN_KINDS, Job, JobKind, JobState
 from loraforge.ports import Clock, IdFactory, UnitOfWork, UnitOfWorkFactory
 
 # Called with the subject id when a job runs out of attempts: marks the subject failed.
@@ -59,6 +59,11 @@ class JobService:
     def on_give_up(self, kind: JobKind, handler: GiveUp) -> None:
         self._give_up[kind] = handler
 
+    @property
+    def runnable(self) -> bool:
+        """Whether this installation's workers can run jobs at all (``unrunnable`` unset)."""
+        return self._unrunnable is None
+
     def enqueue(self, uow: UnitOfWork, kind: JobKind, subject_id: str) -> Job:
         """Add a job inside the caller's transaction (it commits with the subject)."""
         if self._unrunnable is not None:
@@ -77,13 +82,20 @@ class JobService:
         uow.jobs.add(job)
         return job
 
-    def claim(self, owner: str, subject_id: str | None = None) -> Lease | None:
-        """Take the next job (or ``subject_id``'s), or return None when there is none nobody
-        holds. Jobs out of attempts are failed on the way."""
+    def claim(
+        self,
+        owner: str,
+        subject_id: str | None = None,
+        *,
+        kinds: Collection[JobKind] | None = RUN_KINDS,
+    ) -> Lease | None:
+        """Take the next job of ``kinds`` (None: any; by default trainings and predictions),
+        or ``subject_id``'s, or return None when there is none nobody holds. Jobs out of
+        attempts are failed on the way."""
         while True:
             with self._uow(write=True) as uow:
                 now = self._clock.now()
-                job = uow.jobs.next_claimable(now, subject_id)
+                job = uow.jobs.next_claimable(now, subject_id, kinds=kinds)
                 if job is None:
                     return None
                 previous = job.lease_token
@@ -105,16 +117,18 @@ class JobService:
                 return Lease(claimed)
 
     def requeue_stranded(self, *, queued_for_s: float | None) -> list[str]:
-        """Hand back to the queue the jobs no worker will otherwise run, for a queue that
-        carries messages (Celery): running ones whose lease expired (their worker died) and,
-        unless ``queued_for_s`` is None, queued ones last handed over longer ago than that
-        (their message was lost). Each is marked queued and handed over now, so it is
-        returned once per ``queued_for_s``. Returns their subject ids, oldest first."""
+        """Hand back to the queue the trainings and predictions no worker will otherwise run,
+        for a queue that carries messages (Celery): running ones whose lease expired (their
+        worker died) and, unless ``queued_for_s`` is None, queued ones last handed over longer
+        ago than that (their message was lost). Each is marked queued and handed over now, so
+        it is returned once per ``queued_for_s``. Returns their subject ids, oldest first."""
         with self._uow(write=True) as uow:
             now = self._clock.now()
             queued_before = None if queued_for_s is None else now - timedelta(seconds=queued_for_s)
             subjects = []
             for job in uow.jobs.stranded(now, queued_before=queued_before):
+                if job.kind not in RUN_KINDS:
+                    continue  # never a message: the workers' polling takes it over
                 requeued = replace(
                     job,
                     state=JobState.QUEUED,

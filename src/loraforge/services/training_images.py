@@ -18,6 +18,7 @@ from loraforge.domain.errors import BadRequest, InvalidInput, LimitReached, NotF
 from loraforge.ports import BlobStore, Clock, IdFactory, UnitOfWork, UnitOfWorkFactory
 from loraforge.services.blob_refs import BlobReferences
 from loraforge.services.captions import CaptionService
+from loraforge.services.inspections import InspectionQueue
 
 TRAINING = ImageKind.TRAINING
 MAX_INSTRUCTION = 2000
@@ -34,13 +35,16 @@ class TrainingImageService:
         clock: Clock,
         new_id: IdFactory,
         limits: Limits,
+        inspections: InspectionQueue | None = None,
     ) -> None:
+        """``inspections``: queues the measuring of the copies (the dataset check)."""
         self._uow = uow
         self._refs = BlobReferences(uow=uow, blobs=blobs)
         self._captions = captions
         self._clock = clock
         self._new_id = new_id
         self._limits = limits
+        self._inspections = inspections
 
     def copy_in(
         self, who: Principal, model_id: str, image_ids: Sequence[str], *, origin: str
@@ -73,6 +77,8 @@ class TrainingImageService:
             ]
             for copy in copies:
                 uow.images.add(copy)
+                if self._inspections is not None:
+                    self._inspections.enqueue(uow, copy)
             # A source deleted since we read it may have had its bytes removed (PostgreSQL;
             # SQLite serialises writers): hold them from here to the commit, or refuse.
             if self._refs.pin(uow, {k for c in copies for k in c.blob_keys()}):

@@ -65,12 +65,14 @@ def plan(base: BaseModel, *, strength: int, speed: TrainingSpeed, seed: int) -> 
 
 @dataclass(frozen=True)
 class Overrides:
-    """Hyperparameters a client chose itself (Scenario's ``parameters``); None keeps the plan's."""
+    """Hyperparameters a client chose itself (Scenario's ``parameters``, the native
+    ``flipAugment``); None keeps the plan's."""
 
     steps: int | None = None
     learning_rate: float | None = None
     rank: int | None = None
     seed: int | None = None
+    flip_augment: bool | None = None
 
 
 MAX_STEPS = 10_000
@@ -95,5 +97,8 @@ def tune(hyper: Hyperparameters, overrides: Overrides) -> Hyperparameters:
         learning_rate=overrides.learning_rate or hyper.learning_rate,
         rank=overrides.rank or hyper.rank,
         seed=hyper.seed if overrides.seed is None else overrides.seed,
+        flip_augment=(
+            hyper.flip_augment if overrides.flip_augment is None else overrides.flip_augment
+        ),
         checkpoint_every=min(hyper.checkpoint_every, overrides.steps or hyper.steps),
     )

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import secrets
 import string
+from collections.abc import Iterable
 from typing import Any, BinaryIO
 
+from loraforge.domain.buckets import bucket_for
 from loraforge.domain.captions import TrainingWords
-from loraforge.domain.entities import Image, ImageKind, Principal
+from loraforge.domain.entities import Image, ImageKind, Model, Principal
 from loraforge.domain.errors import Conflict, InvalidInput, NotFound
 from loraforge.domain.ml import BaseModel
 from loraforge.domain.work import JobKind, RunStatus, Training, TrainingSpeed
@@ -21,13 +23,13 @@ from loraforge.ports import (
     UnitOfWorkFactory,
 )
 from loraforge.services.blob_refs import BlobReferences
+from loraforge.services.dataset_check import MAX_TRAINING_IMAGES, DatasetService, upload_order
 from loraforge.services.jobs import JobService
 from loraforge.services.training_plan import Overrides, plan, tune
 from loraforge.services.webhook_urls import check_webhook_url
 
 TRIGGER_ALPHABET = string.ascii_uppercase + string.digits
 TRIGGER_LENGTH = 7
-MAX_TRAINING_IMAGES = 1000
 
 
 def new_trigger_word() -> str:
@@ -37,9 +39,11 @@ def new_trigger_word() -> str:
     return first + "".join(secrets.choice(TRIGGER_ALPHABET) for _ in range(TRIGGER_LENGTH - 1))
 
 
-def manifest_image(image: Image, words: TrainingWords, trigger: str) -> dict[str, Any]:
-    """An image as a training freezes it: its bytes, its caption and where that came from, and
-    the caption it trains with."""
+def manifest_image(
+    image: Image, words: TrainingWords, trigger: str, resolution: int
+) -> dict[str, Any]:
+    """An image as a training freezes it: its bytes, its caption and where that came from, the
+    caption it trains with, and the aspect-ratio bucket it trains at."""
     return {
         "id": image.id,
         "sha256": image.sha256,
@@ -47,7 +51,16 @@ def manifest_image(image: Image, words: TrainingWords, trigger: str) -> dict[str
         "imageCaption": image.caption,
         "captionSource": image.caption_source.value,
         "caption": words.caption(trigger, image.caption),
+        "bucket": str(bucket_for(image.width, image.height, resolution)),
     }
+
+
+def each_file_once(images: Iterable[Image]) -> list[Image]:
+    """In upload order, each file (sha256) once: an exact duplicate trains as its first copy."""
+    once: dict[str, Image] = {}
+    for image in upload_order(images):
+        once.setdefault(image.sha256, image)
+    return list(once.values())
 
 
 class TrainingService:
@@ -59,6 +72,7 @@ class TrainingService:
         queue: JobQueue,
         blobs: BlobStore,
         catalog: BaseModelCatalog,
+        dataset: DatasetService,
         clock: Clock,
         new_id: IdFactory,
     ) -> None:
@@ -68,6 +82,7 @@ class TrainingService:
         self._blobs = blobs
         self._refs = BlobReferences(uow=uow, blobs=blobs)
         self._catalog = catalog
+        self._dataset = dataset
         self._clock = clock
         self._new_id = new_id
 
@@ -82,14 +97,17 @@ class TrainingService:
         overrides: Overrides | None = None,
         exclusive: bool = False,
         words: TrainingWords | None = None,
+        require_ready_dataset: bool = False,
     ) -> Training:
         """Queue a training of the model's current training images and hand it to the job
         queue once committed. ``exclusive`` refuses while another training of the model is
         queued or running (Scenario: one at a time). ``words``: the trigger word (default: a
-        new random one), class word and caption template every image's caption is made with."""
+        new random one), class word and caption template every image's caption is made with.
+        ``require_ready_dataset`` refuses a model whose dataset check is not ``ready``."""
         if webhook_url is not None:
             check_webhook_url(webhook_url)
         words = (words or TrainingWords()).checked()
+        self._dataset.measure_missing(who, model_id)  # before the write lock: it takes a while
         with self._uow(write=True) as uow:
             model = uow.models.get(who.account_id, model_id, lock=True)
             if model is None:
@@ -100,6 +118,7 @@ class TrainingService:
                 raise Conflict("The model is already training.", code="already_training")
             images = self._pinned_training_images(uow, model_id)
             base = self._base_model(model.base_model)
+            dataset = self._checked_dataset(uow, model, images, required=require_ready_dataset)
             trigger = words.trigger or new_trigger_word()
             seed = secrets.randbelow(2**31)
             hyper = plan(base, strength=strength, speed=speed, seed=seed)
@@ -112,9 +131,10 @@ class TrainingService:
                 "captionTemplate": words.template,
                 "hyperparameters": vars(hyper),
                 "images": [
-                    manifest_image(i, words, trigger)
-                    for i in reversed(images)  # upload order
+                    manifest_image(i, words, trigger, hyper.resolution)
+                    for i in each_file_once(images)  # upload order
                 ],
+                "dataset": dataset,
             }
             training = Training(
                 id=self._new_id(),
@@ -146,6 +166,23 @@ class TrainingService:
         if not images:
             raise Conflict("The model has no training images yet.", code="no_training_images")
         return images
+
+    def _checked_dataset(
+        self, uow: UnitOfWork, model: Model, images: list[Image], *, required: bool
+    ) -> dict[str, Any]:
+        """The dataset check's counts over ``images``, to freeze into the manifest; with
+        ``required``, a check that is not ``ready`` refuses the training."""
+        checked = self._dataset.check(uow, model, images)
+        report = checked.report
+        if required and not report.ready:
+            problems = ", ".join(f"{n} {code}" for code, n in report.issue_counts.items())
+            raise Conflict(
+                f"The dataset is not ready: {report.usable} of {report.count} images are "
+                f"usable, {report.min_images} are needed"
+                + (f" (issues: {problems})." if problems else "."),
+                code="dataset_not_ready",
+            )
+        return checked.frozen()
 
     def _base_model(self, name: str) -> BaseModel:
         try:

@@ -3,16 +3,20 @@
 The same handlers run under the in-process worker (``run_forever``: poll the database) and
 under Celery (``run_subject`` per task, ``requeue_stranded`` on a timer): a job is an id, the
 handler reloads everything from the database.
+
+Trainings and predictions (``RUN_KINDS``) run one at a time; the quick jobs (measuring a new
+training image) are never queue messages: a loop of its own beside them, in every worker
+process, polls the jobs table for them, so they never wait for a training.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Protocol
 
-from loraforge.domain.work import JobKind
+from loraforge.domain.work import RUN_KINDS, JobKind
 from loraforge.ports import JobQueue, UnitOfWork
 from loraforge.services.jobs import JobService, Lease
 from loraforge.services.webhooks import WebhookService
@@ -54,9 +58,9 @@ class Worker:
         self._poll_s = poll_s
         self._heartbeat_s = heartbeat_s
 
-    def run_once(self) -> bool:
-        """Run the next job if there is one; True when a job was run."""
-        lease = self._jobs.claim(self._owner)
+    def run_once(self, kinds: Collection[JobKind] = RUN_KINDS) -> bool:
+        """Run the next job of ``kinds`` if there is one; True when a job was run."""
+        lease = self._jobs.claim(self._owner, kinds=kinds)
         if lease is None:
             return False
         self._run(lease)
@@ -112,6 +116,8 @@ class Worker:
     def run_forever(self, stop: threading.Event) -> None:
         sender = threading.Thread(target=self._deliver_webhooks, args=(stop,), daemon=True)
         sender.start()
+        quick = threading.Thread(target=self._run_quick_jobs, args=(stop,), daemon=True)
+        quick.start()
         while not stop.is_set():
             try:
                 worked = self.run_once()
@@ -121,18 +127,35 @@ class Worker:
             if not worked:
                 self._queue.wait(self._poll_s)
         sender.join(timeout=5)
+        quick.join(timeout=5)
+
+    def _run_quick_jobs(self, stop: threading.Event) -> None:
+        """Beside the trainings and predictions: the jobs that are neither, found by polling
+        the database (not the queue's wake-up, which the loop that runs trainings waits on)."""
+        quick = frozenset(self._handlers) - RUN_KINDS
+        while not stop.is_set():
+            try:
+                worked = bool(quick) and self.run_once(quick)
+            except Exception:
+                log.exception("worker loop error (quick jobs)")
+                worked = False
+            if not worked:
+                stop.wait(self._poll_s)
 
     def serve_side_duties(self, stop: threading.Event, *, requeue_every_s: float) -> None:
         """What a Celery worker process does besides its tasks, until ``stop``: deliver due
-        webhooks and requeue stranded jobs every ``requeue_every_s``."""
+        webhooks, run the quick jobs and requeue stranded jobs every ``requeue_every_s``."""
         sender = threading.Thread(target=self._deliver_webhooks, args=(stop,), daemon=True)
         sender.start()
+        quick = threading.Thread(target=self._run_quick_jobs, args=(stop,), daemon=True)
+        quick.start()
         while not stop.wait(requeue_every_s):
             try:
                 self.requeue_stranded(queued_for_s=requeue_every_s)
             except Exception:  # the database or broker is away: try again next round
                 log.exception("requeueing stranded jobs failed")
         sender.join(timeout=5)
+        quick.join(timeout=5)
 
     def _deliver_webhooks(self, stop: threading.Event) -> None:
         while not stop.is_set():

@@ -37,7 +37,7 @@ def add_data(api: Api, model_id: str, body: bytes, content_type: str = "image/jp
         headers={**api.headers, "Content-Type": content_type},
     )
     assert response.status_code == 201, response.text
-    assert set(response.json()) == {"dataId"}
+    assert set(response.json()) == {"dataId", "warnings"}
     data_id: str = response.json()["dataId"]
     return data_id
 

@@ -132,7 +132,7 @@ def test_schemas_use_the_seed_field_names(spec: dict[str, Any]) -> None:
     assert {"id", "displayName", "customModelType"} <= set(
         schema_of(spec, "ModelRead")["properties"]
     )
-    assert set(schema_of(spec, "DataCreated")["properties"]) == {"dataId"}
+    assert set(schema_of(spec, "DataCreated")["properties"]) == {"dataId", "warnings"}
     assert "dataUrl" in schema_of(spec, "TrainingDataContent")["properties"]
     assert {"items", "total", "pageNum", "pageSize"} <= set(
         schema_of(spec, "ImagePage")["properties"]

@@ -175,10 +175,11 @@ def job(
     available: float | None = None,
     lease_until: float | None = None,
     token: str | None = None,
+    kind: JobKind = JobKind.TRAINING,
 ) -> Job:
     return Job(
         id=job_id,
-        kind=JobKind.TRAINING,
+        kind=kind,
         subject_id=subject_id,
         state=state,
         attempts=0 if state is JobState.QUEUED else 1,

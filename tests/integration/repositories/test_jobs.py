@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 
-from loraforge.domain.work import Job, JobState
+from loraforge.domain.work import RUN_KINDS, Job, JobKind, JobState
 from loraforge.ports import UnitOfWorkFactory
 from tests.integration.repositories.entities import at, job, read, write
 
@@ -45,6 +45,26 @@ def test_the_oldest_available_queued_job_is_claimed_first(uow: UnitOfWorkFactory
     assert claimable(uow, now=5, subject_id="s-4") is None  # not available yet
     assert claimable(uow, now=50, subject_id="s-4") == "j-future"
     assert claimable(uow, now=50, subject_id="s-missing") is None
+
+
+def test_claims_can_be_limited_to_some_kinds(uow: UnitOfWorkFactory) -> None:
+    add(
+        uow,
+        job("j-inspect", "img-1", t=0, kind=JobKind.INSPECTION),
+        job("j-train", "tr-1", t=1),
+        job("j-predict", "pr-1", t=2, kind=JobKind.PREDICTION),
+    )
+
+    def first(kinds: set[JobKind] | None, subject_id: str | None = None) -> str | None:
+        with uow(write=True) as tx:
+            found = tx.jobs.next_claimable(at(5), subject_id, kinds=kinds)
+        return found.id if found else None
+
+    assert first(None) == "j-inspect"  # any kind: the oldest
+    assert first(set(RUN_KINDS)) == "j-train"
+    assert first({JobKind.PREDICTION}) == "j-predict"
+    assert first({JobKind.INSPECTION}, "tr-1") is None
+    assert first({JobKind.INSPECTION}, "img-1") == "j-inspect"
 
 
 def test_a_running_job_is_claimable_once_its_lease_expired(uow: UnitOfWorkFactory) -> None:

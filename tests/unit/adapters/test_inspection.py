@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import io
-import random
 from pathlib import Path
 
 import pytest
-from PIL import Image, ImageDraw, ImageFilter
+from PIL import Image, ImageFilter
 
 from loraforge.adapters.imaging.inspection import OpenCvInspector
 from loraforge.domain.dataset import (
@@ -17,26 +16,14 @@ from loraforge.domain.dataset import (
     TOO_DARK_LUMA,
     hamming,
 )
+from tests import imagefactory
+from tests.imagefactory import scene
 
 FACE = Path(__file__).resolve().parents[2] / "fixtures" / "astronaut_face.jpg"
 
 
-def scene(seed: int, size: tuple[int, int] = (1024, 768)) -> Image.Image:
-    """Sixty overlapping coloured rectangles: edges everywhere, like a busy photo."""
-    rng = random.Random(seed)
-    picture = Image.new("RGB", size, (120, 130, 140))
-    draw = ImageDraw.Draw(picture)
-    for _ in range(60):
-        x, y = rng.randrange(size[0]), rng.randrange(size[1])
-        w, h = rng.randrange(20, 200), rng.randrange(20, 200)
-        draw.rectangle((x, y, x + w, y + h), fill=tuple(rng.randrange(256) for _ in range(3)))
-    return picture
-
-
 def jpeg(picture: Image.Image, quality: int = 90) -> bytes:
-    buffer = io.BytesIO()
-    picture.save(buffer, format="JPEG", quality=quality)
-    return buffer.getvalue()
+    return imagefactory.encoded(picture, quality=quality)
 
 
 @pytest.fixture(scope="module")

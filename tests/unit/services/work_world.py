@@ -6,17 +6,27 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from loraforge.domain.entities import Limits, Principal
-from loraforge.domain.work import Prediction, RunStatus, ScaleConfig, Training, TrainingSpeed
+from loraforge.domain.work import (
+    RUN_KINDS,
+    JobKind,
+    Prediction,
+    RunStatus,
+    ScaleConfig,
+    Training,
+    TrainingSpeed,
+)
 from loraforge.ports import Captioner, Generator
 from loraforge.services.caption_runs import CaptionRunner
 from loraforge.services.captions import CaptionService
+from loraforge.services.dataset_check import DatasetService
 from loraforge.services.images import ImageService
+from loraforge.services.inspections import InspectionQueue, InspectionRunner
 from loraforge.services.jobs import JobService
 from loraforge.services.prediction_runs import PredictionRunner
 from loraforge.services.predictions import PredictionRequest, PredictionService
@@ -31,6 +41,7 @@ from tests.fakes import (
     FakeFetcher,
     FakeIds,
     FakeImageProcessor,
+    FakeInspector,
     FakeUnitOfWorkFactory,
     InMemoryBlobStore,
     RecordingJobQueue,
@@ -46,6 +57,7 @@ STRANGER = Principal(account_id=OTHER, key_id="key-other")
 HOOK = "https://hooks.example/runs"
 LEASE_S = 30
 MAX_ATTEMPTS = 2
+MIN_IMAGES = 2
 
 
 class _NoSender:
@@ -70,6 +82,9 @@ class WorkWorld:
     trainer: FakeTrainer
     caption_runner: CaptionRunner
     worker: Worker
+    inspector: FakeInspector
+    dataset: DatasetService
+    catalog: FakeBaseModelCatalog
 
     def model(self, model_id: str = "m-1", *, images: int = 1, base_model: str = "tiny") -> str:
         """A model of ``ME`` with ``images`` training images (their bytes stored)."""
@@ -96,9 +111,9 @@ class WorkWorld:
         assert self.training(training.id).status is RunStatus.SUCCEEDED
         return self.training(training.id)
 
-    def run_jobs(self) -> int:
+    def run_jobs(self, kinds: Collection[JobKind] = RUN_KINDS) -> int:
         ran = 0
-        while self.worker.run_once():
+        while self.worker.run_once(kinds):
             ran += 1
         return ran
 
@@ -182,8 +197,12 @@ def make_world(
         limits=Limits(),
         decode_slots=1,
         captions=captions,
+        inspections=InspectionQueue(jobs=jobs),
     )
-    trainer = FakeTrainer()
+    trainer, inspector = FakeTrainer(), FakeInspector()
+    dataset = DatasetService(
+        uow=uow, blobs=blobs, inspector=inspector, catalog=catalog, min_images=MIN_IMAGES
+    )
     runners: list[JobHandler] = [
         TrainingRunner(
             uow=uow,
@@ -205,6 +224,7 @@ def make_world(
             clock=clock,
             lora_cache=tmp_path / "loras",
         ),
+        InspectionRunner(uow=uow, jobs=jobs, dataset=dataset),
     ]
     caption_runner = CaptionRunner(
         uow=uow, jobs=jobs, blobs=blobs, captioner=captioner, webhooks=webhooks, clock=clock
@@ -221,8 +241,18 @@ def make_world(
             uow=uow, blobs=blobs, captions=captions, clock=clock, new_id=ids, limits=Limits()
         ),
         trainings=TrainingService(
-            uow=uow, jobs=jobs, queue=queue, blobs=blobs, catalog=catalog, clock=clock, new_id=ids
+            uow=uow,
+            jobs=jobs,
+            queue=queue,
+            blobs=blobs,
+            catalog=catalog,
+            dataset=dataset,
+            clock=clock,
+            new_id=ids,
         ),
+        inspector=inspector,
+        dataset=dataset,
+        catalog=catalog,
         predictions=PredictionService(uow=uow, jobs=jobs, queue=queue, clock=clock, new_id=ids),
         trainer=trainer,
         caption_runner=caption_runner,

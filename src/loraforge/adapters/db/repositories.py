@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
@@ -12,6 +13,7 @@ from sqlalchemy.orm import Session
 from loraforge.adapters.db.tables import (
     AccountRow,
     ApiKeyRow,
+    ImageQualityRow,
     ImageRow,
     ModelRow,
     PredictionModelRow,
@@ -19,6 +21,7 @@ from loraforge.adapters.db.tables import (
     TrainingRow,
 )
 from loraforge.domain.captions import CaptionSource
+from loraforge.domain.dataset import ImageQuality
 from loraforge.domain.entities import Account, ApiKey, Image, ImageFormat, ImageKind, Model
 from loraforge.domain.errors import NotFound
 
@@ -61,6 +64,9 @@ _IMAGE = (
     "prediction_id",
     "origin",
 )
+
+
+_QUALITY = tuple(f.name for f in dataclasses.fields(ImageQuality))
 
 
 def _image(row: ImageRow) -> Image:
@@ -280,6 +286,46 @@ class SqlImageRepository:
             .limit(limit)
         )
         return [_image(r) for r in rows]
+
+    def first_with_sha256(self, model_id: str, kind: ImageKind, sha256: str) -> Image | None:
+        row = self._s.scalars(
+            select(ImageRow)
+            .where(
+                ImageRow.model_id == model_id,
+                ImageRow.sha256 == sha256,
+                ImageRow.kind == kind.value,
+            )
+            .order_by(ImageRow.created_at, ImageRow.id)
+            .limit(1)
+        ).first()
+        return _image(row) if row else None
+
+    def save_quality(self, image_id: str, display_key: str, quality: ImageQuality) -> bool:
+        # The image row's lock orders concurrent measurings of one image (PostgreSQL) and
+        # keeps its delete from slipping between the check and the write.
+        current = self._s.scalar(
+            select(ImageRow.display_key).where(ImageRow.id == image_id).with_for_update()
+        )
+        if current != display_key:
+            return False
+        self._s.merge(ImageQualityRow(image_id=image_id, display_key=display_key, **vars(quality)))
+        self._s.flush()
+        return True
+
+    def qualities(self, image_ids: Iterable[str]) -> dict[str, ImageQuality]:
+        wanted = list(set(image_ids))
+        found: dict[str, ImageQuality] = {}
+        for start in range(0, len(wanted), 500):
+            rows = self._s.scalars(
+                select(ImageQualityRow)
+                .join(ImageRow, ImageRow.id == ImageQualityRow.image_id)
+                .where(
+                    ImageQualityRow.image_id.in_(wanted[start : start + 500]),
+                    ImageQualityRow.display_key == ImageRow.display_key,
+                )
+            )
+            found.update((r.image_id, ImageQuality(**_fields(r, _QUALITY))) for r in rows)
+        return found
 
     def delete_unused(self, image_id: str, *, before: datetime) -> bool:
         result = self._s.execute(

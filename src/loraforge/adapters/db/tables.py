@@ -10,6 +10,7 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     Dialect,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -105,6 +106,8 @@ class ImageRow(Base):
         Index("ix_images_origin_last_used", "origin", "last_used_at"),
         # imageType=all filters on several kinds: this index still yields the page order.
         Index("ix_images_model_created", "model_id", "created_at", "id"),
+        # An upload's exact duplicates among its model's images, without reading them all.
+        Index("ix_images_model_sha256", "model_id", "sha256"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -131,6 +134,24 @@ class ImageRow(Base):
     # Which wire format brought it in (native, photogpt, runware, scenario): retention rules
     # such as Runware's 30 days after last use apply per origin.
     origin: Mapped[str] = mapped_column(String(16), default="native")
+
+
+class ImageQualityRow(Base):
+    """What the dataset check measured of an image's display variant (``display_key``): once
+    the image's bytes are replaced the row is stale, and ignored until measured again."""
+
+    __tablename__ = "image_quality"
+
+    image_id: Mapped[str] = mapped_column(
+        ForeignKey("images.id", ondelete="CASCADE"), primary_key=True
+    )
+    display_key: Mapped[str] = mapped_column(String(64))
+    phash: Mapped[str] = mapped_column(String(16))
+    sharpness: Mapped[float] = mapped_column(Float)
+    luma: Mapped[float] = mapped_column(Float)
+    dark_share: Mapped[float] = mapped_column(Float)
+    bright_share: Mapped[float] = mapped_column(Float)
+    faces: Mapped[int] = mapped_column(Integer)
 
 
 class TrainingRow(Base):

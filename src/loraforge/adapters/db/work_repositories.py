@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
@@ -172,7 +173,13 @@ class SqlJobRepository:
         row = self._s.scalars(select(JobRow).where(JobRow.subject_id == subject_id)).first()
         return _job(row) if row else None
 
-    def next_claimable(self, now: datetime, subject_id: str | None = None) -> Job | None:
+    def next_claimable(
+        self,
+        now: datetime,
+        subject_id: str | None = None,
+        *,
+        kinds: Collection[JobKind] | None = None,
+    ) -> Job | None:
         """The oldest queued job, or a running one whose lease has expired."""
         query = (
             select(JobRow)
@@ -186,6 +193,8 @@ class SqlJobRepository:
         )
         if subject_id is not None:
             query = query.where(JobRow.subject_id == subject_id)
+        if kinds is not None:
+            query = query.where(JobRow.kind.in_(sorted(k.value for k in kinds)))
         row = self._s.scalars(query).first()
         return _job(row) if row else None
 

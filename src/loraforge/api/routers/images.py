@@ -12,13 +12,14 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from loraforge.api.errors import documented
-from loraforge.api.presenters import image_page, image_read
+from loraforge.api.presenters import image_page, image_read, image_uploaded
 from loraforge.api.schemas.images import (
     CaptionUpdate,
     ImageJsonUpload,
     ImagePage,
     ImageRead,
     ImageUploadData,
+    ImageUploaded,
 )
 from loraforge.bootstrap import Container
 from loraforge.domain.captions import MAX_CAPTION
@@ -72,7 +73,7 @@ UPLOAD_BODY = {
     "/v1/images",
     responses=documented(400, 404, 409, 413, 415, 422, 507),
     status_code=201,
-    response_model=ImageRead,
+    response_model=ImageUploaded,
     openapi_extra=UPLOAD_BODY,
 )
 async def upload_image(
@@ -84,7 +85,9 @@ async def upload_image(
     type_: Annotated[ImageTypeName | None, Query(alias="type")] = None,
     name: Annotated[str | None, Query(max_length=255)] = None,
     caption: Annotated[str | None, Query(max_length=MAX_CAPTION)] = None,
-) -> ImageRead:
+) -> ImageUploaded:
+    """A `modelInput` image answers the dataset check's issues found so far under
+    `warnings` (never a refusal); the rest, once it is measured, in the dataset report."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "multipart/form-data":
         form = await read_multipart(request)
@@ -104,7 +107,8 @@ async def upload_image(
         upload = await spool_body(request, limit=c.limits.max_request_bytes, name=name)
         upload = dataclasses.replace(upload, caption=caption)
         image = await _ingest(c, who, upload, model_id, type_)
-    return image_read(image, links)
+    warnings = await run_in_threadpool(c.dataset.warnings, who, image)
+    return image_uploaded(image, links, warnings)
 
 
 @router.get("/v1/images/{imageId}", responses=documented(404), response_model=ImageRead)

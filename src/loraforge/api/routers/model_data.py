@@ -59,14 +59,17 @@ async def add_data(
     caption: Annotated[str | None, Query(max_length=MAX_CAPTION)] = None,
 ) -> DataCreated:
     """`caption`: what the picture shows (its `captionSource` is then `user`); without one, a
-    configured captioning model writes one in a background job."""
+    configured captioning model writes one in a background job.
+
+    `warnings`: the dataset check's issues found so far for the new image (never a
+    refusal); the rest, once it is measured, in `GET /v1/models/{modelId}/dataset-report`."""
     upload = await spool_body(request, limit=c.limits.max_data_bytes)
     upload = dataclasses.replace(upload, caption=caption)
     with upload.stream:
         image = await run_in_threadpool(
             c.images.ingest, who, upload, kind=TRAINING, model_id=modelId, allowed=DATA_FORMATS
         )
-    return data_created(image)
+    return data_created(image, await run_in_threadpool(c.dataset.warnings, who, image))
 
 
 @router.get("", responses=documented(404), response_model=list[TrainingDataRead])

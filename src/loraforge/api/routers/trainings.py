@@ -19,6 +19,7 @@ from loraforge.domain.captions import DEFAULT_TEMPLATE, TrainingWords
 from loraforge.domain.work import Training, TrainingSpeed
 from loraforge.http.deps import ContainerDep, PrincipalDep
 from loraforge.http.streaming import file_chunks
+from loraforge.services.training_plan import Overrides
 
 router = APIRouter(prefix="/v1/models/{modelId}/trainings", tags=["trainings"])
 
@@ -39,6 +40,8 @@ def start_training(
         speed=TrainingSpeed(body.trainingSpeed),
         webhook_url=body.webhookUrl,
         words=training_words(body),
+        overrides=Overrides(flip_augment=body.flipAugment),
+        require_ready_dataset=body.requireReadyDataset,
     )
     return training_created(training)
 

@@ -6,6 +6,7 @@ from typing import Literal
 from pydantic import AliasChoices, BaseModel, Field
 
 from loraforge.api.schemas.common import WireModel
+from loraforge.api.schemas.dataset import DatasetIssue
 from loraforge.domain.captions import MAX_CAPTION
 from loraforge.http.image_types import ImageTypeName
 
@@ -33,6 +34,13 @@ class ImageRead(BaseModel):
     captionSource: CaptionSourceName = Field(description=CAPTION_SOURCE)
     createdAt: datetime
     lastUsedAt: datetime
+
+
+class ImageUploaded(ImageRead):
+    warnings: list[DatasetIssue] = Field(
+        description="A training image's issues found so far by the dataset check (empty for "
+        "other types); an upload is never refused for one."
+    )
 
 
 class ImagePage(BaseModel):
@@ -84,3 +92,7 @@ class TrainingDataContent(TrainingDataRead):
 
 class DataCreated(BaseModel):
     dataId: str
+    warnings: list[DatasetIssue] = Field(
+        description="The dataset check's issues found so far for the new image; an upload "
+        "is never refused for one."
+    )

@@ -35,6 +35,16 @@ class TrainingCreate(WireModel):
         f"and {{caption}}; default `{DEFAULT_TEMPLATE}`. Empty parts leave no double spaces "
         "or dangling commas.",
     )
+    requireReadyDataset: bool = Field(
+        False,
+        strict=True,
+        description="Refuse (409 `dataset_not_ready`) unless the dataset report is `ready`.",
+    )
+    flipAugment: bool = Field(
+        False,
+        strict=True,
+        description="Also train on mirror images: for subjects without a handedness (no text).",
+    )
 
 
 class TrainingCreated(BaseModel):
