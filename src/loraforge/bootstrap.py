@@ -51,6 +51,7 @@ from loraforge.services.models import ModelService
 from loraforge.services.prediction_runs import PredictionRunner
 from loraforge.services.predictions import PredictionService
 from loraforge.services.retention import RetentionService
+from loraforge.services.training_image_jobs import TrainingImageJobs
 from loraforge.services.training_images import TrainingImageService
 from loraforge.services.training_runs import TrainingRunner
 from loraforge.services.trainings import TrainingService
@@ -199,7 +200,7 @@ def build(
         new_id=ids,
         available=captioner is not None and runs_ml(settings),
     )
-    inspections = InspectionQueue(jobs=jobs)
+    followups = TrainingImageJobs(captions=captions, inspections=InspectionQueue(jobs=jobs))
     dataset = DatasetService(
         uow=uow,
         blobs=blobs,
@@ -230,8 +231,7 @@ def build(
             per_account=settings.fetch_slots_per_account,
             fetch_timeout_s=settings.fetch_timeout_s,
         ),
-        captions=captions,
-        inspections=inspections,
+        followups=followups,
     )
     return Container(
         settings=settings,
@@ -274,13 +274,7 @@ def build(
             uow=uow, images=images, clock=clock, keep_after_use=keep_after_use
         ),
         training_images=TrainingImageService(
-            uow=uow,
-            blobs=blobs,
-            captions=captions,
-            clock=clock,
-            new_id=ids,
-            limits=limits,
-            inspections=inspections,
+            uow=uow, blobs=blobs, clock=clock, new_id=ids, limits=limits, followups=followups
         ),
         captions=captions,
         captioner=captioner,

@@ -25,7 +25,7 @@ from loraforge.domain.entities import (
     Page,
     Principal,
 )
-from loraforge.domain.errors import Conflict, LimitReached, NotFound
+from loraforge.domain.errors import Conflict, NotFound
 from loraforge.ports import (
     TASK_CONFLICT,
     BlobStore,
@@ -36,18 +36,18 @@ from loraforge.ports import (
     UnitOfWorkFactory,
     UrlFetcher,
 )
-from loraforge.services.captions import CaptionService, caption_fields
+from loraforge.services.captions import caption_fields
 from loraforge.services.decode_slots import DecodeSlots
 from loraforge.services.fetch_slots import FetchPermit, FetchSlots
 from loraforge.services.image_bytes import ImageBytes, Upload, sanitize_name
 from loraforge.services.image_types import Content, TaskKey
-from loraforge.services.inspections import InspectionQueue
+from loraforge.services.model_room import ensure_room
 from loraforge.services.output_images import OutputImages
 from loraforge.services.paging import PageRequest
+from loraforge.services.training_image_jobs import TrainingImageJobs
 
 __all__ = ["TASK_CONFLICT", "Content", "ImageService", "TaskKey", "Upload", "sanitize_name"]
 
-LIMITED_KINDS = frozenset({ImageKind.TRAINING, ImageKind.REFERENCE})
 # Reads record a use at most this often per image: retention counts in days, and a read should
 # not turn into a write every time.
 USE_RESOLUTION = timedelta(minutes=1)
@@ -68,14 +68,12 @@ class ImageService:
         track_use: frozenset[str] = frozenset(),
         fetch_slots: FetchSlots | None = None,
         decode_shares: DecodeSlots | None = None,
-        captions: CaptionService | None = None,
-        inspections: InspectionQueue | None = None,
+        followups: TrainingImageJobs | None = None,
     ) -> None:
         """``track_use``: origins whose images record their last use (fetch, task use).
         ``fetch_slots``: how many URL uploads may run at once (per account, per process).
         ``decode_shares``: each account's share of the ``decode_slots``.
-        ``captions``: queues the captioning of training images stored without a caption.
-        ``inspections``: queues the measuring of new training images (the dataset check)."""
+        ``followups``: queues what a stored training image gets (measuring, captioning)."""
         self._uow = uow
         self._blobs = blobs
         self._bytes = ImageBytes(
@@ -92,8 +90,7 @@ class ImageService:
         self._limits = limits
         self._track_use = track_use
         self._fetch_slots = fetch_slots or FetchSlots(total=16, per_account=4, fetch_timeout_s=10)
-        self._captions = captions
-        self._inspections = inspections
+        self._followups = followups or TrainingImageJobs()
 
     # --- writes -------------------------------------------------------------------------
 
@@ -187,7 +184,7 @@ class ImageService:
 
         def write(uow: UnitOfWork) -> None:
             if model_id is not None:
-                self._lock_room(uow, who, model_id, kind)
+                self._room(uow, who, model_id, kind, lock=True)
             uow.images.add(image)
             if task is not None:
                 uow.receipts.add(
@@ -198,11 +195,10 @@ class ImageService:
                     result={"imageId": image.id},
                     at=now,
                 )
-            runs.extend(self._queue_captions(uow, image))
-            self._queue_inspection(uow, image)
+            runs.extend(self._followups.queue(uow, [image]))
 
         self._bytes.commit(write, stored, upload.stream)
-        self._submit_captions(runs)
+        self._followups.submit(runs)
         return image
 
     def ingest_url(
@@ -265,12 +261,11 @@ class ImageService:
         def write(uow: UnitOfWork) -> None:
             # ``update`` raises NotFound when the image was deleted since it was read.
             uow.images.update(image)
-            self._queue_inspection(uow, image)
-            runs.extend(self._queue_captions(uow, image))
+            runs.extend(self._followups.queue(uow, [image]))
 
         self._bytes.commit(write, stored, upload.stream)
         self._bytes.release(old_keys - image.blob_keys())
-        self._submit_captions(runs)
+        self._followups.submit(runs)
         return image
 
     def delete(
@@ -370,13 +365,6 @@ class ImageService:
 
     # --- helpers ------------------------------------------------------------------------
 
-    def _queue_captions(self, uow: UnitOfWork, image: Image) -> list[str]:
-        return self._captions.queue_for(uow, [image]) if self._captions else []
-
-    def _submit_captions(self, runs: list[str]) -> None:
-        if self._captions:
-            self._captions.submit(runs)
-
     def _replay(self, who: Principal, task: TaskKey) -> Image | None:
         """The image a task id already produced, or None when the id is new."""
         with self._uow() as uow:
@@ -395,10 +383,6 @@ class ImageService:
             )
         return self.record_use(image)
 
-    def _queue_inspection(self, uow: UnitOfWork, image: Image) -> None:
-        if self._inspections is not None:
-            self._inspections.enqueue(uow, image)
-
     def _get_scoped(
         self, who: Principal, image_id: str, *, model_id: str | None, kind: ImageKind | None
     ) -> Image:
@@ -412,17 +396,10 @@ class ImageService:
         with self._uow() as uow:
             self._room(uow, who, model_id, kind, lock=False)
 
-    def _lock_room(self, uow: UnitOfWork, who: Principal, model_id: str, kind: ImageKind) -> None:
-        self._room(uow, who, model_id, kind, lock=True)
-
     def _room(
         self, uow: UnitOfWork, who: Principal, model_id: str, kind: ImageKind, *, lock: bool
     ) -> None:
-        if uow.models.get(who.account_id, model_id, lock=lock) is None:
-            raise NotFound(f"No model {model_id}.")
-        limit = self._limits.max_images_per_type
-        if kind in LIMITED_KINDS and uow.images.count_for_model(model_id, kind) >= limit:
-            raise LimitReached(f"The model already has {limit} images of this type.")
+        ensure_room(uow, who, model_id, kind, limit=self._limits.max_images_per_type, lock=lock)
 
 
 def _matches(image: Image, model_id: str | None, kind: ImageKind | None) -> bool:

@@ -17,8 +17,7 @@ from loraforge.domain.entities import Image, ImageKind, Limits, Principal, Train
 from loraforge.domain.errors import BadRequest, InvalidInput, LimitReached, NotFound
 from loraforge.ports import BlobStore, Clock, IdFactory, UnitOfWork, UnitOfWorkFactory
 from loraforge.services.blob_refs import BlobReferences
-from loraforge.services.captions import CaptionService
-from loraforge.services.inspections import InspectionQueue
+from loraforge.services.training_image_jobs import TrainingImageJobs
 
 TRAINING = ImageKind.TRAINING
 MAX_INSTRUCTION = 2000
@@ -31,20 +30,18 @@ class TrainingImageService:
         *,
         uow: UnitOfWorkFactory,
         blobs: BlobStore,
-        captions: CaptionService,
         clock: Clock,
         new_id: IdFactory,
         limits: Limits,
-        inspections: InspectionQueue | None = None,
+        followups: TrainingImageJobs | None = None,
     ) -> None:
-        """``inspections``: queues the measuring of the copies (the dataset check)."""
+        """``followups``: queues what the copies get (measuring, captioning)."""
         self._uow = uow
         self._refs = BlobReferences(uow=uow, blobs=blobs)
-        self._captions = captions
+        self._followups = followups or TrainingImageJobs()
         self._clock = clock
         self._new_id = new_id
         self._limits = limits
-        self._inspections = inspections
 
     def copy_in(
         self, who: Principal, model_id: str, image_ids: Sequence[str], *, origin: str
@@ -77,15 +74,13 @@ class TrainingImageService:
             ]
             for copy in copies:
                 uow.images.add(copy)
-                if self._inspections is not None:
-                    self._inspections.enqueue(uow, copy)
             # A source deleted since we read it may have had its bytes removed (PostgreSQL;
             # SQLite serialises writers): hold them from here to the commit, or refuse.
             if self._refs.pin(uow, {k for c in copies for k in c.blob_keys()}):
                 raise NotFound("An image was deleted while it was being copied.")
-            runs = self._captions.queue_for(uow, copies)
+            runs = self._followups.queue(uow, copies)
             uow.commit()
-        self._captions.submit(runs)
+        self._followups.submit(runs)
         return copies
 
     def set_caption(

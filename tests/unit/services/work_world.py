@@ -30,6 +30,7 @@ from loraforge.services.inspections import InspectionQueue, InspectionRunner
 from loraforge.services.jobs import JobService
 from loraforge.services.prediction_runs import PredictionRunner
 from loraforge.services.predictions import PredictionRequest, PredictionService
+from loraforge.services.training_image_jobs import TrainingImageJobs
 from loraforge.services.training_images import TrainingImageService
 from loraforge.services.training_runs import TrainingRunner
 from loraforge.services.trainings import TrainingService
@@ -187,6 +188,7 @@ def make_world(
         new_id=FakeIds("captions"),
         available=captioner is not None if configured is None else configured,
     )
+    followups = TrainingImageJobs(captions=captions, inspections=InspectionQueue(jobs=jobs))
     images = ImageService(
         uow=uow,
         blobs=blobs,
@@ -196,8 +198,7 @@ def make_world(
         new_id=FakeIds("img"),
         limits=Limits(),
         decode_slots=1,
-        captions=captions,
-        inspections=InspectionQueue(jobs=jobs),
+        followups=followups,
     )
     trainer, inspector = FakeTrainer(), FakeInspector()
     dataset = DatasetService(
@@ -238,7 +239,7 @@ def make_world(
         images=images,
         captions=captions,
         training_images=TrainingImageService(
-            uow=uow, blobs=blobs, captions=captions, clock=clock, new_id=ids, limits=Limits()
+            uow=uow, blobs=blobs, clock=clock, new_id=ids, limits=Limits(), followups=followups
         ),
         trainings=TrainingService(
             uow=uow,
