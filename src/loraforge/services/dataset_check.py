@@ -25,7 +25,7 @@ from loraforge.domain.dataset import (
     is_person_model,
 )
 from loraforge.domain.entities import Image, ImageKind, Model, Principal
-from loraforge.domain.errors import ImageRejected, InvalidInput, NotFound
+from loraforge.domain.errors import ImageRejected, NotFound
 from loraforge.ports import (
     BaseModelCatalog,
     BlobStore,
@@ -33,6 +33,7 @@ from loraforge.ports import (
     UnitOfWork,
     UnitOfWorkFactory,
 )
+from loraforge.services.base_models import base_model_named
 
 log = logging.getLogger("loraforge.dataset")
 
@@ -173,12 +174,7 @@ class DatasetService:
         return model
 
     def _resolution(self, model: Model) -> int:
-        try:
-            return self._catalog.get(model.base_model).resolution
-        except KeyError as exc:
-            raise InvalidInput(
-                f"Unknown base model {model.base_model}.", field="baseModel"
-            ) from exc
+        return base_model_named(self._catalog, model.base_model).resolution
 
     def _try_inspect(self, image: Image) -> ImageQuality | None:
         try:

@@ -10,7 +10,7 @@ from typing import Any, BinaryIO
 from loraforge.domain.buckets import bucket_for
 from loraforge.domain.captions import TrainingWords
 from loraforge.domain.entities import Image, ImageKind, Model, Principal
-from loraforge.domain.errors import Conflict, InvalidInput, NotFound
+from loraforge.domain.errors import Conflict, NotFound
 from loraforge.domain.ml import BaseModel
 from loraforge.domain.work import JobKind, RunStatus, Training, TrainingSpeed
 from loraforge.ports import (
@@ -22,6 +22,7 @@ from loraforge.ports import (
     UnitOfWork,
     UnitOfWorkFactory,
 )
+from loraforge.services.base_models import base_model_named
 from loraforge.services.blob_refs import BlobReferences
 from loraforge.services.dataset_check import MAX_TRAINING_IMAGES, DatasetService, upload_order
 from loraforge.services.jobs import JobService
@@ -185,10 +186,7 @@ class TrainingService:
         return checked.frozen()
 
     def _base_model(self, name: str) -> BaseModel:
-        try:
-            return self._catalog.get(name)
-        except KeyError as exc:
-            raise InvalidInput(f"Unknown base model {name}.", field="baseModel") from exc
+        return base_model_named(self._catalog, name)
 
     def get(self, who: Principal, model_id: str, training_id: str) -> Training:
         with self._uow() as uow:

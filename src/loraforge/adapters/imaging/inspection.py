@@ -15,15 +15,13 @@ import io
 import threading
 from typing import TYPE_CHECKING
 
-import cv2
-import imagehash
-import numpy as np
 from PIL import Image
 
 from loraforge.domain.dataset import ImageQuality
 from loraforge.domain.errors import ImageRejected
 
 if TYPE_CHECKING:
+    import numpy as np
     from numpy.typing import NDArray
 
 INSPECT_SIDE = 512
@@ -44,6 +42,12 @@ class OpenCvInspector:
         self._local = threading.local()
 
     def inspect(self, data: bytes) -> ImageQuality:
+        # Imported on the first inspection, not at start-up: OpenCV, numpy and imagehash's
+        # scipy cost ~0.5 s and ~50 MB in every process, and only workers measure images.
+        import cv2
+        import imagehash
+        import numpy as np
+
         grey = _grey(data)
         phash = str(imagehash.phash(Image.fromarray(grey)))
         sharpness = float(cv2.Laplacian(grey, cv2.CV_64F).var())
@@ -54,6 +58,8 @@ class OpenCvInspector:
         return ImageQuality(phash, sharpness, luma, dark, bright, self._faces(grey))
 
     def _faces(self, grey: NDArray[np.uint8]) -> int:
+        import cv2
+
         cascade = getattr(self._local, "cascade", None)
         if cascade is None:
             cascade = cv2.CascadeClassifier(_cascade_path())
@@ -90,4 +96,6 @@ def _grey(data: bytes) -> NDArray[np.uint8]:
     except Exception as exc:  # the display variant is ours: a failure here is a broken blob
         raise ImageRejected("The image could not be read for the dataset check.") from exc
     grey.thumbnail((INSPECT_SIDE, INSPECT_SIDE), Image.Resampling.LANCZOS, reducing_gap=2.0)
+    import numpy as np
+
     return np.asarray(grey, dtype=np.uint8)
