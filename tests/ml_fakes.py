@@ -5,19 +5,54 @@ from __future__ import annotations
 import hashlib
 import io
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
+from safetensors.numpy import save
 
 from loraforge.domain.ml import GenerationSpec, TrainingProgress, TrainingSpec, TrainingStopped
 
+# The attention blocks of the tiny model's UNet (one layer per block; down block 0 and up
+# block 2 have none), each with the four projections the trainer adapts, twice.
+TINY_BLOCKS = [
+    "down_blocks.1.attentions.0",
+    "down_blocks.2.attentions.0",
+    "mid_block.attentions.0",
+    *(f"up_blocks.{b}.attentions.{j}" for b in (0, 1) for j in (0, 1)),
+]
+TINY_LAYERS = [
+    f"unet.{block}.transformer_blocks.0.{attn}.{proj}"
+    for block in TINY_BLOCKS
+    for attn in ("attn1", "attn2")
+    for proj in ("to_q", "to_k", "to_v", "to_out.0")
+]
+
+
+def diffusers_lora(
+    metadata: Mapping[str, str], *, seed: int = 0, rank: int = 4, width: int = 8
+) -> bytes:
+    """A LoRA file as the trainer writes one for the tiny model (diffusers names, fp32), with
+    small random matrices: for tests of what is done with the file, not of what it does."""
+    rng = np.random.default_rng(seed)
+    tensors = {}
+    for layer in TINY_LAYERS:
+        tensors[f"{layer}.lora.down.weight"] = rng.standard_normal((rank, width), np.float32)
+        tensors[f"{layer}.lora.up.weight"] = rng.standard_normal((width, rank), np.float32)
+    return save(tensors, metadata={"format": "pt", **metadata})
+
 
 class FakeTrainer:
-    """Counts steps, checkpoints every ``checkpoint_every`` and writes a deterministic file."""
+    """Counts steps, checkpoints every ``checkpoint_every`` and writes a deterministic file:
+    ``fake-lora …`` text, or with ``safetensors`` a LoRA file of random matrices in the
+    trainer's format with ``spec.metadata`` (``diffusers_lora``)."""
 
-    def __init__(self, *, step_hook: Callable[[int], None] | None = None) -> None:
+    def __init__(
+        self, *, step_hook: Callable[[int], None] | None = None, safetensors: bool = False
+    ) -> None:
         self.step_hook = step_hook
+        self.safetensors = safetensors
         self.specs: list[TrainingSpec] = []
         self.started_from: list[int] = []
 
@@ -44,6 +79,9 @@ class FakeTrainer:
             if step % spec.hyper.checkpoint_every == 0:
                 checkpoint.write_text(str(step))
         out = workdir / "lora.safetensors"
+        if self.safetensors:
+            out.write_bytes(diffusers_lora(spec.metadata, seed=spec.hyper.seed))
+            return out
         digest = hashlib.sha256(b"".join(s.image for s in spec.samples)).hexdigest()
         out.write_text(f"fake-lora {digest} {spec.hyper}")
         return out

@@ -17,7 +17,9 @@ import sys
 EXTRAS: dict[str, tuple[str, ...]] = {
     # numpy is not the ml extra's alone: the dataset check (OpenCV, imagehash) needs it in
     # every installation, so the base package depends on it.
-    "ml": ("torch", "diffusers", "peft", "transformers", "safetensors"),
+    # safetensors is not the ml extra's alone either: the API converts LoRA files (kohya
+    # names, fp16) with it and numpy, no torch, so the base package depends on it.
+    "ml": ("torch", "diffusers", "peft", "transformers"),
     "celery": ("celery", "kombu", "redis"),
     "s3": ("boto3", "botocore"),
 }

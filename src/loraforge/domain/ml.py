@@ -26,6 +26,11 @@ class BaseModel:
     path: Path | None = None
     description: str = ""
 
+    @property
+    def builtin(self) -> bool:
+        """The built-in tiny model: its LoRAs load into nothing else."""
+        return self.path is None
+
 
 @dataclass(frozen=True)
 class Hyperparameters:
@@ -44,6 +49,12 @@ class Hyperparameters:
     # without a handedness. Off by default: text, logos and asymmetric faces would be flipped.
     flip_augment: bool = False
 
+    @property
+    def lora_alpha(self) -> int:
+        """The LoRA's alpha: loraforge scales its LoRA by alpha / rank = 1, as diffusers reads a
+        file that names no alpha (kohya files carry it as a tensor per layer)."""
+        return self.rank
+
 
 @dataclass(frozen=True)
 class TrainingSample:
@@ -56,6 +67,8 @@ class TrainingSpec:
     base_model: BaseModel
     samples: list[TrainingSample]
     hyper: Hyperparameters
+    # What the LoRA file says about itself (safetensors ``__metadata__``, ``domain.weights``).
+    metadata: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
