@@ -17,6 +17,7 @@ from loraforge.adapters.db.unit_of_work import SqlUnitOfWorkFactory
 from loraforge.adapters.fetch.safe_http import SafeHttpFetcher
 from loraforge.adapters.imaging.inspection import OpenCvInspector
 from loraforge.adapters.imaging.pillow_processor import PillowImageProcessor
+from loraforge.adapters.ml.lora_files import SafetensorsLoraFiles
 from loraforge.adapters.ml.registry import BaseModelRegistry
 from loraforge.adapters.queue.inline import InlineJobQueue
 from loraforge.adapters.storage.local import LocalBlobStore
@@ -56,6 +57,7 @@ from loraforge.services.training_images import TrainingImageService
 from loraforge.services.training_runs import TrainingRunner
 from loraforge.services.trainings import TrainingService
 from loraforge.services.webhooks import WebhookService
+from loraforge.services.weights import WeightsService
 from loraforge.services.worker import JobHandler, Worker
 from loraforge.settings import Settings
 
@@ -82,6 +84,7 @@ class Container:
     queue: JobQueue
     jobs: JobService
     trainings: TrainingService
+    weights: WeightsService
     predictions: PredictionService
     webhooks: WebhookService
     retention: RetentionService
@@ -233,6 +236,16 @@ def build(
         ),
         followups=followups,
     )
+    trainings = TrainingService(
+        uow=uow,
+        jobs=jobs,
+        queue=queue,
+        blobs=blobs,
+        catalog=catalog,
+        dataset=dataset,
+        clock=clock,
+        new_id=ids,
+    )
     return Container(
         settings=settings,
         limits=limits,
@@ -252,15 +265,13 @@ def build(
         catalog=catalog,
         queue=queue,
         jobs=jobs,
-        trainings=TrainingService(
+        trainings=trainings,
+        weights=WeightsService(
             uow=uow,
-            jobs=jobs,
-            queue=queue,
+            trainings=trainings,
             blobs=blobs,
             catalog=catalog,
-            dataset=dataset,
-            clock=clock,
-            new_id=ids,
+            files=SafetensorsLoraFiles(),
         ),
         predictions=PredictionService(uow=uow, jobs=jobs, queue=queue, clock=clock, new_id=ids),
         webhooks=WebhookService(

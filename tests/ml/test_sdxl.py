@@ -16,7 +16,7 @@ from diffusers import (
     UNet2DConditionModel,
 )
 from PIL import Image
-from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
 from loraforge.adapters.ml.device import pick_placement
 from loraforge.adapters.ml.generator import DiffusersGenerator
@@ -33,21 +33,7 @@ from loraforge.domain.ml import (
 )
 from tests.ml.conftest import LORA_HYPER, train
 from tests.ml.pictures import TRIGGER, samples
-
-
-def text_config(vocab: int) -> CLIPTextConfig:
-    return CLIPTextConfig(
-        vocab_size=vocab,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        max_position_embeddings=77,
-        projection_dim=32,
-        bos_token_id=vocab - 2,
-        eos_token_id=vocab - 1,
-        pad_token_id=vocab - 1,
-    )
+from tests.ml.shaped import text_config
 
 
 @pytest.fixture(scope="module")

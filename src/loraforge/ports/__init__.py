@@ -16,7 +16,7 @@ from typing import BinaryIO, Protocol
 
 from loraforge.domain.dataset import ImageQuality
 from loraforge.domain.entities import ImageFormat, ProcessedImage, StoredBlob
-from loraforge.ports.ml import BaseModelCatalog, Captioner, Generator, Trainer
+from loraforge.ports.ml import BaseModelCatalog, Captioner, Generator, LoraFiles, Trainer
 from loraforge.ports.repositories import (
     TASK_CONFLICT,
     AccountRepository,
@@ -52,6 +52,7 @@ __all__ = [
     "JobQueue",
     "JobRepository",
     "JobWorker",
+    "LoraFiles",
     "ModelRepository",
     "PredictionRepository",
     "TaskReceiptRepository",

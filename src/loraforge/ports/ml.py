@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Protocol
 
-from loraforge.domain.ml import BaseModel, GenerationSpec, TrainingProgress, TrainingSpec
+from loraforge.domain.ml import (
+    BaseModel,
+    GenerationSpec,
+    ModelFamily,
+    TrainingProgress,
+    TrainingSpec,
+)
+from loraforge.domain.weights import WeightsDtype, WeightsFormat
 
 
 class Trainer(Protocol):
@@ -20,13 +27,38 @@ class Trainer(Protocol):
         report: Callable[[TrainingProgress], None],
         should_stop: Callable[[], bool],
     ) -> Path:
-        """Train and return the path of the LoRA ``.safetensors`` (inside ``workdir``).
+        """Train and return the path of the LoRA ``.safetensors`` (inside ``workdir``), in
+        diffusers' key format, fp32, with ``spec.metadata`` in its ``__metadata__``.
 
         Checkpoints go to ``workdir`` every ``hyper.checkpoint_every`` steps; when ``workdir``
         already holds a checkpoint of the same spec, training resumes from it. ``report`` is
         called after every step; when ``should_stop()`` turns true the trainer raises
         ``TrainingStopped`` within one step.
         """
+        ...
+
+
+class LoraFiles(Protocol):
+    """Reads a stored LoRA file and writes it in the other formats people load."""
+
+    def metadata(self, data: bytes) -> dict[str, str]:
+        """The file's safetensors ``__metadata__`` (empty when it has none); ``ValueError``
+        when ``data`` is not a safetensors file."""
+        ...
+
+    def convert(
+        self,
+        data: bytes,
+        *,
+        weights_format: WeightsFormat,
+        dtype: WeightsDtype,
+        family: ModelFamily,
+        metadata: Mapping[str, str],
+    ) -> bytes:
+        """The LoRA in ``data`` (as the trainer writes it: diffusers names, fp32) with its
+        tensors named as ``weights_format`` says, cast to ``dtype``, and ``metadata`` as its
+        whole ``__metadata__``. The same arguments give the same bytes. ``ValueError`` when
+        ``data`` is not a LoRA it can convert."""
         ...
 
 

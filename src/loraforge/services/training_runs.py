@@ -15,6 +15,7 @@ from loraforge.domain.ml import (
     TrainingSpec,
     TrainingStopped,
 )
+from loraforge.domain.weights import lora_metadata
 from loraforge.domain.work import JobKind, Progress, RunStatus, Training
 from loraforge.ports import (
     BaseModelCatalog,
@@ -28,6 +29,7 @@ from loraforge.services.blob_refs import BlobReferences
 from loraforge.services.jobs import JobService, Lease, LeaseLost
 from loraforge.services.run_endings import RunEndings, RunKind
 from loraforge.services.webhooks import WebhookService
+from loraforge.services.weights import lora_title
 
 PROGRESS_EVERY_S = 0.5  # progress writes are throttled; cancel is checked at every step
 
@@ -105,11 +107,17 @@ class TrainingRunner:
         for item in manifest["images"]:
             with self._blobs.open(item["displayKey"]) as stream:
                 samples.append(TrainingSample(image=stream.read(), caption=item["caption"]))
+        base = self._catalog.get(manifest["baseModel"])
         return TrainingSpec(
-            base_model=self._catalog.get(manifest["baseModel"]),
+            base_model=base,
             samples=samples,
             hyper=Hyperparameters(**manifest["hyperparameters"]),
+            metadata=lora_metadata(training, base, title=self._title(training)),
         )
+
+    def _title(self, training: Training) -> str:
+        with self._uow() as uow:
+            return lora_title(uow, training)
 
     def _end(
         self,

@@ -64,6 +64,13 @@ def each_file_once(images: Iterable[Image]) -> list[Image]:
     return list(once.values())
 
 
+def weights_key(training: Training) -> str:
+    """The blob of the training's LoRA; 409 ``not_succeeded`` until it has one."""
+    if training.status is not RunStatus.SUCCEEDED or training.artifact_key is None:
+        raise Conflict("The training has no weights yet.", code="not_succeeded")
+    return training.artifact_key
+
+
 class TrainingService:
     def __init__(
         self,
@@ -224,10 +231,8 @@ class TrainingService:
             uow.commit()
 
     def open_weights(self, who: Principal, model_id: str, training_id: str) -> BinaryIO:
-        training = self.get(who, model_id, training_id)
-        if training.status is not RunStatus.SUCCEEDED or training.artifact_key is None:
-            raise Conflict("The training has no weights yet.", code="not_succeeded")
-        return self._blobs.open(training.artifact_key)
+        """The stored LoRA file, as the trainer wrote it."""
+        return self._blobs.open(weights_key(self.get(who, model_id, training_id)))
 
     @staticmethod
     def _owned(uow: UnitOfWork, who: Principal, model_id: str, training_id: str) -> Training:

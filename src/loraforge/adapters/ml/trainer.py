@@ -23,7 +23,7 @@ import hashlib
 import io
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -115,7 +115,7 @@ def run_training(
         pipe, spec.samples, resolution=hyper.resolution, flipped=hyper.flip_augment
     )
     noise_scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
-    params = add_lora(pipe.unet, rank=hyper.rank, seed=hyper.seed)
+    params = add_lora(pipe.unet, rank=hyper.rank, alpha=hyper.lora_alpha, seed=hyper.seed)
     try:
         optimizer = torch.optim.AdamW(params, lr=hyper.learning_rate, weight_decay=1e-2)
         fingerprint = spec_fingerprint(spec)
@@ -142,7 +142,7 @@ def run_training(
             report(TrainingProgress(step=step + 1, total_steps=hyper.steps, loss=loss.item()))
             if _checkpoint_due(step + 1, hyper):
                 save_checkpoint(workdir, step + 1, fingerprint, pipe.unet, optimizer)
-        return save_lora(pipe, spec.base_model.family, workdir)
+        return save_lora(pipe, spec.base_model.family, workdir, metadata=spec.metadata)
     finally:
         pipe.unet.eval()
         pipe.unet.unload_lora()  # the cached base goes back to exactly what was loaded
@@ -260,7 +260,9 @@ def _size_and_crop_ids(how: Fit) -> list[int]:
 # --- step 2: the LoRA -------------------------------------------------------------------------
 
 
-def add_lora(unet: UNet2DConditionModel, *, rank: int, seed: int) -> list[torch.nn.Parameter]:
+def add_lora(
+    unet: UNet2DConditionModel, *, rank: int, alpha: int, seed: int
+) -> list[torch.nn.Parameter]:
     """Add the adapter (seeded init, without touching the global RNG) and return its
     parameters in fp32, as diffusers' ``cast_training_params`` does for half-precision bases."""
     import torch
@@ -268,7 +270,7 @@ def add_lora(unet: UNet2DConditionModel, *, rank: int, seed: int) -> list[torch.
     from peft import LoraConfig
 
     config = LoraConfig(
-        r=rank, lora_alpha=rank, init_lora_weights="gaussian", target_modules=TARGET_MODULES
+        r=rank, lora_alpha=alpha, init_lora_weights="gaussian", target_modules=TARGET_MODULES
     )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -466,11 +468,15 @@ def resume(
 # --- step 5: the artifact ---------------------------------------------------------------------
 
 
-def save_lora(pipe: Pipeline, family: ModelFamily, workdir: Path) -> Path:
-    """Write the LoRA as diffusers does (``save_lora_weights``), then drop the checkpoints."""
+def save_lora(
+    pipe: Pipeline, family: ModelFamily, workdir: Path, *, metadata: Mapping[str, str]
+) -> Path:
+    """Write the LoRA as diffusers does (``save_lora_weights``) with ``metadata`` added to its
+    ``__metadata__`` (diffusers reads only its own key there), then drop the checkpoints."""
     from diffusers.utils import convert_state_dict_to_diffusers
     from peft import get_peft_model_state_dict
 
+    from loraforge.adapters.ml.lora_files import stamp
     from loraforge.adapters.ml.pipelines import pipeline_class
 
     layers = convert_state_dict_to_diffusers(
@@ -483,6 +489,8 @@ def save_lora(pipe: Pipeline, family: ModelFamily, workdir: Path) -> Path:
     final = workdir / FINAL_NAME
     os.replace(staging / "pytorch_lora_weights.safetensors", final)
     staging.rmdir()
+    if metadata:
+        stamp(final, metadata)
     for checkpoint in workdir.glob(_CHECKPOINT_GLOB):
         checkpoint.unlink()
     return final

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -16,6 +18,7 @@ from loraforge.api.schemas.work import (
     TrainingSummary,
 )
 from loraforge.domain.captions import DEFAULT_TEMPLATE, TrainingWords
+from loraforge.domain.weights import WeightsDtype, WeightsFormat, weights_filename
 from loraforge.domain.work import Training, TrainingSpeed
 from loraforge.http.deps import ContainerDep, PrincipalDep
 from loraforge.http.streaming import file_chunks
@@ -108,15 +111,23 @@ def delete_training(modelId: str, trainingId: str, who: PrincipalDep, c: Contain
 @router.get(
     "/{trainingId}/weights",
     response_class=StreamingResponse,
-    responses={200: {"content": {"application/octet-stream": {}}}, **documented(404, 409)},
+    responses={200: {"content": {"application/octet-stream": {}}}, **documented(404, 409, 422)},
 )
 def training_weights(
-    modelId: str, trainingId: str, who: PrincipalDep, c: ContainerDep
+    modelId: str,
+    trainingId: str,
+    who: PrincipalDep,
+    c: ContainerDep,
+    weights_format: Annotated[WeightsFormat, Query(alias="format")] = WeightsFormat.DIFFUSERS,
+    dtype: WeightsDtype = WeightsDtype.FP32,
 ) -> StreamingResponse:
-    """The LoRA `.safetensors`, loadable with diffusers' `load_lora_weights`."""
-    stream = c.trainings.open_weights(who, modelId, trainingId)
+    """The LoRA `.safetensors` with its metadata (trigger word, base model, settings).
+    `format=diffusers` (default) for diffusers' `load_lora_weights`, `kohya` for ComfyUI and
+    AUTOMATIC1111/Forge; `dtype=fp32` (default) or `fp16`. The default is the stored file."""
+    stream = c.weights.open(who, modelId, trainingId, weights_format=weights_format, dtype=dtype)
+    name = weights_filename(trainingId, weights_format, dtype)
     return StreamingResponse(
         file_chunks(stream),
         media_type="application/octet-stream",
-        headers={"Content-Disposition": f'attachment; filename="{trainingId}.safetensors"'},
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )

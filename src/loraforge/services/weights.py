@@ -1,0 +1,109 @@
+"""A succeeded training's LoRA in the format and precision people load (issue 13 §1).
+
+The blob store keeps one file per training: what the trainer wrote (diffusers names, fp32,
+with loraforge's metadata since trainings began writing it). That file is served as it is;
+every other format and precision is made from it on request: a conversion is a renaming and
+at most a cast of a few megabytes, cheaper than keeping, counting and sweeping a second blob
+per variant. Conversions are deterministic: the same training gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import BinaryIO
+
+from loraforge.domain.entities import Principal
+from loraforge.domain.errors import Conflict
+from loraforge.domain.weights import (
+    WeightsDtype,
+    WeightsFormat,
+    default_title,
+    is_loraforge_metadata,
+    lora_metadata,
+    reformatted,
+)
+from loraforge.domain.work import Training
+from loraforge.ports import BaseModelCatalog, BlobStore, LoraFiles, UnitOfWork, UnitOfWorkFactory
+from loraforge.services.base_models import base_model_named
+from loraforge.services.trainings import TrainingService, weights_key
+
+STORED = (WeightsFormat.DIFFUSERS, WeightsDtype.FP32)
+"""What the blob store holds: served byte for byte."""
+
+
+def lora_title(uow: UnitOfWork, training: Training) -> str:
+    """What a training's LoRA file calls itself: its model's name."""
+    model = uow.models.get(training.account_id, training.model_id)
+    return model.display_name if model is not None else default_title(training)
+
+
+class WeightsService:
+    def __init__(
+        self,
+        *,
+        uow: UnitOfWorkFactory,
+        trainings: TrainingService,
+        blobs: BlobStore,
+        catalog: BaseModelCatalog,
+        files: LoraFiles,
+    ) -> None:
+        self._uow = uow
+        self._trainings = trainings
+        self._blobs = blobs
+        self._catalog = catalog
+        self._files = files
+
+    def open(
+        self,
+        who: Principal,
+        model_id: str,
+        training_id: str,
+        *,
+        weights_format: WeightsFormat = WeightsFormat.DIFFUSERS,
+        dtype: WeightsDtype = WeightsDtype.FP32,
+    ) -> BinaryIO:
+        """The training's LoRA file as ``weights_format`` in ``dtype``; the default is the
+        stored file, byte for byte. 409 ``not_succeeded`` until the training succeeded."""
+        training = self._trainings.get(who, model_id, training_id)
+        stream = self._blobs.open(weights_key(training))
+        if (weights_format, dtype) == STORED:
+            return stream
+        with stream:
+            data = stream.read()
+        return io.BytesIO(self.variant(training, data, weights_format=weights_format, dtype=dtype))
+
+    def variant(
+        self,
+        training: Training,
+        data: bytes,
+        *,
+        weights_format: WeightsFormat,
+        dtype: WeightsDtype,
+        receipt_sha256: str | None = None,
+    ) -> bytes:
+        """The stored LoRA ``data`` of ``training`` as ``weights_format`` in ``dtype``.
+
+        Its metadata is the stored file's (what the training wrote, so every variant says the
+        same) or, for a file from before trainings wrote metadata, made from the training now;
+        ``receipt_sha256`` adds the hash of the training's provenance receipt. 409
+        ``weights_not_convertible`` for a stored file that is not a LoRA the converter reads.
+        """
+        base = base_model_named(self._catalog, training.manifest["baseModel"])
+        try:
+            metadata = self._files.metadata(data)
+            if not is_loraforge_metadata(metadata):
+                with self._uow() as uow:
+                    title = lora_title(uow, training)
+                metadata = lora_metadata(training, base, title=title)
+            return self._files.convert(
+                data,
+                weights_format=weights_format,
+                dtype=dtype,
+                family=base.family,
+                metadata=reformatted(metadata, weights_format, receipt_sha256=receipt_sha256),
+            )
+        except ValueError as exc:
+            raise Conflict(
+                f"The training's stored weights cannot be converted: {exc}",
+                code="weights_not_convertible",
+            ) from exc
