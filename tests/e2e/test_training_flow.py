@@ -17,9 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import psutil
 import pytest
+from safetensors.numpy import load
 
+from loraforge.adapters.ml.lora_files import read_metadata
 from tests import imagefactory
 from tests.e2e.servers import Server, serving
 from tests.redis_server import redis_url
@@ -95,6 +98,13 @@ def test_train_kill_worker_resume_then_predict(trainer_server: Server) -> None:
         weights = client.get(f"{url}/weights")
         assert weights.status_code == 200
         assert len(weights.content) > 1000
+        assert read_metadata(weights.content)["loraforge.training_id"] == training_id
+        kohya = client.get(f"{url}/weights", params={"format": "kohya", "dtype": "fp16"})
+        assert kohya.status_code == 200
+        tensors = load(kohya.content)
+        assert all(k.startswith("lora_unet_") for k in tensors)
+        assert {t.dtype for t in tensors.values()} == {np.dtype(np.float16)}
+        assert read_metadata(kohya.content)["modelspec.trigger_phrase"] == done["triggerWord"]
 
         prediction_id = client.post(
             "/v1/predictions",
