@@ -5,6 +5,7 @@ transformer layers per attention block), at a size that runs on a CPU in seconds
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 from diffusers import (
@@ -66,8 +67,7 @@ def sdxl_shaped(folder: Path) -> BaseModel:
     the last with two transformer layers per attention block, as SDXL's have ten) with two
     text encoders and size/crop conditioning."""
     torch.manual_seed(0)
-    tokenizer = CLIPTokenizer.from_pretrained(str(WEIGHTS_DIR / "tokenizer"))
-    unet = UNet2DConditionModel(
+    unet = xl_unet(
         sample_size=16,
         block_out_channels=(16, 32, 32),
         layers_per_block=2,
@@ -75,6 +75,14 @@ def sdxl_shaped(folder: Path) -> BaseModel:
         up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
         transformer_layers_per_block=(1, 1, 2),
         attention_head_dim=(2, 4, 4),
+    )
+    return saved_xl(unet, folder, name="tiny-sdxl")
+
+
+def xl_unet(**layout: Any) -> UNet2DConditionModel:
+    """A UNet of ``layout`` (blocks, widths, layers) conditioned as SDXL's is."""
+    return UNet2DConditionModel(
+        **layout,
         use_linear_projection=True,
         norm_num_groups=8,
         cross_attention_dim=64,  # both encoders' widths, concatenated
@@ -82,6 +90,12 @@ def sdxl_shaped(folder: Path) -> BaseModel:
         addition_time_embed_dim=8,
         projection_class_embeddings_input_dim=6 * 8 + 32,  # six size/crop ids + pooled text
     )
+
+
+def saved_xl(unet: UNet2DConditionModel, folder: Path, *, name: str) -> BaseModel:
+    """An SDXL pipeline around ``unet`` (two small text encoders, a small VAE), saved to
+    ``folder`` as a base model that trains at 64 px."""
+    tokenizer = CLIPTokenizer.from_pretrained(str(WEIGHTS_DIR / "tokenizer"))
     pipe = StableDiffusionXLPipeline(
         vae=tiny_vae(),
         text_encoder=CLIPTextModel(text_config(len(tokenizer))),
@@ -92,7 +106,7 @@ def sdxl_shaped(folder: Path) -> BaseModel:
         scheduler=DDIMScheduler(timestep_spacing="trailing", clip_sample=False, steps_offset=1),
     )
     pipe.save_pretrained(str(folder))
-    return BaseModel(name="tiny-sdxl", family=ModelFamily.SDXL, resolution=64, path=folder)
+    return BaseModel(name=name, family=ModelFamily.SDXL, resolution=64, path=folder)
 
 
 def tiny_vae() -> AutoencoderKL:

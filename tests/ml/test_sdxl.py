@@ -9,70 +9,36 @@ from pathlib import Path
 
 import pytest
 import torch
-from diffusers import (
-    AutoencoderKL,
-    DDIMScheduler,
-    StableDiffusionXLPipeline,
-    UNet2DConditionModel,
-)
 from PIL import Image
-from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
 from loraforge.adapters.ml.device import pick_placement
 from loraforge.adapters.ml.generator import DiffusersGenerator
 from loraforge.adapters.ml.pipelines import load_pipeline
-from loraforge.adapters.ml.tiny import WEIGHTS_DIR
 from loraforge.adapters.ml.trainer import DiffusersLoraTrainer, encode_samples
 from loraforge.domain.ml import (
     BaseModel,
     GenerationSpec,
     LoraWeights,
-    ModelFamily,
     TrainingSample,
     TrainingSpec,
 )
 from tests.ml.conftest import LORA_HYPER, train
 from tests.ml.pictures import TRIGGER, samples
-from tests.ml.shaped import text_config
+from tests.ml.shaped import saved_xl, xl_unet
 
 
 @pytest.fixture(scope="module")
 def tiny_xl(tmp_path_factory: pytest.TempPathFactory) -> BaseModel:
     torch.manual_seed(0)
-    tokenizer = CLIPTokenizer.from_pretrained(str(WEIGHTS_DIR / "tokenizer"))
-    unet = UNet2DConditionModel(
+    unet = xl_unet(
         sample_size=8,
         block_out_channels=(32, 64),
         layers_per_block=1,
         down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
         up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
         attention_head_dim=(2, 4),
-        use_linear_projection=True,
-        norm_num_groups=8,
-        cross_attention_dim=64,  # both encoders' widths, concatenated
-        addition_embed_type="text_time",
-        addition_time_embed_dim=8,
-        projection_class_embeddings_input_dim=6 * 8 + 32,  # six size/crop ids + pooled text
     )
-    vae = AutoencoderKL(
-        block_out_channels=(16, 32),
-        down_block_types=("DownEncoderBlock2D",) * 2,
-        up_block_types=("UpDecoderBlock2D",) * 2,
-        latent_channels=4,
-        norm_num_groups=8,
-    )
-    pipe = StableDiffusionXLPipeline(
-        vae=vae,
-        text_encoder=CLIPTextModel(text_config(len(tokenizer))),
-        text_encoder_2=CLIPTextModelWithProjection(text_config(len(tokenizer))),
-        tokenizer=tokenizer,
-        tokenizer_2=tokenizer,
-        unet=unet,
-        scheduler=DDIMScheduler(timestep_spacing="trailing", clip_sample=False, steps_offset=1),
-    )
-    folder = tmp_path_factory.mktemp("tiny-xl")
-    pipe.save_pretrained(str(folder))
-    return BaseModel(name="tiny-xl", family=ModelFamily.SDXL, resolution=64, path=folder)
+    return saved_xl(unet, tmp_path_factory.mktemp("tiny-xl"), name="tiny-xl")
 
 
 def test_sdxl_trains_and_generates_with_its_lora(

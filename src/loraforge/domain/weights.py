@@ -50,22 +50,17 @@ TINY_NOTE = (
 )
 
 
-def architecture(base: BaseModel) -> str:
-    """ModelSpec's ``architecture`` of a LoRA on ``base``."""
-    if base.builtin:
-        return "loraforge-tiny/lora"
-    if base.family is ModelFamily.SDXL:
-        return "stable-diffusion-xl-v1-base/lora"
-    return "stable-diffusion-v1/lora"
+# ModelSpec's ``architecture`` and kohya's ``ss_base_model_version`` of a LoRA on each base.
+KINDS = {
+    ModelFamily.SD15: ("stable-diffusion-v1/lora", "sd_v1"),
+    ModelFamily.SDXL: ("stable-diffusion-xl-v1-base/lora", "sdxl_base_v1-0"),
+}
+TINY_KIND = ("loraforge-tiny/lora", "loraforge_tiny")
 
 
-def base_model_version(base: BaseModel) -> str:
-    """kohya's ``ss_base_model_version`` of ``base``."""
-    if base.builtin:
-        return "loraforge_tiny"
-    if base.family is ModelFamily.SDXL:
-        return "sdxl_base_v1-0"
-    return "sd_v1"
+def kind(base: BaseModel) -> tuple[str, str]:
+    """ModelSpec's architecture and kohya's base model version of a LoRA on ``base``."""
+    return TINY_KIND if base.builtin else KINDS[base.family]
 
 
 def manifest_sha256(manifest: Mapping[str, Any]) -> str:
@@ -97,10 +92,11 @@ def lora_metadata(
     """
     hyper = Hyperparameters(**training.manifest["hyperparameters"])
     started = training.started_at or training.created_at
+    architecture, base_version = kind(base)
     metadata = {
         "format": "pt",  # the safetensors convention diffusers and transformers write
         "modelspec.sai_model_spec": MODELSPEC_VERSION,
-        "modelspec.architecture": architecture(base),
+        "modelspec.architecture": architecture,
         "modelspec.title": title,
         "modelspec.trigger_phrase": training.trigger_word,
         "modelspec.date": started.isoformat(timespec="seconds"),
@@ -108,7 +104,7 @@ def lora_metadata(
         "ss_network_module": "networks.lora",
         "ss_network_dim": str(hyper.rank),
         "ss_network_alpha": str(hyper.lora_alpha),
-        "ss_base_model_version": base_model_version(base),
+        "ss_base_model_version": base_version,
         "ss_steps": str(hyper.steps),
         "ss_learning_rate": str(hyper.learning_rate),
         "ss_seed": str(hyper.seed),
