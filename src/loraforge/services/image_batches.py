@@ -1,7 +1,7 @@
 """Several uploads to one model, stored in one transaction (a training-set archive).
 
-Each upload goes the way a single one goes (``ImageService.ingest``): its caption is checked,
-its bytes decoded and stored, its Image built (``uploaded_image``). An upload that a single
+Each upload is prepared as a single one is (``prepare``, which ``ImageService.ingest`` uses too):
+its caption is checked, its bytes decoded and stored, its Image made. An upload that a single
 upload would refuse for its bytes or its caption gets that same error, and the others go on.
 Then one write transaction, with the model row locked, takes as many as the model still has
 room for (the per-model limit holds for the whole batch, and against uploads racing it),
@@ -12,10 +12,10 @@ no row, and the blobs it created are released again.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from loraforge.domain.entities import Image, ImageFormat, ImageKind, Limits, Principal
 from loraforge.domain.errors import (
@@ -37,33 +37,6 @@ from loraforge.services.training_image_jobs import TrainingImageJobs
 UPLOAD_ERRORS = (UnsupportedFormat, ImageRejected, PayloadTooLarge, InvalidInput, BadRequest)
 
 
-def uploaded_image(
-    who: Principal,
-    upload: Upload,
-    stored: StoredImage,
-    *,
-    image_id: str,
-    kind: ImageKind,
-    model_id: str | None,
-    origin: str,
-    at: datetime,
-    captioned: dict[str, Any],
-) -> Image:
-    """The Image of an upload whose bytes are stored; ``captioned``: ``caption_fields``."""
-    return Image(
-        id=image_id,
-        account_id=who.account_id,
-        model_id=model_id,
-        kind=kind,
-        name=sanitize_name(upload.name),
-        created_at=at,
-        last_used_at=at,
-        origin=origin,
-        **captioned,
-        **stored.fields(),
-    )
-
-
 @dataclass(frozen=True)
 class Outcome:
     """What became of one upload of a batch: its image, or why it was not stored."""
@@ -73,8 +46,9 @@ class Outcome:
 
 
 @dataclass(frozen=True)
-class _Prepared:
-    index: int  # of the upload in the batch
+class PreparedUpload:
+    """An upload whose bytes are stored and whose row is not written yet."""
+
     image: Image
     stored: StoredImage
     original: BinaryIO
@@ -114,60 +88,65 @@ class ImageBatches:
             room = room_left(uow, who, model_id, kind, limit=self._limit, lock=False)
         now = self._clock.now()
         errors: dict[int, DomainError] = {}
-        prepared: list[_Prepared] = []
+        prepared: list[tuple[int, PreparedUpload]] = []  # with the upload's place in the batch
         try:
             for n, upload in enumerate(uploads):
                 if len(prepared) >= room:  # no bytes are decoded for a place there is not
                     errors[n] = full(self._limit)
                     continue
+                # Listings order by creation time: keep the batch in its order.
+                at = now + timedelta(microseconds=len(prepared))
                 try:
-                    # Listings order by creation time: keep the batch in its order.
-                    at = now + timedelta(microseconds=len(prepared))
                     prepared.append(
-                        self._prepare(who, n, upload, kind, model_id, allowed, origin, at)
+                        (n, self.prepare(who, upload, kind, model_id, allowed, origin, at=at))
                     )
                 except UPLOAD_ERRORS as exc:
                     errors[n] = exc
-            kept, runs = self._commit(who, model_id, kind, prepared)
+            kept, runs = self._commit(who, model_id, kind, [p for _, p in prepared])
         except BaseException:
-            self._bytes.discard(b for p in prepared for b in p.stored.blobs())
+            self._discard(p for _, p in prepared)
             raise
         left_out = prepared[len(kept) :]  # places taken meanwhile by uploads racing this one
-        self._bytes.discard(b for p in left_out for b in p.stored.blobs())
-        errors.update({p.index: full(self._limit) for p in left_out})
+        self._discard(p for _, p in left_out)
+        errors.update({n: full(self._limit) for n, _ in left_out})
         self._followups.submit(runs)
-        images = {p.index: p.image for p in kept}
+        images = {n: p.image for n, p in prepared[: len(kept)]}
         return [Outcome(image=images.get(n), error=errors.get(n)) for n in range(len(uploads))]
 
-    def _prepare(
+    def prepare(
         self,
         who: Principal,
-        index: int,
         upload: Upload,
         kind: ImageKind,
-        model_id: str,
+        model_id: str | None,
         allowed: frozenset[ImageFormat],
         origin: str,
-        at: datetime,
-    ) -> _Prepared:
-        captioned = caption_fields(kind, upload.caption)  # before decoding, as a single upload
+        *,
+        at: datetime | None = None,
+    ) -> PreparedUpload:
+        """What every upload goes through before its row is written, a single one too
+        (``ImageService.ingest``): its caption checked, its bytes decoded and stored, its
+        Image made (created ``at``, default now)."""
+        captioned = caption_fields(kind, upload.caption)
         stored = self._bytes.ingest(upload.stream, allowed, account_id=who.account_id)
-        image = uploaded_image(
-            who,
-            upload,
-            stored,
-            image_id=self._new_id(),
-            kind=kind,
+        now = at or self._clock.now()
+        image = Image(
+            id=self._new_id(),
+            account_id=who.account_id,
             model_id=model_id,
+            kind=kind,
+            name=sanitize_name(upload.name),
+            created_at=now,
+            last_used_at=now,
             origin=origin,
-            at=at,
-            captioned=captioned,
+            **captioned,
+            **stored.fields(),
         )
-        return _Prepared(index, image, stored, upload.stream)
+        return PreparedUpload(image, stored, upload.stream)
 
     def _commit(
-        self, who: Principal, model_id: str, kind: ImageKind, prepared: list[_Prepared]
-    ) -> tuple[list[_Prepared], list[str]]:
+        self, who: Principal, model_id: str, kind: ImageKind, prepared: list[PreparedUpload]
+    ) -> tuple[list[PreparedUpload], list[str]]:
         """Store the rows of as many as there is room for now, in one transaction; returns
         those and the caption runs to submit."""
         if not prepared:
@@ -181,3 +160,7 @@ class ImageBatches:
             self._bytes.adopt_all(uow, [(p.stored, p.original) for p in kept])
             uow.commit()
         return kept, runs
+
+    def _discard(self, prepared: Iterable[PreparedUpload]) -> None:
+        """Release the blobs of uploads whose rows were not written (see ``ImageBytes``)."""
+        self._bytes.discard(b for p in prepared for b in p.stored.blobs())

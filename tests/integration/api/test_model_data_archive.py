@@ -9,36 +9,23 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
-from fastapi.testclient import TestClient
-
-from loraforge.app import create_app
-from loraforge.bootstrap import build, build_worker
+from loraforge.bootstrap import build_worker
 from loraforge.settings import Settings
 from tests import imagefactory
-from tests.conftest import Api
+from tests.conftest import Api, serving
 from tests.integration.api.test_model_data import add_data, assert_error, create_model
 from tests.integration.test_concurrency import all_at_once, assert_blobs_match_rows
 from tests.ml_fakes import FakeCaptioner, FakeGenerator, FakeTrainer
 from tests.zips import make_zip
 
 
-@contextmanager
-def api_with(settings: Settings, **overrides: Any) -> Iterator[Api]:
-    """A server of its own, built from ``settings`` with ``overrides`` (and fakes given as
-    ``captioner=...``)."""
-    captioner = overrides.pop("captioner", None)
-    container = build(settings.model_copy(update=overrides), captioner=captioner)
-    try:
-        with TestClient(create_app(container=container)) as client:
-            yield Api(
-                client=client, container=container, key=container.keys.create(name="t").plaintext
-            )
-    finally:
-        container.close()
+def api_with(settings: Settings, **overrides: Any) -> AbstractContextManager[Api]:
+    """A server of its own whose settings have these ``overrides``."""
+    return serving(settings.model_copy(update=overrides))
 
 
 def jpeg(n: int) -> bytes:
@@ -157,7 +144,7 @@ def test_every_created_entry_queues_its_measuring_like_a_single_upload(api: Api)
 
 
 def test_uncaptioned_entries_are_captioned_by_a_job(settings: Settings) -> None:
-    with api_with(settings, captioner=FakeCaptioner()) as api:
+    with serving(settings, captioner=FakeCaptioner()) as api:
         model_id = create_model(api)
         body = make_zip([("a.jpg", jpeg(1)), ("a.txt", b"mine"), ("b.jpg", jpeg(2))])
         response = post_archive(api, model_id, body)
