@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -74,6 +76,20 @@ class Api:
     def new_account(self) -> dict[str, str]:
         issued = self.container.keys.create(name="other")
         return {"Authorization": f"Bearer {issued.plaintext}"}
+
+
+@contextmanager
+def serving(settings: Settings, **adapters: Any) -> Iterator[Api]:
+    """A server of its own, ``build(settings, **adapters)``, with a key: for tests that need
+    settings (``settings.model_copy(update=...)``) or adapters (a clock, a captioner) of their
+    own."""
+    container = build(settings, **adapters)
+    try:
+        with TestClient(create_app(container=container)) as client:
+            key = container.keys.create(name="t").plaintext
+            yield Api(client=client, container=container, key=key)
+    finally:
+        container.close()
 
 
 @pytest.fixture

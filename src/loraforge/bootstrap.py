@@ -36,6 +36,7 @@ from loraforge.ports import (
     UrlFetcher,
     WebhookSender,
 )
+from loraforge.services.archives import MAX_RATIO, ArchiveLimits
 from loraforge.services.blobs import BlobSweeper
 from loraforge.services.caption_runs import CaptionRunner
 from loraforge.services.captions import CaptionService
@@ -52,6 +53,7 @@ from loraforge.services.models import ModelService
 from loraforge.services.prediction_runs import PredictionRunner
 from loraforge.services.predictions import PredictionService
 from loraforge.services.retention import RetentionService
+from loraforge.services.training_archives import TrainingArchives
 from loraforge.services.training_image_jobs import TrainingImageJobs
 from loraforge.services.training_images import TrainingImageService
 from loraforge.services.training_runs import TrainingRunner
@@ -93,6 +95,7 @@ class Container:
     # The captioning model workers caption with (None: none configured); never used in requests.
     captioner: Captioner | None
     dataset: DatasetService
+    training_archives: TrainingArchives
     # Threads URL uploads run on (http.url_uploads), apart from the API's default pool.
     fetch_threads: anyio.CapacityLimiter
 
@@ -109,6 +112,16 @@ def limits_from(settings: Settings) -> Limits:
         max_pixels=settings.max_pixels,
         max_frames=settings.max_frames,
         max_page_size=settings.max_page_size,
+    )
+
+
+def archive_limits(settings: Settings) -> ArchiveLimits:
+    """What a training-set ZIP may hold; any one file as much as one upload may be."""
+    return ArchiveLimits(
+        max_entries=settings.max_archive_entries,
+        max_entry_bytes=settings.max_data_bytes,
+        max_total_bytes=settings.max_archive_inflated_bytes,
+        max_ratio=MAX_RATIO,
     )
 
 
@@ -290,6 +303,9 @@ def build(
         captions=captions,
         captioner=captioner,
         dataset=dataset,
+        training_archives=TrainingArchives(
+            images=images, dataset=dataset, blobs=blobs, limits=archive_limits(settings)
+        ),
         fetch_threads=anyio.CapacityLimiter(settings.fetch_slots),
     )
 

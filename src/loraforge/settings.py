@@ -81,6 +81,20 @@ class Settings(BaseSettings):
     signed_url_ttl_s: int = Field(3600, ge=1, description="Lifetime of signed image links (s).")
     max_request_bytes: int = Field(20 * MiB, ge=1, description="Largest request body (413 above).")
     max_data_bytes: int = Field(10 * MiB, ge=1, description="Largest body for .../data uploads.")
+    max_archive_bytes: int = Field(
+        200 * MiB,
+        ge=1,
+        description="Largest body of a training-set ZIP (`POST .../data/archive`; 413 above).",
+    )
+    max_archive_entries: int = Field(
+        1000, ge=1, description="Most files in a training-set ZIP (folders not counted)."
+    )
+    max_archive_inflated_bytes: int = Field(
+        400 * MiB,
+        ge=1,
+        description="Most bytes the files of a training-set ZIP may inflate to together (each "
+        "one at most `LORAFORGE_MAX_DATA_BYTES`).",
+    )
     max_images_per_type: int = Field(20, ge=0, description="Images of each type per model.")
     max_pixels: int = Field(50_000_000, ge=1, description="Largest width x height accepted.")
     max_frames: int = Field(1000, ge=1, description="Most frames in an animated upload.")

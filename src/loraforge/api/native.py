@@ -15,6 +15,7 @@ from loraforge.api.routers import (
     health,
     images,
     model_data,
+    model_data_archive,
     models,
     platform,
     predictions,
@@ -23,11 +24,13 @@ from loraforge.api.routers import (
 from loraforge.http.errors import install_error_handlers
 from loraforge.settings import Settings
 
+_ARCHIVE_PATH = re.compile(r"^/v1/models/[^/]+/data/archive/?$")
 _DATA_PATH = re.compile(r"^/v1/models/[^/]+/data(/[^/]+)?/?$")
 
 _ROUTERS = (
     health.router,
     models.router,
+    model_data_archive.router,  # before model_data: "archive" is no dataId
     model_data.router,
     dataset_report.router,
     images.router,
@@ -48,9 +51,12 @@ def install(app: FastAPI) -> None:
 
 def body_limit(settings: Settings) -> Callable[[Scope], int]:
     """The body limit of a request (``BodyLimitMiddleware``): training data (``/v1/models/{id}/
-    data``) has its own, every other request of any wire format the general one."""
+    data``) and training-set archives (``…/data/archive``) have their own, every other request
+    of any wire format the general one."""
 
     def limit_for(scope: Scope) -> int:
+        if _ARCHIVE_PATH.match(scope["path"]):
+            return settings.max_archive_bytes
         if _DATA_PATH.match(scope["path"]):
             return settings.max_data_bytes
         return settings.max_request_bytes

@@ -11,6 +11,12 @@ import base64
 from collections.abc import Iterable
 from typing import Any
 
+from loraforge.api.schemas.archives import (
+    ArchiveEntryError,
+    ArchiveEntryRead,
+    ArchiveTotals,
+    ArchiveUploaded,
+)
 from loraforge.api.schemas.dataset import (
     DatasetImageRead,
     DatasetIssue,
@@ -44,6 +50,7 @@ from loraforge.domain.work import CaptionRun, Prediction, Progress, Run, Trainin
 from loraforge.http.image_types import TYPE_NAME_BY_KIND
 from loraforge.http.links import ImageLinks
 from loraforge.services.dataset_check import CheckedDataset
+from loraforge.services.training_archives import ArchiveEntry, ArchiveReport, EntryStatus
 
 # --- models ------------------------------------------------------------------------------
 
@@ -109,6 +116,34 @@ def image_uploaded(image: Image, links: ImageLinks, warnings: Iterable[Issue]) -
 
 def data_created(image: Image, warnings: Iterable[Issue]) -> DataCreated:
     return DataCreated(dataId=image.id, warnings=[issue_read(i) for i in warnings])
+
+
+def archive_uploaded(report: ArchiveReport) -> ArchiveUploaded:
+    """One result per file; only the fields its status has are set (the others are left out
+    of the answer)."""
+    return ArchiveUploaded(
+        results=[archive_entry_read(e) for e in report.entries],
+        totals=ArchiveTotals(
+            created=report.count(EntryStatus.CREATED),
+            rejected=report.count(EntryStatus.REJECTED),
+            skipped=report.count(EntryStatus.SKIPPED),
+        ),
+    )
+
+
+def archive_entry_read(entry: ArchiveEntry) -> ArchiveEntryRead:
+    if entry.image is not None:
+        return ArchiveEntryRead(
+            name=entry.name,
+            status=entry.status.value,
+            dataId=entry.image.id,
+            warnings=[issue_read(i) for i in entry.warnings],
+        )
+    return ArchiveEntryRead(
+        name=entry.name,
+        status=entry.status.value,
+        error=ArchiveEntryError(code=entry.code or "error", message=entry.message or ""),
+    )
 
 
 def training_data_read(image: Image, links: ImageLinks) -> TrainingDataRead:

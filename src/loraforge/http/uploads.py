@@ -17,21 +17,25 @@ SPOOL_IN_MEMORY = 1024 * 1024  # larger bodies go to a temp file, keeping RSS fl
 MAX_FIELD_BYTES = 64 * 1024
 
 
-async def spool_body(request: Request, *, limit: int, name: str | None = None) -> Upload:
+async def spool_body(
+    request: Request, *, limit: int, name: str | None = None, what: str = "image"
+) -> Upload:
+    """The body in a spooled temporary file, at most ``limit`` bytes (``PayloadTooLarge``),
+    not empty (``BadRequest``); ``what`` it holds names it in those errors."""
     spool = cast(BinaryIO, tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY))  # noqa: SIM115
     size = 0
     try:
         async for chunk in request.stream():
             size += len(chunk)
             if size > limit:
-                raise PayloadTooLarge(f"The image is larger than {limit} bytes.")
+                raise PayloadTooLarge(f"The {what} is larger than {limit} bytes.")
             spool.write(chunk)
     except BaseException:
         spool.close()
         raise
     if size == 0:
         spool.close()
-        raise BadRequest("The request body is empty; send the image bytes.")
+        raise BadRequest(f"The request body is empty; send the {what} bytes.")
     spool.seek(0)
     return Upload(stream=spool, name=name)
 
@@ -42,13 +46,14 @@ class MultipartImage:
     data: dict[str, Any]
 
 
-async def read_multipart(request: Request) -> MultipartImage:
-    """A ``file`` part and an optional ``data`` part holding JSON (as seeds 000/001 send it)."""
+async def read_multipart(request: Request, *, what: str = "image") -> MultipartImage:
+    """A ``file`` part (holding ``what``) and an optional ``data`` part holding JSON (as seeds
+    000/001 send it)."""
     form = await request.form(max_files=2, max_fields=8, max_part_size=MAX_FIELD_BYTES)
     file = form.get("file")
     if not isinstance(file, UploadFile):
         await form.close()
-        raise BadRequest("The multipart body needs a 'file' part with the image.")
+        raise BadRequest(f"The multipart body needs a 'file' part with the {what}.")
     raw = form.get("data")
     data: Any = {}
     if raw is not None:

@@ -3,8 +3,8 @@
 An archive is hostile until read. Everything that could make it a bomb or a trick is refused
 from its central directory before one byte is inflated: too many entries, encryption, nested
 archives, names that try to be paths (``..``, absolute, drive letters, backslashes, control
-characters, the same name twice), a declared total beyond the cap, an entry that claims to
-inflate more than ``max_ratio`` times its stored size. Then every entry is inflated into a
+characters, the same name twice), an entry or a total declared beyond its cap, an entry that
+claims to inflate more than ``max_ratio`` times its stored size. Then every entry is inflated into a
 spooled temporary file, reading at most its declared size (zipfile stops there and checks the
 CRC, so a lying header is a corrupt archive, not a bigger one). Only when all of it has been
 read does anything reach the caller: a refused archive leaves nothing behind.
@@ -27,6 +27,10 @@ from typing import IO, BinaryIO
 from loraforge.domain.errors import BadRequest, PayloadTooLarge
 
 CAPTION_SUFFIX = ".txt"
+# Inflated / stored size an entry may have. Pictures are compressed already (JPEG, PNG and
+# WebP shrink by a few percent at most in a ZIP; a flat, synthetic picture by ~10x); a ZIP bomb
+# inflates by a thousand times and more.
+MAX_RATIO = 100.0
 MAX_CAPTION_BYTES = 16 * 1024  # a caption file larger than this is not a caption
 # Entries larger than this go to a temporary file on disk: a thousand entries must not all be
 # held in memory at once.
@@ -57,6 +61,7 @@ _JUNK_NAMES = frozenset({".ds_store", "thumbs.db", "desktop.ini"})
 @dataclass(frozen=True)
 class ArchiveLimits:
     max_entries: int  # files (directories not counted)
+    max_entry_bytes: int  # any one entry, inflated (an image: as large as one upload may be)
     max_total_bytes: int  # all entries, inflated
     max_ratio: float  # inflated / stored, for any entry larger than ``ratio_floor``
     ratio_floor: int = 64 * 1024  # small files (captions) compress well and harmlessly
@@ -141,28 +146,10 @@ def _checked_entries(archive: zipfile.ZipFile, limits: ArchiveLimits) -> list[zi
             code="archive_too_many_entries",
         )
     seen: set[str] = set()
-    total = 0
     for info in files:
         _check_name(info.filename, seen)
-        if info.flag_bits & 0x1:
-            raise BadRequest(
-                f"{info.filename!r} is encrypted; archives must not be.", code="archive_encrypted"
-            )
-        if info.compress_type not in _SUPPORTED_METHODS:
-            raise BadRequest(
-                f"{info.filename!r} uses a compression method other than stored or deflated.",
-                code="archive_unsupported",
-            )
-        if PurePosixPath(info.filename).suffix.lower() in _ARCHIVE_SUFFIXES:
-            raise _nested(info.filename)
-        stored = max(1, info.compress_size)
-        if info.file_size > limits.ratio_floor and info.file_size / stored > limits.max_ratio:
-            raise BadRequest(
-                f"{info.filename!r} would inflate {info.file_size / stored:.0f} times its "
-                f"size; at most {limits.max_ratio:.0f} is accepted (a ZIP bomb?).",
-                code="archive_bomb",
-            )
-        total += info.file_size
+        _check_entry(info, limits)
+    total = sum(info.file_size for info in files)
     if total > limits.max_total_bytes:
         raise PayloadTooLarge(
             f"The archive inflates to {total} bytes; at most {limits.max_total_bytes} are "
@@ -170,6 +157,35 @@ def _checked_entries(archive: zipfile.ZipFile, limits: ArchiveLimits) -> list[zi
             code="archive_too_large",
         )
     return files
+
+
+def _check_entry(info: zipfile.ZipInfo, limits: ArchiveLimits) -> None:
+    """What its central-directory record says about one entry: how it is stored, what it
+    is called, how large it would be."""
+    if info.flag_bits & 0x1:
+        raise BadRequest(
+            f"{info.filename!r} is encrypted; archives must not be.", code="archive_encrypted"
+        )
+    if info.compress_type not in _SUPPORTED_METHODS:
+        raise BadRequest(
+            f"{info.filename!r} uses a compression method other than stored or deflated.",
+            code="archive_unsupported",
+        )
+    if PurePosixPath(info.filename).suffix.lower() in _ARCHIVE_SUFFIXES:
+        raise _nested(info.filename)
+    stored = max(1, info.compress_size)
+    if info.file_size > limits.ratio_floor and info.file_size / stored > limits.max_ratio:
+        raise BadRequest(
+            f"{info.filename!r} would inflate {info.file_size / stored:.0f} times its "
+            f"size; at most {limits.max_ratio:.0f} is accepted (a ZIP bomb?).",
+            code="archive_bomb",
+        )
+    if info.file_size > limits.max_entry_bytes:
+        raise PayloadTooLarge(
+            f"{info.filename!r} inflates to {info.file_size} bytes; an entry holds at most "
+            f"{limits.max_entry_bytes}.",
+            code="archive_entry_too_large",
+        )
 
 
 def _check_name(name: str, seen: set[str]) -> None:

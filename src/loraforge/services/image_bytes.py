@@ -165,7 +165,15 @@ class ImageBytes:
 
     def adopt(self, uow: UnitOfWork, stored: StoredImage, original: BinaryIO) -> None:
         """Inside the transaction that commits rows referencing ``stored``: see ``blob_refs``."""
-        self._refs.adopt(uow, stored.sources(original))
+        self.adopt_all(uow, [(stored, original)])
+
+    def adopt_all(self, uow: UnitOfWork, images: Iterable[tuple[StoredImage, BinaryIO]]) -> None:
+        """``adopt`` for several images in one go: their keys are locked together, in the one
+        order every writer uses (image by image, two writers could deadlock)."""
+        sources: dict[str, Source] = {}
+        for stored, original in images:
+            sources.update(stored.sources(original))
+        self._refs.adopt(uow, sources)
 
     def discard(self, stored: Iterable[StoredBlob]) -> None:
         """Remove the blobs this write created (not those that were already stored)."""

@@ -39,6 +39,7 @@ from loraforge.ports import (
 from loraforge.services.captions import caption_fields
 from loraforge.services.decode_slots import DecodeSlots
 from loraforge.services.fetch_slots import FetchPermit, FetchSlots
+from loraforge.services.image_batches import ImageBatches
 from loraforge.services.image_bytes import ImageBytes, Upload, sanitize_name
 from loraforge.services.image_types import Content, TaskKey
 from loraforge.services.model_room import ensure_room
@@ -91,6 +92,14 @@ class ImageService:
         self._track_use = track_use
         self._fetch_slots = fetch_slots or FetchSlots(total=16, per_account=4, fetch_timeout_s=10)
         self._followups = followups or TrainingImageJobs()
+        self.batches = ImageBatches(
+            uow=uow,
+            bytes_=self._bytes,
+            clock=clock,
+            new_id=new_id,
+            limits=limits,
+            followups=self._followups,
+        )
 
     # --- writes -------------------------------------------------------------------------
 
@@ -163,23 +172,11 @@ class ImageService:
         origin: str,
         task: TaskKey | None,
     ) -> Image:
-        captioned = caption_fields(kind, upload.caption)  # fail fast, before decoding
+        caption_fields(kind, upload.caption)  # fail fast, before the room check and decoding
         if model_id is not None:
             self._check_room(who, model_id, kind)
-        stored = self._bytes.ingest(upload.stream, allowed, account_id=who.account_id)
-        now = self._clock.now()
-        image = Image(
-            id=self._new_id(),
-            account_id=who.account_id,
-            model_id=model_id,
-            kind=kind,
-            name=sanitize_name(upload.name),
-            created_at=now,
-            last_used_at=now,
-            origin=origin,
-            **captioned,
-            **stored.fields(),
-        )
+        prepared = self.batches.prepare(who, upload, kind, model_id, allowed, origin)
+        image, stored = prepared.image, prepared.stored
         runs: list[str] = []
 
         def write(uow: UnitOfWork) -> None:
@@ -193,7 +190,7 @@ class ImageService:
                     task.task_id,
                     fingerprint=task.fingerprint,
                     result={"imageId": image.id},
-                    at=now,
+                    at=image.created_at,
                 )
             runs.extend(self._followups.queue(uow, [image]))
 

@@ -10,13 +10,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 
-from loraforge.app import create_app
-from loraforge.bootstrap import build, build_worker
+from loraforge.bootstrap import build_worker
 from loraforge.settings import Settings
 from tests import imagefactory
-from tests.conftest import Api
+from tests.conftest import Api, serving
 from tests.integration.api.test_model_data import add_data, assert_error, create_model
 from tests.ml_fakes import FakeCaptioner, FakeGenerator, FakeTrainer
 
@@ -24,13 +22,8 @@ from tests.ml_fakes import FakeCaptioner, FakeGenerator, FakeTrainer
 @pytest.fixture
 def captioning(settings: Settings) -> Iterator[Api]:
     """A server whose workers caption with a ``FakeCaptioner``."""
-    container = build(settings, captioner=FakeCaptioner())
-    try:
-        with TestClient(create_app(container=container)) as client:
-            key = container.keys.create(name="t").plaintext
-            yield Api(client=client, container=container, key=key)
-    finally:
-        container.close()
+    with serving(settings, captioner=FakeCaptioner()) as api:
+        yield api
 
 
 def captions_of(api: Api, model_id: str) -> list[tuple[str, str]]:

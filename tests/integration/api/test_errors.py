@@ -24,7 +24,7 @@ from loraforge.bootstrap import build
 from loraforge.domain.entities import ImageFormat, ProcessedImage
 from loraforge.settings import Settings
 from tests import imagefactory
-from tests.conftest import Api
+from tests.conftest import Api, serving
 
 SNAKE_CASE = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
 PUBLIC = frozenset({"/healthz", "/readyz"})
@@ -89,13 +89,8 @@ def native_endpoints(app: FastAPI) -> list[Endpoint]:
 @pytest.fixture
 def walk_api(settings: Settings) -> Iterator[Api]:
     """The walk fails authentication on purpose for every route: lift the lock-out."""
-    container = build(settings.model_copy(update={"auth_max_failures": 10_000}))
-    try:
-        with TestClient(create_app(container=container)) as client:
-            key = container.keys.create(name="t").plaintext
-            yield Api(client=client, container=container, key=key)
-    finally:
-        container.close()
+    with serving(settings.model_copy(update={"auth_max_failures": 10_000})) as api:
+        yield api
 
 
 def app_of(api: Api) -> FastAPI:

@@ -16,7 +16,7 @@ from loraforge.app import create_app
 from loraforge.bootstrap import build
 from loraforge.settings import Settings
 from tests import imagefactory
-from tests.conftest import Api
+from tests.conftest import Api, serving
 
 TTL_S = 600
 
@@ -36,14 +36,8 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def clocked_api(settings: Settings, clock: FakeClock) -> Iterator[Api]:
-    container = build(settings.model_copy(update={"signed_url_ttl_s": TTL_S}), clock=clock)
-    try:
-        with TestClient(create_app(container=container)) as client:
-            yield Api(
-                client=client, container=container, key=container.keys.create(name="t").plaintext
-            )
-    finally:
-        container.close()
+    with serving(settings.model_copy(update={"signed_url_ttl_s": TTL_S}), clock=clock) as api:
+        yield api
 
 
 def upload(api: Api, image: bytes) -> dict[str, str]:

@@ -18,7 +18,7 @@ from loraforge.app import create_app
 from loraforge.bootstrap import build
 from loraforge.settings import Settings
 from tests import imagefactory
-from tests.conftest import Api
+from tests.conftest import Api, serving
 
 METADATA_FIELDS = {
     "id",
@@ -184,14 +184,8 @@ def test_json_upload_with_bare_base64(api: Api) -> None:
 @pytest.fixture
 def fetching_api(settings: Settings, httpserver: HTTPServer) -> Iterator[Api]:
     allowed = f"{httpserver.host}:{httpserver.port}"
-    container = build(settings.model_copy(update={"fetch_allow_hosts": [allowed]}))
-    try:
-        with TestClient(create_app(container=container)) as client:
-            yield Api(
-                client=client, container=container, key=container.keys.create(name="t").plaintext
-            )
-    finally:
-        container.close()
+    with serving(settings.model_copy(update={"fetch_allow_hosts": [allowed]})) as api:
+        yield api
 
 
 def test_json_upload_with_a_url(fetching_api: Api, httpserver: HTTPServer) -> None:

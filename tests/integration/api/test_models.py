@@ -14,7 +14,7 @@ from loraforge.app import create_app
 from loraforge.bootstrap import build
 from loraforge.settings import Settings
 from tests import imagefactory
-from tests.conftest import Api
+from tests.conftest import Api, serving
 
 
 class TickingClock:
@@ -30,14 +30,8 @@ class TickingClock:
 
 @pytest.fixture
 def ticking_api(settings: Settings) -> Iterator[Api]:
-    container = build(settings, clock=TickingClock())
-    try:
-        with TestClient(create_app(container=container)) as client:
-            yield Api(
-                client=client, container=container, key=container.keys.create(name="t").plaintext
-            )
-    finally:
-        container.close()
+    with serving(settings, clock=TickingClock()) as api:
+        yield api
 
 
 def create_model(api: Api, name: str = "Summer Collection Style Model", **extra: Any) -> str:

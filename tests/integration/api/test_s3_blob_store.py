@@ -12,17 +12,14 @@ from urllib.parse import urlsplit
 
 import httpx2
 import pytest
-from fastapi.testclient import TestClient
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
-from loraforge.app import create_app
-from loraforge.bootstrap import build
 from loraforge.cli.main import app as cli_app
 from loraforge.domain.errors import NotFound
 from loraforge.settings import Settings
 from tests import imagefactory, s3_server
-from tests.conftest import Api
+from tests.conftest import Api, serving
 from tests.databases import SqliteDatabases
 from tests.freezing_proxy import FreezingProxy, within
 
@@ -51,14 +48,8 @@ def s3_settings(
 
 @contextmanager
 def api_on(settings: Settings) -> Iterator[Api]:
-    container = build(settings)
-    try:
-        with TestClient(create_app(container=container)) as client:
-            yield Api(
-                client=client, container=container, key=container.keys.create(name="t").plaintext
-            )
-    finally:
-        container.close()
+    with serving(settings) as api:
+        yield api
 
 
 @pytest.fixture

@@ -2,36 +2,25 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
-import warnings
 import zipfile
-from collections.abc import Iterable
 
 import pytest
 
 from loraforge.domain.errors import BadRequest, DomainError, PayloadTooLarge
 from loraforge.services.archives import ArchiveLimits, read_archive
 from tests.imagefactory import quadrants
+from tests.zips import encrypted, make_zip
 
-LIMITS = ArchiveLimits(max_entries=20, max_total_bytes=5 * 1024 * 1024, max_ratio=20.0)
+LIMITS = ArchiveLimits(
+    max_entries=20, max_entry_bytes=1024 * 1024, max_total_bytes=5 * 1024 * 1024, max_ratio=20.0
+)
 
 
 def jpeg() -> bytes:
     buffer = io.BytesIO()
     quadrants(64, 48).save(buffer, format="JPEG")
-    return buffer.getvalue()
-
-
-def make_zip(
-    entries: Iterable[tuple[str, bytes]],
-    method: int = zipfile.ZIP_DEFLATED,
-) -> bytes:
-    buffer = io.BytesIO()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # zipfile warns about duplicate names; we want them
-        with zipfile.ZipFile(buffer, "w", compression=method) as archive:
-            for name, data in entries:
-                archive.writestr(name, data)
     return buffer.getvalue()
 
 
@@ -91,13 +80,7 @@ def test_too_many_files_are_refused() -> None:
 
 
 def test_encrypted_entries_are_refused() -> None:
-    body = bytearray(make_zip([("a.jpg", jpeg())]))
-    # Set the "encrypted" bit of the general purpose flags, as an encrypting tool does, in the
-    # local header (flags at +6) and the central directory header (+8).
-    body[6] |= 0x1
-    central = body.index(b"PK\x01\x02")
-    body[central + 8] |= 0x1
-    assert refused(bytes(body)).code == "archive_encrypted"
+    assert refused(encrypted(make_zip([("a.jpg", jpeg())]))).code == "archive_encrypted"
 
 
 @pytest.mark.parametrize("name", ["inner.zip", "photos.tar.gz", "x.7z"])
@@ -134,10 +117,18 @@ def test_a_zip_bomb_is_refused_before_inflating() -> None:
 
 
 def test_a_declared_total_beyond_the_cap_is_refused() -> None:
-    small = ArchiveLimits(max_entries=20, max_total_bytes=2 * len(jpeg()), max_ratio=20.0)
+    small = dataclasses.replace(LIMITS, max_total_bytes=2 * len(jpeg()))
     error = refused(make_zip([(f"{n}.jpg", jpeg()) for n in range(3)]), small)
     assert error.code == "archive_too_large"
     assert isinstance(error, PayloadTooLarge)
+
+
+def test_an_entry_declared_larger_than_one_upload_is_refused_before_inflating() -> None:
+    one = dataclasses.replace(LIMITS, max_entry_bytes=len(jpeg()) - 1)
+    error = refused(make_zip([("a.jpg", jpeg())], method=zipfile.ZIP_STORED), one)
+    assert error.code == "archive_entry_too_large"
+    assert isinstance(error, PayloadTooLarge)
+    assert "a.jpg" in str(error)
 
 
 def test_unsupported_compression_and_bad_captions_are_refused() -> None:
