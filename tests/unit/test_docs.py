@@ -8,6 +8,7 @@ files and headings it points to.
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 
@@ -208,3 +209,38 @@ def test_the_anchor_rules() -> None:
         "docs/api.md#endpoints",
         "../s.png",
     ]
+
+
+def _error_codes_in_source() -> set[str]:
+    """Every error code the code can answer: ``code = "…"`` on an error class, ``code="…"`` when
+    raising one. Vendor codes of the dialects are camelCase or their own tables, not these."""
+    found: set[str] = set()
+    for path in (ROOT / "src" / "loraforge").rglob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            names_code = (
+                isinstance(node, ast.Assign)
+                and [t.id for t in node.targets if isinstance(t, ast.Name)] == ["code"]
+            ) or (isinstance(node, ast.keyword) and node.arg == "code")
+            value = getattr(node, "value", None) if names_code else None
+            if isinstance(value, ast.Constant) and isinstance(value.value, str):
+                found.add(value.value)
+    return found
+
+
+def _documented_error_codes() -> set[str]:
+    """The codes in the second cell of the status table of docs/errors.md."""
+    rows = re.findall(r"^\|\s*\d{3}\s*\|([^|]*)\|", _page("errors.md"), flags=re.MULTILINE)
+    return {code for cell in rows for code in re.findall(r"`([a-z_]+)`", cell)}
+
+
+def test_every_error_code_is_in_the_errors_table() -> None:
+    # "error" and "conflict" are base classes' placeholders: every raise names its own code.
+    missing = _error_codes_in_source() - _documented_error_codes() - {"error", "conflict"}
+    assert not missing, f"docs/errors.md does not list: {sorted(missing)}"
+
+
+def test_the_error_code_scan_finds_codes_of_both_forms() -> None:
+    codes = _error_codes_in_source()
+    assert {"not_found", "payload_too_large"} <= codes  # class attributes
+    assert {"already_training", "limit_reached"} <= codes  # keyword at the raise
