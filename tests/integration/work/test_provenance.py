@@ -9,7 +9,7 @@ import json
 import multiprocessing
 import threading
 import zipfile
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -221,7 +221,7 @@ def _race_once(work: Work) -> None:
     expected = _get(work, f"{url}/weights").content
     results: dict[str, Any] = {}
     start = threading.Barrier(3)
-    calls = {
+    calls: dict[str, Callable[[], Any]] = {
         "predict": lambda: client.post(
             "/v1/predictions", json=_mix(model_id, training_id), headers=headers
         ),
