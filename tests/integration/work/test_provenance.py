@@ -255,9 +255,7 @@ def _race_once(work: Work) -> None:
     assert not _blob_exists(work, artifact)
 
 
-def test_lineage_and_erase_of_another_accounts_image_are_404(
-    lora_work: Work, tmp_path: Path
-) -> None:
+def test_lineage_and_erase_of_another_accounts_image_are_404(lora_work: Work) -> None:
     model_id, training_id = trained(lora_work)
     image_id = _get(lora_work, _training_url(model_id, training_id)).json()["manifest"]["images"][
         0
