@@ -42,6 +42,7 @@ from loraforge.domain.errors import (
     UnsupportedFormat,
 )
 from loraforge.domain.ml import BaseModel, ModelFamily
+from loraforge.domain.provenance import Receipt, SigningKey
 from loraforge.domain.work import (
     CaptionRun,
     Job,
@@ -52,6 +53,7 @@ from loraforge.domain.work import (
     WebhookDelivery,
 )
 from loraforge.ports import TASK_CONFLICT, Clock, JobWorker
+from loraforge.ports.repositories import RowLock
 
 EPOCH = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -195,6 +197,8 @@ class FakeState:
     pairs: dict[str, builtins.list[TrainingPair]] = field(default_factory=dict)
     # image id -> (the display key measured, the measures)
     image_quality: dict[str, tuple[str, ImageQuality]] = field(default_factory=dict)
+    signing_key: SigningKey | None = None
+    training_receipts: dict[str, Receipt] = field(default_factory=dict)
 
     def copy(self) -> FakeState:
         return copy.deepcopy(self)
@@ -382,6 +386,14 @@ class FakeImageRepository(_Repository):
         self._changed()
         return True
 
+    def with_sha256(self, account_id: str, sha256: str) -> builtins.list[Image]:
+        same = [
+            i
+            for i in self._state.images.values()
+            if i.account_id == account_id and i.sha256 == sha256
+        ]
+        return copy.deepcopy(sorted(same, key=lambda i: (i.created_at, i.id)))
+
     def first_with_sha256(self, model_id: str, kind: ImageKind, sha256: str) -> Image | None:
         same = [
             i
@@ -416,7 +428,10 @@ class FakeTrainingRepository(_Repository):
         self._state.training_blobs[training.id] = set(pinned_blobs)
         self._changed()
 
-    def get(self, training_id: str, *, account_id: str | None = None) -> Training | None:
+    def get(
+        self, training_id: str, *, account_id: str | None = None, lock: RowLock | None = None
+    ) -> Training | None:
+        # Write transactions hold the one write lock already (like SQLite).
         training = self._state.trainings.get(training_id)
         if training is None:
             return None
@@ -434,6 +449,15 @@ class FakeTrainingRepository(_Repository):
         ]
         live.sort(key=lambda t: (t.created_at, t.id), reverse=True)
         return copy.deepcopy(live)
+
+    def list_for_account(self, account_id: str) -> builtins.list[Training]:
+        owned = [t for t in self._state.trainings.values() if t.account_id == account_id]
+        owned.sort(key=lambda t: (t.created_at, t.id), reverse=True)
+        return copy.deepcopy(owned)
+
+    def unpin(self, training_id: str) -> set[str]:
+        self._changed()
+        return self._state.training_blobs.pop(training_id, set())
 
     def update(self, training: Training) -> None:
         if training.id in self._state.trainings:  # like UPDATE … WHERE id = …
@@ -461,6 +485,36 @@ class FakePredictionRepository(_Repository):
         if prediction.id in self._state.predictions:
             self._state.predictions[prediction.id] = copy.deepcopy(prediction)
             self._changed()
+
+    def using_trainings(self, account_id: str, training_ids: set[str]) -> builtins.list[Prediction]:
+        found = [
+            p
+            for p in self._state.predictions.values()
+            if p.account_id == account_id
+            and any(c.training_id in training_ids for c in p.scale_configs)
+        ]
+        found.sort(key=lambda p: (p.created_at, p.id), reverse=True)
+        return copy.deepcopy(found)
+
+
+class FakeSigningKeyRepository(_Repository):
+    def get(self) -> SigningKey | None:
+        return self._state.signing_key
+
+    def add_if_absent(self, key: SigningKey) -> None:
+        if self._state.signing_key is None:
+            self._state.signing_key = key
+            self._changed()
+
+
+class FakeTrainingReceiptRepository(_Repository):
+    def add(self, receipt: Receipt) -> None:
+        assert receipt.training_id not in self._state.training_receipts, "duplicate primary key"
+        self._state.training_receipts[receipt.training_id] = copy.deepcopy(receipt)
+        self._changed()
+
+    def get(self, training_id: str) -> Receipt | None:
+        return copy.deepcopy(self._state.training_receipts.get(training_id))
 
 
 class FakeCaptionRunRepository(_Repository):
@@ -661,6 +715,8 @@ class FakeUnitOfWork:
         self.receipts = FakeTaskReceiptRepository(self)
         self.pairs = FakeTrainingPairRepository(self)
         self.blob_locks = FakeBlobLockRepository(self)
+        self.signing_keys = FakeSigningKeyRepository(self)
+        self.training_receipts = FakeTrainingReceiptRepository(self)
 
     def commit(self) -> None:
         assert self.write or not self.dirty, "changes committed outside a write transaction"

@@ -17,9 +17,11 @@ from loraforge.adapters.db.unit_of_work import SqlUnitOfWorkFactory
 from loraforge.adapters.fetch.safe_http import SafeHttpFetcher
 from loraforge.adapters.imaging.inspection import OpenCvInspector
 from loraforge.adapters.imaging.pillow_processor import PillowImageProcessor
+from loraforge.adapters.ml.base_model_hashes import CachedBaseModelHasher
 from loraforge.adapters.ml.lora_files import SafetensorsLoraFiles
 from loraforge.adapters.ml.registry import BaseModelRegistry
 from loraforge.adapters.queue.inline import InlineJobQueue
+from loraforge.adapters.signing.ed25519 import Ed25519Signer
 from loraforge.adapters.storage.local import LocalBlobStore
 from loraforge.domain.entities import Limits
 from loraforge.ports import (
@@ -43,6 +45,7 @@ from loraforge.services.captions import CaptionService
 from loraforge.services.clock import SystemClock, new_id
 from loraforge.services.dataset_check import DatasetService
 from loraforge.services.decode_slots import DecodeSlots
+from loraforge.services.exports import ExportService
 from loraforge.services.fetch_slots import FetchSlots
 from loraforge.services.images import ImageService
 from loraforge.services.inspections import InspectionQueue, InspectionRunner
@@ -52,7 +55,10 @@ from loraforge.services.links import LinkSigner, signing_secret
 from loraforge.services.models import ModelService
 from loraforge.services.prediction_runs import PredictionRunner
 from loraforge.services.predictions import PredictionService
+from loraforge.services.provenance import ProvenanceService
+from loraforge.services.receipts import ReceiptService
 from loraforge.services.retention import RetentionService
+from loraforge.services.signing_keys import SigningKeyService
 from loraforge.services.training_archives import TrainingArchives
 from loraforge.services.training_image_jobs import TrainingImageJobs
 from loraforge.services.training_images import TrainingImageService
@@ -98,6 +104,11 @@ class Container:
     training_archives: TrainingArchives
     # Threads URL uploads run on (http.url_uploads), apart from the API's default pool.
     fetch_threads: anyio.CapacityLimiter
+    # Provenance (issue 13 §5, §3): the signing key, receipts, lineage and erasure, exports.
+    signing_keys: SigningKeyService
+    receipts: ReceiptService
+    provenance: ProvenanceService
+    exports: ExportService
 
     def close(self) -> None:
         self.images.close()
@@ -259,6 +270,10 @@ def build(
         clock=clock,
         new_id=ids,
     )
+    weights = WeightsService(
+        uow=uow, trainings=trainings, blobs=blobs, catalog=catalog, files=SafetensorsLoraFiles()
+    )
+    signing_keys = SigningKeyService(uow=uow, signer=Ed25519Signer(), clock=clock)
     return Container(
         settings=settings,
         limits=limits,
@@ -279,13 +294,7 @@ def build(
         queue=queue,
         jobs=jobs,
         trainings=trainings,
-        weights=WeightsService(
-            uow=uow,
-            trainings=trainings,
-            blobs=blobs,
-            catalog=catalog,
-            files=SafetensorsLoraFiles(),
-        ),
+        weights=weights,
         predictions=PredictionService(uow=uow, jobs=jobs, queue=queue, clock=clock, new_id=ids),
         webhooks=WebhookService(
             uow=uow,
@@ -307,6 +316,18 @@ def build(
             images=images, dataset=dataset, blobs=blobs, limits=archive_limits(settings)
         ),
         fetch_threads=anyio.CapacityLimiter(settings.fetch_slots),
+        signing_keys=signing_keys,
+        receipts=ReceiptService(
+            uow=uow,
+            trainings=trainings,
+            weights=weights,
+            keys=signing_keys,
+            catalog=catalog,
+            hasher=CachedBaseModelHasher(),
+            clock=clock,
+        ),
+        provenance=ProvenanceService(uow=uow, blobs=blobs, clock=clock),
+        exports=ExportService(uow=uow, trainings=trainings, weights=weights),
     )
 
 
@@ -337,6 +358,7 @@ def build_worker(
             webhooks=container.webhooks,
             clock=container.clock,
             workdir=work / "trainings",
+            receipts=container.receipts,
         ),
         PredictionRunner(
             jobs=container.jobs,

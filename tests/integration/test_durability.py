@@ -46,8 +46,10 @@ from loraforge.ports import (
     JobRepository,
     ModelRepository,
     PredictionRepository,
+    SigningKeyRepository,
     TaskReceiptRepository,
     TrainingPairRepository,
+    TrainingReceiptRepository,
     TrainingRepository,
     UnitOfWork,
     UnitOfWorkFactory,
@@ -153,6 +155,14 @@ class _CommitFails:
     @property
     def blob_locks(self) -> BlobLockRepository:
         return self._inner.blob_locks
+
+    @property
+    def signing_keys(self) -> SigningKeyRepository:
+        return self._inner.signing_keys
+
+    @property
+    def training_receipts(self) -> TrainingReceiptRepository:
+        return self._inner.training_receipts
 
     def commit(self) -> None:
         raise OperationalError("COMMIT", None, OSError(errno.EIO, "disk I/O error"))

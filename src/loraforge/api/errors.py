@@ -27,6 +27,7 @@ _MEANINGS = {
     403: "A signed link whose signature is wrong or that has expired.",
     404: "No such resource in the caller's account.",
     409: "Conflicts with the current state, or a per-model limit is reached.",
+    410: "Gone for good: the training was erased (an image it used was erased).",
     413: "The request body is larger than the limit.",
     415: "The image's format (decided from its bytes) is not accepted here.",
     422: "A value is missing, of the wrong type or out of range, or the image is unusable.",

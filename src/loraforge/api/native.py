@@ -19,6 +19,8 @@ from loraforge.api.routers import (
     models,
     platform,
     predictions,
+    provenance,
+    signing_key,
     trainings,
 )
 from loraforge.http.errors import install_error_handlers
@@ -38,14 +40,18 @@ _ROUTERS = (
     captions.router,
     predictions.router,
     platform.router,
+    provenance.router,
+    signing_key.router,
 )
+# Routes that take no key: health checks, and the public key anyone verifies receipts with.
+_PUBLIC = (health.router, signing_key.router)
 
 
 def install(app: FastAPI) -> None:
     """Serve the native API from ``app`` itself (not mounted: it answers at the root)."""
     install_error_handlers(app, wire_error_body)
     for router in _ROUTERS:
-        public = router is health.router  # health checks take no key
+        public = router in _PUBLIC
         app.include_router(router, responses=RESPONSES if public else AUTHENTICATED)
 
 

@@ -32,6 +32,13 @@ from loraforge.api.schemas.images import (
     TrainingDataRead,
 )
 from loraforge.api.schemas.models import ModelPage, ModelRead
+from loraforge.api.schemas.provenance import (
+    ErasureRead,
+    LineagePrediction,
+    LineageRead,
+    LineageTraining,
+    SigningKeyRead,
+)
 from loraforge.api.schemas.work import (
     BaseModelRead,
     CaptionRunRead,
@@ -46,10 +53,12 @@ from loraforge.api.schemas.work import (
 from loraforge.domain.dataset import Issue
 from loraforge.domain.entities import Image, ImageVariant, Model, Page
 from loraforge.domain.ml import BaseModel
+from loraforge.domain.provenance import ALGORITHM, SigningKey, public_jwk
 from loraforge.domain.work import CaptionRun, Prediction, Progress, Run, Training
 from loraforge.http.image_types import TYPE_NAME_BY_KIND
 from loraforge.http.links import ImageLinks
 from loraforge.services.dataset_check import CheckedDataset
+from loraforge.services.provenance import Erasure, Lineage
 from loraforge.services.training_archives import ArchiveEntry, ArchiveReport, EntryStatus
 
 # --- models ------------------------------------------------------------------------------
@@ -251,6 +260,7 @@ def training_read(training: Training) -> TrainingRead:
         trainingStrength=training.strength,
         trainingSpeed=training.speed.value,
         manifest=training.manifest,
+        erasedAt=training.erased_at,
     )
 
 
@@ -306,3 +316,50 @@ def base_model_list(models: Iterable[BaseModel], *, default: str) -> list[BaseMo
 
 def webhook_secret(secret: str) -> WebhookSecret:
     return WebhookSecret(secret=secret)
+
+
+def signing_key_read(key: SigningKey, pem: str) -> SigningKeyRead:
+    return SigningKeyRead(
+        keyId=key.id, algorithm=ALGORITHM, jwk=public_jwk(key), pem=pem, createdAt=key.created_at
+    )
+
+
+def lineage_read(lineage: Lineage) -> LineageRead:
+    used = {t.id for t in lineage.trainings}
+    return LineageRead(
+        imageId=lineage.image.id,
+        sha256=lineage.image.sha256,
+        trainings=[
+            LineageTraining(
+                id=t.id,
+                modelId=t.model_id,
+                status=t.status.value,
+                createdAt=t.created_at,
+                deletedAt=t.deleted_at,
+                erasedAt=t.erased_at,
+            )
+            for t in lineage.trainings
+        ],
+        predictions=[
+            LineagePrediction(
+                id=p.id,
+                status=p.status.value,
+                trainingIds=list(
+                    dict.fromkeys(c.training_id for c in p.scale_configs if c.training_id in used)
+                ),
+                outputImageIds=p.output_image_ids,
+                createdAt=p.created_at,
+            )
+            for p in lineage.predictions
+        ],
+    )
+
+
+def erasure_read(erasure: Erasure) -> ErasureRead:
+    return ErasureRead(
+        imageId=erasure.image_id,
+        erasedAt=erasure.erased_at,
+        erasedImageIds=erasure.image_ids,
+        erasedTrainingIds=erasure.training_ids,
+        blobsRemoved=erasure.blobs_removed,
+    )

@@ -87,6 +87,12 @@ class Conflict(DomainError):
     code = "conflict"
 
 
+class Gone(DomainError):
+    """The resource existed and was removed for good (``erased``: a GDPR erasure)."""
+
+    code = "gone"
+
+
 class IllegalStatusMove(Conflict):
     """A run was asked for a status change its state machine does not allow: ``already_finished``
     when it has ended (finishing or canceling it again), ``illegal_status_move`` otherwise."""

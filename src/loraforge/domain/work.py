@@ -118,6 +118,9 @@ class Training(Run):
     manifest: dict[str, Any]
     artifact_key: str | None = None
     cancel_requested: bool = False
+    # An image it trained on was erased: its artifacts are gone; status, history and receipt
+    # stay. Such a training serves nothing (410 ``erased``) and mixes into no prediction.
+    erased_at: datetime | None = None
 
     def request_cancel(self, at: datetime) -> None:
         """Queued: canceled at once. Processing: flagged, and its worker stops within one

@@ -17,6 +17,12 @@ from typing import BinaryIO, Protocol
 from loraforge.domain.dataset import ImageQuality
 from loraforge.domain.entities import ImageFormat, ProcessedImage, StoredBlob
 from loraforge.ports.ml import BaseModelCatalog, Captioner, Generator, LoraFiles, Trainer
+from loraforge.ports.provenance import (
+    BaseModelHasher,
+    Signer,
+    SigningKeyRepository,
+    TrainingReceiptRepository,
+)
 from loraforge.ports.repositories import (
     TASK_CONFLICT,
     AccountRepository,
@@ -40,6 +46,7 @@ __all__ = [
     "AccountRepository",
     "ApiKeyRepository",
     "BaseModelCatalog",
+    "BaseModelHasher",
     "BlobLockRepository",
     "BlobStore",
     "CaptionRunRepository",
@@ -55,9 +62,12 @@ __all__ = [
     "LoraFiles",
     "ModelRepository",
     "PredictionRepository",
+    "Signer",
+    "SigningKeyRepository",
     "TaskReceiptRepository",
     "Trainer",
     "TrainingPairRepository",
+    "TrainingReceiptRepository",
     "TrainingRepository",
     "UnitOfWork",
     "UnitOfWorkFactory",

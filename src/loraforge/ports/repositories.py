@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from loraforge.domain.dataset import ImageQuality
 from loraforge.domain.entities import (
@@ -17,6 +17,7 @@ from loraforge.domain.entities import (
     TrainingPair,
 )
 from loraforge.domain.work import CaptionRun, Job, JobKind, Prediction, Training, WebhookDelivery
+from loraforge.ports.provenance import SigningKeyRepository, TrainingReceiptRepository
 
 
 class AccountRepository(Protocol):
@@ -103,6 +104,10 @@ class ImageRepository(Protocol):
         a concurrent ``touch``); True when it was deleted."""
         ...
 
+    def with_sha256(self, account_id: str, sha256: str) -> list[Image]:
+        """Every image of the account holding these bytes, of any model and kind."""
+        ...
+
     def first_with_sha256(self, model_id: str, kind: ImageKind, sha256: str) -> Image | None:
         """The model's first image of ``kind`` with these bytes (upload order), if any."""
         ...
@@ -124,12 +129,25 @@ class TrainingRepository(Protocol):
         """Store a training and pin the blobs its frozen manifest uses."""
         ...
 
-    def get(self, training_id: str, *, account_id: str | None = None) -> Training | None:
-        """With ``account_id``: only that account's trainings that are not soft-deleted."""
+    def get(
+        self, training_id: str, *, account_id: str | None = None, lock: RowLock | None = None
+    ) -> Training | None:
+        """With ``account_id``: only that account's trainings that are not soft-deleted.
+        ``lock`` holds the row until the transaction ends: ``share`` against writers (a
+        prediction naming it, against an erase), ``update`` against writers and sharers too
+        (an erase, a training's end). Take several in id order."""
         ...
 
     def list_for_model(self, model_id: str) -> list[Training]:
         """Live trainings, newest first."""
+        ...
+
+    def list_for_account(self, account_id: str) -> list[Training]:
+        """Every training of the account, soft-deleted ones too, newest first."""
+        ...
+
+    def unpin(self, training_id: str) -> set[str]:
+        """Forget the blobs the training's manifest pinned; returns their keys."""
         ...
 
     def update(self, training: Training) -> None: ...
@@ -143,6 +161,11 @@ class PredictionRepository(Protocol):
         ...
 
     def update(self, prediction: Prediction) -> None: ...
+
+    def using_trainings(self, account_id: str, training_ids: set[str]) -> list[Prediction]:
+        """The account's predictions (soft-deleted ones too) whose scale configs name any of
+        ``training_ids``, newest first."""
+        ...
 
 
 class CaptionRunRepository(Protocol):
@@ -198,6 +221,10 @@ class WebhookRepository(Protocol):
 
     def set_secret(self, account_id: str, secret: str) -> None: ...
 
+
+RowLock = Literal["share", "update"]
+"""Row locks a read may take (PostgreSQL ``FOR SHARE`` / ``FOR UPDATE``; on SQLite a write
+transaction already excludes every other writer)."""
 
 TASK_CONFLICT = "task_conflict"
 """``Conflict.code`` when ``TaskReceiptRepository.add`` finds the task id already stored."""
@@ -295,6 +322,12 @@ class UnitOfWork(Protocol):
 
     @property
     def blob_locks(self) -> BlobLockRepository: ...
+
+    @property
+    def signing_keys(self) -> SigningKeyRepository: ...
+
+    @property
+    def training_receipts(self) -> TrainingReceiptRepository: ...
 
     def commit(self) -> None: ...
 

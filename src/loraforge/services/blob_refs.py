@@ -61,13 +61,19 @@ class BlobReferences:
         uow.blob_locks.lock(wanted)
         return {key for key in wanted if not self._exists(key)}
 
-    def release(self, keys: Iterable[str]) -> int:
-        """Remove those of ``keys`` that no row references; returns how many were removed."""
+    def release(self, keys: Iterable[str], *, wait: bool = False) -> int:
+        """Remove those of ``keys`` that no row references; returns how many were removed.
+        ``wait``: wait for writers holding a key instead of leaving it to the sweep (an
+        erasure, which must remove the bytes now)."""
         wanted = set(keys)
         if not wanted:
             return 0
         with self._uow(write=True) as uow:
-            held = uow.blob_locks.try_lock(wanted)
+            if wait:
+                uow.blob_locks.lock(wanted)
+                held = wanted
+            else:
+                held = uow.blob_locks.try_lock(wanted)
             unused = held - uow.images.referenced_blob_keys(held)
             for key in sorted(unused):
                 self._blobs.delete(key)

@@ -78,8 +78,15 @@ class PredictionRunner:
                 return None
             loras = []
             base_name = ""
-            for config in prediction.scale_configs:
-                training = uow.trainings.get(config.training_id)
+            trainings = [uow.trainings.get(c.training_id) for c in prediction.scale_configs]
+            if erased := [t.id for t in trainings if t is not None and t.erased_at is not None]:
+                # Queued before an erase of a training it mixes: those weights are gone.
+                error = f"Training {erased[0]} was erased (an image it used was erased)."
+                self._endings.finish(uow, prediction, RunStatus.FAILED, error)
+                self._jobs.finish(uow, lease, error=error)
+                uow.commit()
+                return None
+            for config, training in zip(prediction.scale_configs, trainings, strict=True):
                 # create() checked every training succeeded; its weights are pinned by the row.
                 assert training is not None
                 assert training.artifact_key is not None

@@ -51,12 +51,24 @@ class PredictionService:
             check_webhook_url(request.webhook_url)
         with self._uow(write=True) as uow:
             base_models = set()
+            # Locked (in id order) until the commit: an erase of one waits, or came first.
+            locked = {
+                training_id: uow.trainings.get(training_id, account_id=who.account_id, lock="share")
+                for training_id in sorted({c.training_id for c in request.scale_configs})
+            }
             for config in request.scale_configs:
-                training = uow.trainings.get(config.training_id, account_id=who.account_id)
+                training = locked[config.training_id]
                 model = uow.models.get(who.account_id, config.model_id)
                 if training is None or model is None or training.model_id != config.model_id:
                     raise NotFound(
                         f"No training {config.training_id} of model {config.model_id}.",
+                        field=f"scaleConfigs.{config.key}",
+                    )
+                if training.erased_at is not None:
+                    raise Conflict(
+                        f"Training {config.training_id} was erased (an image it used was "
+                        "erased): it cannot be used any more.",
+                        code="training_erased",
                         field=f"scaleConfigs.{config.key}",
                     )
                 if training.status is not RunStatus.SUCCEEDED:

@@ -27,6 +27,7 @@ from loraforge.ports import (
 )
 from loraforge.services.blob_refs import BlobReferences
 from loraforge.services.jobs import JobService, Lease, LeaseLost
+from loraforge.services.receipts import PreparedReceipt, ReceiptService
 from loraforge.services.run_endings import RunEndings, RunKind
 from loraforge.services.webhooks import WebhookService
 from loraforge.services.weights import lora_title
@@ -48,6 +49,7 @@ class TrainingRunner:
         webhooks: WebhookService,
         clock: Clock,
         workdir: Path,
+        receipts: ReceiptService | None = None,
     ) -> None:
         self._uow = uow
         self._jobs = jobs
@@ -58,6 +60,7 @@ class TrainingRunner:
         self._endings = RunEndings(TRAININGS, webhooks=webhooks, clock=clock)
         self._clock = clock
         self._workdir = workdir
+        self._receipts = receipts  # None: no receipts signed (tests of the loop alone)
 
     def run(self, lease: Lease, lost: Callable[[], bool]) -> None:
         training = self._begin(lease)
@@ -83,7 +86,11 @@ class TrainingRunner:
         with weights.open("rb") as stream:
             stored = self._blobs.put_file(stream)
         training.artifact_key = stored.key
-        self._end(lease, training, RunStatus.SUCCEEDED, weights=weights)
+        prepared = (
+            self._receipts.prepare(training, weights.read_bytes()) if self._receipts else None
+        )
+        if self._end(lease, training, RunStatus.SUCCEEDED, weights=weights, receipt=prepared):
+            self._forget_if_erased(training)
         shutil.rmtree(workdir, ignore_errors=True)
 
     def give_up(self, uow: UnitOfWork, training_id: str, reason: str) -> None:
@@ -127,14 +134,26 @@ class TrainingRunner:
         error: str | None = None,
         *,
         weights: Path | None = None,
-    ) -> None:
+        receipt: PreparedReceipt | None = None,
+    ) -> bool:
         def record(uow: UnitOfWork) -> None:
-            if weights is not None and training.artifact_key is not None:
+            stored = uow.trainings.get(training.id, lock="update")  # against an erase
+            erased = stored is not None and stored.erased_at is not None
+            if weights is not None and training.artifact_key is not None and not erased:
                 # Identical weights share a blob: keep a concurrent sweep from removing it.
                 self._refs.adopt(uow, {training.artifact_key: lambda: weights.open("rb")})
             self._endings.finish(uow, training, status, error)
+            if receipt is not None and self._receipts is not None:
+                self._receipts.freeze(uow, training.id, receipt)
 
-        self._jobs.complete(lease, record, error=error)
+        return self._jobs.complete(lease, record, error=error)
+
+    def _forget_if_erased(self, training: Training) -> None:
+        """An image the training used was erased while it ran: its new weights are not kept."""
+        with self._uow() as uow:
+            stored = uow.trainings.get(training.id)
+        if stored is not None and stored.erased_at is not None and training.artifact_key:
+            self._refs.release({training.artifact_key})
 
     def save_progress(self, lease: Lease, training: Training) -> None:
         with self._jobs.guarded(lease) as uow:
@@ -151,7 +170,8 @@ class TrainingRunner:
 
 
 def _carry(stored: Training, result: Training) -> None:
-    stored.artifact_key = result.artifact_key
+    if stored.erased_at is None:  # erased while it ran: its weights are not kept
+        stored.artifact_key = result.artifact_key
     stored.progress = result.progress
 
 

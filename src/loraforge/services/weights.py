@@ -13,7 +13,7 @@ import io
 from typing import BinaryIO
 
 from loraforge.domain.entities import Principal
-from loraforge.domain.errors import Conflict
+from loraforge.domain.errors import Conflict, Gone, NotFound
 from loraforge.domain.weights import (
     WeightsDtype,
     WeightsFormat,
@@ -29,6 +29,16 @@ from loraforge.services.trainings import TrainingService, weights_key
 
 STORED = (WeightsFormat.DIFFUSERS, WeightsDtype.FP32)
 """What the blob store holds: served byte for byte."""
+
+
+def ensure_not_erased(training: Training) -> None:
+    """410 ``erased``: an image the training used was erased, and its artifacts with it."""
+    if training.erased_at is not None:
+        raise Gone(
+            f"Training {training.id} was erased (an image it used was erased): its weights, "
+            "samples and export are gone; its receipt stays.",
+            code="erased",
+        )
 
 
 def lora_title(uow: UnitOfWork, training: Training) -> str:
@@ -62,15 +72,61 @@ class WeightsService:
         weights_format: WeightsFormat = WeightsFormat.DIFFUSERS,
         dtype: WeightsDtype = WeightsDtype.FP32,
     ) -> BinaryIO:
-        """The training's LoRA file as ``weights_format`` in ``dtype``; the default is the
-        stored file, byte for byte. 409 ``not_succeeded`` until the training succeeded."""
+        """The training's LoRA file as ``weights_format`` in ``dtype``, with its receipt's hash
+        in its metadata (``served``). 409 ``not_succeeded`` until the training succeeded, 410
+        ``erased`` once an image it used was erased."""
         training = self._trainings.get(who, model_id, training_id)
-        stream = self._blobs.open(weights_key(training))
-        if (weights_format, dtype) == STORED:
-            return stream
+        with self._uow() as uow:
+            receipt = uow.training_receipts.get(training.id)
+        stream = self.open_stored(training)
+        if receipt is None and (weights_format, dtype) == STORED:
+            return stream  # a training from before receipts: its file as it always was
         with stream:
             data = stream.read()
-        return io.BytesIO(self.variant(training, data, weights_format=weights_format, dtype=dtype))
+        receipt_sha256 = receipt.sha256 if receipt is not None else None
+        return io.BytesIO(self.served(training, data, weights_format, dtype, receipt_sha256))
+
+    def open_stored(self, training: Training) -> BinaryIO:
+        """The stored file; 410 ``erased`` when the training was erased, also when the erase
+        removed the bytes after the training was read."""
+        ensure_not_erased(training)
+        try:
+            return self._blobs.open(weights_key(training))
+        except NotFound:
+            with self._uow() as uow:
+                current = uow.trainings.get(training.id)
+            if current is not None:
+                ensure_not_erased(current)
+            raise
+
+    def served(
+        self,
+        training: Training,
+        data: bytes,
+        weights_format: WeightsFormat,
+        dtype: WeightsDtype,
+        receipt_sha256: str | None,
+    ) -> bytes:
+        """The file served for the stored ``data``: ``variant`` with the receipt's hash. A
+        stored file that is no LoRA the converter reads is served as it is."""
+        if (weights_format, dtype) == STORED and (
+            receipt_sha256 is None or not self.convertible(data)
+        ):
+            return data
+        return self.variant(
+            training,
+            data,
+            weights_format=weights_format,
+            dtype=dtype,
+            receipt_sha256=receipt_sha256,
+        )
+
+    def convertible(self, data: bytes) -> bool:
+        try:
+            self._files.metadata(data)
+        except ValueError:
+            return False
+        return True
 
     def variant(
         self,

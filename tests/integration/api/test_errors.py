@@ -27,7 +27,7 @@ from tests import imagefactory
 from tests.conftest import Api, serving
 
 SNAKE_CASE = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
-PUBLIC = frozenset({"/healthz", "/readyz"})
+PUBLIC = frozenset({"/healthz", "/readyz", "/v1/signing-key"})
 PATH_PARAM = re.compile(r"\{[^}]+\}")
 
 

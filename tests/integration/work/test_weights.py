@@ -6,12 +6,14 @@ The trainer here writes a real LoRA file of small random matrices in the trainer
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 from safetensors.numpy import load
+from sqlalchemy import text
 
 from loraforge.adapters.ml.lora_files import read_metadata
 from loraforge.bootstrap import build_worker
@@ -21,6 +23,7 @@ from loraforge.domain.weights import TINY_NOTE, manifest_sha256
 from tests.conftest import Api
 from tests.integration.work.conftest import Work
 from tests.ml_fakes import TINY_LAYERS, FakeGenerator, FakeTrainer, diffusers_lora
+from tests.receipts import unstamped
 
 
 class MetadataFreeTrainer(FakeTrainer):
@@ -54,7 +57,7 @@ def weights(work: Work, model_id: str, training_id: str, query: str = "") -> Any
     return work.api.client.get(url, headers=work.api.headers)
 
 
-def test_the_default_is_the_stored_file_byte_for_byte(lora_work: Work) -> None:
+def test_the_default_is_the_stored_file_with_its_receipt_hash(lora_work: Work) -> None:
     model_id, training_id = trained(lora_work)
     training = lora_work.api.container.trainings.find(_principal(lora_work), training_id)
     assert training.artifact_key is not None
@@ -63,7 +66,18 @@ def test_the_default_is_the_stored_file_byte_for_byte(lora_work: Work) -> None:
     default = weights(lora_work, model_id, training_id)
     explicit = weights(lora_work, model_id, training_id, "?format=diffusers&dtype=fp32")
     assert default.status_code == explicit.status_code == 200
-    assert default.content == explicit.content == stored_bytes
+    assert default.content == explicit.content
+    receipt = lora_work.api.client.get(
+        f"/v1/models/{model_id}/trainings/{training_id}/receipt", headers=lora_work.api.headers
+    ).json()
+    # The stored LoRA with the receipt's hash in its metadata (docs/api.md, "Receipts"): the
+    # same tensors, and without that key the file the receipt names.
+    without, receipt_sha256 = unstamped(default.content)
+    assert receipt_sha256 == receipt["sha256"]
+    named = {(f["format"], f["dtype"]): f["sha256"] for f in receipt["receipt"]["weights"]["files"]}
+    assert hashlib.sha256(without).hexdigest() == named["diffusers", "fp32"]
+    assert receipt["receipt"]["weights"]["storedSha256"] == training.artifact_key
+    assert _same_tensors(load(default.content), load(stored_bytes))
     assert default.headers["content-disposition"] == (
         f'attachment; filename="{training_id}.safetensors"'
     )
@@ -74,6 +88,8 @@ def test_the_stored_file_says_what_it_is(lora_work: Work) -> None:
     manifest = lora_work.training(model_id, training_id)["manifest"]
     hyper = manifest["hyperparameters"]
     metadata = read_metadata(weights(lora_work, model_id, training_id).content)
+    receipt_sha256 = metadata.pop("loraforge.receipt_sha256")
+    assert len(receipt_sha256) == 64
     started = lora_work.training(model_id, training_id)["startedAt"]
     assert metadata == {
         "format": "pt",
@@ -169,6 +185,8 @@ def test_no_weights_before_success_and_none_for_other_accounts(lora_work: Work) 
 def test_files_from_before_metadata_stay_as_they_were_and_convert_with_it(api: Api) -> None:
     work = working(api, MetadataFreeTrainer())
     model_id, training_id = trained(work)
+    with api.container.uow.engine.begin() as conn:  # trained before receipts, too
+        conn.execute(text("DELETE FROM training_receipts"))
     stored = weights(work, model_id, training_id).content
     assert stored == diffusers_lora({})
     assert read_metadata(stored) == {"format": "pt"}
@@ -190,3 +208,7 @@ def test_a_stored_file_that_is_no_lora_is_409_when_converted(api: Api) -> None:
 
 def _principal(work: Work) -> Principal:
     return work.api.container.keys.authenticate(work.api.key)
+
+
+def _same_tensors(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    return a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)

@@ -287,6 +287,14 @@ class SqlImageRepository:
         )
         return [_image(r) for r in rows]
 
+    def with_sha256(self, account_id: str, sha256: str) -> list[Image]:
+        rows = self._s.scalars(
+            select(ImageRow)
+            .where(ImageRow.account_id == account_id, ImageRow.sha256 == sha256)
+            .order_by(ImageRow.created_at, ImageRow.id)
+        )
+        return [_image(r) for r in rows]
+
     def first_with_sha256(self, model_id: str, kind: ImageKind, sha256: str) -> Image | None:
         row = self._s.scalars(
             select(ImageRow)

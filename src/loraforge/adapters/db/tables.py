@@ -14,6 +14,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -175,6 +176,9 @@ class TrainingRow(Base):
     started_at: Mapped[datetime | None] = mapped_column(Timestamp)
     finished_at: Mapped[datetime | None] = mapped_column(Timestamp)
     deleted_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    # Set when an image it trained on was erased (POST /v1/images/{id}/erase): its weights
+    # and other artifacts are gone, its history and receipt stay.
+    erased_at: Mapped[datetime | None] = mapped_column(Timestamp)
 
 
 class PredictionRow(Base):
@@ -294,3 +298,28 @@ class TrainingPairRow(Base):
     source_image_id: Mapped[str] = mapped_column(String(36))
     target_image_id: Mapped[str] = mapped_column(String(36))
     instruction: Mapped[str] = mapped_column(Text)
+
+
+class SigningKeyRow(Base):
+    """The server's Ed25519 receipt-signing key: one row (``slot`` "receipts"), made once by
+    whichever process needs it first; every API and worker process reads the same."""
+
+    __tablename__ = "signing_keys"
+
+    slot: Mapped[str] = mapped_column(String(16), primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(64), unique=True)
+    private_key: Mapped[bytes] = mapped_column(LargeBinary)  # raw 32-byte seed
+    public_key: Mapped[bytes] = mapped_column(LargeBinary)  # raw 32 bytes
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+
+
+class TrainingReceiptRow(Base):
+    """A succeeded training's signed receipt, frozen: ``payload`` is what was signed."""
+
+    __tablename__ = "training_receipts"
+
+    training_id: Mapped[str] = mapped_column(ForeignKey("trainings.id"), primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    signature: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(Timestamp)

@@ -15,6 +15,7 @@ from loraforge.adapters.db.blob_locks import SqlBlobLockRepository
 from loraforge.adapters.db.caption_runs import SqlCaptionRunRepository
 from loraforge.adapters.db.engine import WRITE_OPTION
 from loraforge.adapters.db.pairs import SqlTrainingPairRepository
+from loraforge.adapters.db.provenance import SqlSigningKeyRepository, SqlTrainingReceiptRepository
 from loraforge.adapters.db.receipts import SqlTaskReceiptRepository
 from loraforge.adapters.db.repositories import (
     SqlAccountRepository,
@@ -48,6 +49,8 @@ class SqlUnitOfWork:
         self.receipts = SqlTaskReceiptRepository(session)
         self.pairs = SqlTrainingPairRepository(session)
         self.blob_locks = SqlBlobLockRepository(session)
+        self.signing_keys = SqlSigningKeyRepository(session)
+        self.training_receipts = SqlTrainingReceiptRepository(session)
 
     def commit(self) -> None:
         self._session.commit()

@@ -6,7 +6,7 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import false, or_, select, update
+from sqlalchemy import delete, false, or_, select, update
 from sqlalchemy.orm import Session
 
 from loraforge.adapters.db.tables import (
@@ -30,11 +30,12 @@ from loraforge.domain.work import (
     TrainingSpeed,
     WebhookDelivery,
 )
+from loraforge.ports.repositories import RowLock
 
 _TRAINING = (
     "id", "account_id", "model_id", "strength", "trigger_word", "manifest", "webhook_url",
     "error", "artifact_key", "cancel_requested", "created_at", "started_at", "finished_at",
-    "deleted_at",
+    "deleted_at", "erased_at",
 )  # fmt: skip
 _PREDICTION_PARAMS = (
     "prompt", "seed", "width", "height", "num_images", "output_format", "guidance_scale",
@@ -112,14 +113,37 @@ class SqlTrainingRepository:
         self._s.flush()
         self._s.add_all(TrainingBlobRow(training_id=training.id, blob_key=k) for k in pinned_blobs)
 
-    def get(self, training_id: str, *, account_id: str | None = None) -> Training | None:
+    def get(
+        self, training_id: str, *, account_id: str | None = None, lock: RowLock | None = None
+    ) -> Training | None:
         query = select(TrainingRow).where(TrainingRow.id == training_id)
         if account_id is not None:
             query = query.where(
                 TrainingRow.account_id == account_id, TrainingRow.deleted_at.is_(None)
             )
+        if lock is not None:
+            # PostgreSQL: an erase's lock waits for this transaction, or this read waits for
+            # the erase and then sees its ``erased_at`` (SQLite ignores it: one writer at once).
+            query = query.with_for_update(read=lock == "share")
         row = self._s.scalars(query).first()
         return _training(row) if row else None
+
+    def list_for_account(self, account_id: str) -> list[Training]:
+        rows = self._s.scalars(
+            select(TrainingRow)
+            .where(TrainingRow.account_id == account_id)
+            .order_by(TrainingRow.created_at.desc(), TrainingRow.id.desc())
+        )
+        return [_training(r) for r in rows]
+
+    def unpin(self, training_id: str) -> set[str]:
+        keys = set(
+            self._s.scalars(
+                select(TrainingBlobRow.blob_key).where(TrainingBlobRow.training_id == training_id)
+            )
+        )
+        self._s.execute(delete(TrainingBlobRow).where(TrainingBlobRow.training_id == training_id))
+        return keys
 
     def list_for_model(self, model_id: str) -> list[Training]:
         rows = self._s.scalars(
@@ -160,6 +184,20 @@ class SqlPredictionRepository:
         self._s.execute(
             update(PredictionRow).where(PredictionRow.id == prediction.id).values(values)
         )
+
+    def using_trainings(self, account_id: str, training_ids: set[str]) -> list[Prediction]:
+        # Scale configs live in the ``params`` JSON: read the account's, a page at a time.
+        rows = self._s.scalars(
+            select(PredictionRow)
+            .where(PredictionRow.account_id == account_id)
+            .order_by(PredictionRow.created_at.desc(), PredictionRow.id.desc())
+            .execution_options(yield_per=500)
+        )
+        return [
+            prediction
+            for prediction in map(_prediction, rows)
+            if any(c.training_id in training_ids for c in prediction.scale_configs)
+        ]
 
 
 class SqlJobRepository:

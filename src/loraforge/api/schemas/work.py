@@ -76,6 +76,11 @@ class TrainingRead(BaseModel):
     startedAt: datetime | None
     finishedAt: datetime | None
     error: str | None = None
+    erasedAt: datetime | None = Field(
+        None,
+        description="When an image it trained on was erased: its weights, samples and export "
+        "are gone (410 `erased`); its status, history and receipt stay.",
+    )
 
 
 class CaptionRunCreate(WireModel):
