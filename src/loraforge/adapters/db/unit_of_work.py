@@ -22,6 +22,7 @@ from loraforge.adapters.db.repositories import (
     SqlImageRepository,
     SqlModelRepository,
 )
+from loraforge.adapters.db.training_outputs import SqlTrainingOutputRepository
 from loraforge.adapters.db.work_repositories import (
     SqlJobRepository,
     SqlPredictionRepository,
@@ -48,6 +49,7 @@ class SqlUnitOfWork:
         self.receipts = SqlTaskReceiptRepository(session)
         self.pairs = SqlTrainingPairRepository(session)
         self.blob_locks = SqlBlobLockRepository(session)
+        self.training_outputs = SqlTrainingOutputRepository(session)
 
     def commit(self) -> None:
         self._session.commit()
