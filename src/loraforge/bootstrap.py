@@ -17,6 +17,7 @@ from loraforge.adapters.db.unit_of_work import SqlUnitOfWorkFactory
 from loraforge.adapters.fetch.safe_http import SafeHttpFetcher
 from loraforge.adapters.imaging.inspection import OpenCvInspector
 from loraforge.adapters.imaging.pillow_processor import PillowImageProcessor
+from loraforge.adapters.imaging.sample_sheet import PillowSampleSheets
 from loraforge.adapters.ml.lora_files import SafetensorsLoraFiles
 from loraforge.adapters.ml.registry import BaseModelRegistry
 from loraforge.adapters.queue.inline import InlineJobQueue
@@ -56,7 +57,9 @@ from loraforge.services.retention import RetentionService
 from loraforge.services.training_archives import TrainingArchives
 from loraforge.services.training_image_jobs import TrainingImageJobs
 from loraforge.services.training_images import TrainingImageService
+from loraforge.services.training_outputs import TrainingOutputs
 from loraforge.services.training_runs import TrainingRunner
+from loraforge.services.training_samples import SampleRecorder
 from loraforge.services.trainings import TrainingService
 from loraforge.services.webhooks import WebhookService
 from loraforge.services.weights import WeightsService
@@ -96,6 +99,7 @@ class Container:
     captioner: Captioner | None
     dataset: DatasetService
     training_archives: TrainingArchives
+    training_outputs: TrainingOutputs  # samples, checkpoints, sample sheets (issue 13 §2)
     # Threads URL uploads run on (http.url_uploads), apart from the API's default pool.
     fetch_threads: anyio.CapacityLimiter
 
@@ -258,6 +262,7 @@ def build(
         dataset=dataset,
         clock=clock,
         new_id=ids,
+        max_checkpoints=settings.max_checkpoints_per_training,
     )
     return Container(
         settings=settings,
@@ -267,7 +272,7 @@ def build(
         blobs=blobs,
         keys=KeyService(uow=uow, clock=clock, new_id=ids, cache_s=settings.auth_cache_s),
         auth_failures=FailureLimiter(max_failures=settings.auth_max_failures),
-        models=ModelService(uow=uow, clock=clock, new_id=ids, catalog=catalog),
+        models=ModelService(uow=uow, clock=clock, new_id=ids, catalog=catalog, blobs=blobs),
         images=images,
         links=LinkSigner(
             secret=signing_secret(settings.signing_secret, settings.data_dir),
@@ -307,6 +312,7 @@ def build(
             images=images, dataset=dataset, blobs=blobs, limits=archive_limits(settings)
         ),
         fetch_threads=anyio.CapacityLimiter(settings.fetch_slots),
+        training_outputs=TrainingOutputs(uow=uow, trainings=trainings),
     )
 
 
@@ -337,6 +343,13 @@ def build_worker(
             webhooks=container.webhooks,
             clock=container.clock,
             workdir=work / "trainings",
+            samples=SampleRecorder(
+                uow=container.uow,
+                jobs=container.jobs,
+                blobs=container.blobs,
+                outputs=container.images.outputs,
+                sheets=PillowSampleSheets(),
+            ),
         ),
         PredictionRunner(
             jobs=container.jobs,

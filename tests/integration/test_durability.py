@@ -47,6 +47,7 @@ from loraforge.ports import (
     ModelRepository,
     PredictionRepository,
     TaskReceiptRepository,
+    TrainingOutputRepository,
     TrainingPairRepository,
     TrainingRepository,
     UnitOfWork,
@@ -153,6 +154,10 @@ class _CommitFails:
     @property
     def blob_locks(self) -> BlobLockRepository:
         return self._inner.blob_locks
+
+    @property
+    def training_outputs(self) -> TrainingOutputRepository:
+        return self._inner.training_outputs
 
     def commit(self) -> None:
         raise OperationalError("COMMIT", None, OSError(errno.EIO, "disk I/O error"))

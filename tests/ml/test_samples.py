@@ -72,7 +72,8 @@ def test_samples_at_plan_steps_with_fixed_seeds_and_a_checkpoint(tmp_path: Path)
     # The LoRA changed between the rounds, so did the pictures of the same prompt and seed.
     assert rounds[0].samples[0].image != rounds[1].samples[0].image
     # Only step 4 is a checkpoint: the final step's LoRA is the final file.
-    assert rounds[0].checkpoint is not None and rounds[1].checkpoint is None
+    assert rounds[0].checkpoint is not None
+    assert rounds[1].checkpoint is None
     kept = load_file(str(tmp_path / "kept-4.safetensors"))
     last = load_file(str(final))
     assert kept.keys() == last.keys()

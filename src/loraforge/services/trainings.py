@@ -35,6 +35,7 @@ from loraforge.services.training_plan import (
     sample_plan,
     tune,
 )
+from loraforge.services.training_samples import purge
 from loraforge.services.webhook_urls import check_webhook_url
 
 TRIGGER_ALPHABET = string.ascii_uppercase + string.digits
@@ -247,12 +248,17 @@ class TrainingService:
         return training
 
     def delete(self, who: Principal, model_id: str, training_id: str) -> None:
-        """Soft delete: hidden from answers, history kept; a running training goes on."""
+        """Soft delete: hidden from answers, history kept; a running training goes on. Its
+        samples, sample sheet and checkpoints go, with their bytes unless shared."""
         with self._uow(write=True) as uow:
             training = self._owned(uow, who, model_id, training_id)
+            # The model's row orders this against a worker storing samples (``live``).
+            uow.models.get(who.account_id, model_id, lock=True)
+            keys = purge(uow, [training.id])
             training.deleted_at = self._clock.now()
             uow.trainings.update(training)
             uow.commit()
+        self._refs.release(keys)
 
     def open_weights(self, who: Principal, model_id: str, training_id: str) -> BinaryIO:
         """The stored LoRA file, as the trainer wrote it."""

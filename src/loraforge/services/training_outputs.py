@@ -1,0 +1,80 @@
+"""Reading a training's samples, checkpoints and sample sheet (issue 13 §2)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from loraforge.domain.entities import Image, Principal
+from loraforge.domain.errors import NotFound
+from loraforge.domain.samples import Checkpoint, Sample
+from loraforge.domain.work import Training
+from loraforge.ports import UnitOfWork, UnitOfWorkFactory
+from loraforge.services.trainings import TrainingService
+
+
+@dataclass(frozen=True)
+class SampleView:
+    sample: Sample
+    image: Image
+
+
+@dataclass(frozen=True)
+class CheckpointView:
+    checkpoint: Checkpoint
+    sample_image_ids: list[str]
+
+
+class TrainingOutputs:
+    """A training's samples, checkpoints and sheet, as its owner sees them."""
+
+    def __init__(self, *, uow: UnitOfWorkFactory, trainings: TrainingService) -> None:
+        self._uow = uow
+        self._trainings = trainings
+
+    def samples(self, who: Principal, model_id: str, training_id: str) -> list[SampleView]:
+        """By step, then prompt; samples whose image was deleted are left out."""
+        training = self._trainings.get(who, model_id, training_id)
+        with self._uow() as uow:
+            return _sample_views(uow, training.id)
+
+    def checkpoints(self, who: Principal, model_id: str, training_id: str) -> list[CheckpointView]:
+        training = self._trainings.get(who, model_id, training_id)
+        with self._uow() as uow:
+            samples = uow.training_outputs.samples(training.id)
+            return [
+                CheckpointView(c, [s.image_id for s in samples if s.step == c.step])
+                for c in uow.training_outputs.checkpoints(training.id)
+            ]
+
+    def checkpoint_key(self, training: Training, step: int) -> str:
+        """The blob of ``training``'s checkpoint at ``step``; 404 ``checkpoint_not_found``."""
+        with self._uow() as uow:
+            for checkpoint in uow.training_outputs.checkpoints(training.id):
+                if checkpoint.step == step:
+                    return checkpoint.blob_key
+        raise NotFound(
+            f"Training {training.id} has no checkpoint at step {step}.",
+            code="checkpoint_not_found",
+        )
+
+    def sheet(self, who: Principal, model_id: str, training_id: str) -> Image:
+        """The sample sheet's image; 404 ``sample_sheet_not_ready`` until the training made
+        one (it does when it succeeds)."""
+        training = self._trainings.get(who, model_id, training_id)
+        with self._uow() as uow:
+            image_id = uow.training_outputs.sheet(training.id)
+            image = uow.images.get_unscoped(image_id) if image_id is not None else None
+        if image is None:
+            raise NotFound(
+                f"Training {training_id} has no sample sheet yet.", code="sample_sheet_not_ready"
+            )
+        return image
+
+
+def _sample_views(uow: UnitOfWork, training_id: str) -> list[SampleView]:
+    views = []
+    for sample in uow.training_outputs.samples(training_id):
+        image = uow.images.get_unscoped(sample.image_id)
+        if image is not None:
+            views.append(SampleView(sample, image))
+    return views
