@@ -19,6 +19,7 @@ from loraforge.api.routers import (
     models,
     platform,
     predictions,
+    training_samples,
     trainings,
 )
 from loraforge.http.errors import install_error_handlers
@@ -35,6 +36,7 @@ _ROUTERS = (
     dataset_report.router,
     images.router,
     trainings.router,
+    training_samples.router,
     captions.router,
     predictions.router,
     platform.router,

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from loraforge.domain.entities import Image, Principal
 from loraforge.domain.errors import NotFound
 from loraforge.domain.samples import Checkpoint, Sample
-from loraforge.domain.work import Training
 from loraforge.ports import UnitOfWork, UnitOfWorkFactory
 from loraforge.services.trainings import TrainingService
 
@@ -45,17 +44,6 @@ class TrainingOutputs:
                 CheckpointView(c, [s.image_id for s in samples if s.step == c.step])
                 for c in uow.training_outputs.checkpoints(training.id)
             ]
-
-    def checkpoint_key(self, training: Training, step: int) -> str:
-        """The blob of ``training``'s checkpoint at ``step``; 404 ``checkpoint_not_found``."""
-        with self._uow() as uow:
-            for checkpoint in uow.training_outputs.checkpoints(training.id):
-                if checkpoint.step == step:
-                    return checkpoint.blob_key
-        raise NotFound(
-            f"Training {training.id} has no checkpoint at step {step}.",
-            code="checkpoint_not_found",
-        )
 
     def sheet(self, who: Principal, model_id: str, training_id: str) -> Image:
         """The sample sheet's image; 404 ``sample_sheet_not_ready`` until the training made

@@ -13,7 +13,7 @@ import io
 from typing import BinaryIO
 
 from loraforge.domain.entities import Principal
-from loraforge.domain.errors import Conflict
+from loraforge.domain.errors import Conflict, NotFound
 from loraforge.domain.weights import (
     WeightsDtype,
     WeightsFormat,
@@ -35,6 +35,17 @@ def lora_title(uow: UnitOfWork, training: Training) -> str:
     """What a training's LoRA file calls itself: its model's name."""
     model = uow.models.get(training.account_id, training.model_id)
     return model.display_name if model is not None else default_title(training)
+
+
+def checkpoint_key(uow: UnitOfWorkFactory, training: Training, step: int) -> str:
+    """The blob of ``training``'s checkpoint at ``step``; 404 ``checkpoint_not_found``."""
+    with uow() as reading:
+        for checkpoint in reading.training_outputs.checkpoints(training.id):
+            if checkpoint.step == step:
+                return checkpoint.blob_key
+    raise NotFound(
+        f"Training {training.id} has no checkpoint at step {step}.", code="checkpoint_not_found"
+    )
 
 
 class WeightsService:
@@ -61,11 +72,15 @@ class WeightsService:
         *,
         weights_format: WeightsFormat = WeightsFormat.DIFFUSERS,
         dtype: WeightsDtype = WeightsDtype.FP32,
+        step: int | None = None,
     ) -> BinaryIO:
         """The training's LoRA file as ``weights_format`` in ``dtype``; the default is the
-        stored file, byte for byte. 409 ``not_succeeded`` until the training succeeded."""
+        stored file, byte for byte. 409 ``not_succeeded`` until the training succeeded.
+        ``step``: its checkpoint at that step instead (while it trains too); 404
+        ``checkpoint_not_found`` when it kept none there."""
         training = self._trainings.get(who, model_id, training_id)
-        stream = self._blobs.open(weights_key(training))
+        key = weights_key(training) if step is None else checkpoint_key(self._uow, training, step)
+        stream = self._blobs.open(key)
         if (weights_format, dtype) == STORED:
             return stream
         with stream:
