@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from loraforge.domain.entities import Image, Principal
 from loraforge.domain.errors import NotFound
 from loraforge.domain.samples import Checkpoint, Sample
+from loraforge.domain.work import Training
 from loraforge.ports import UnitOfWork, UnitOfWorkFactory
 from loraforge.services.trainings import TrainingService
 
@@ -32,7 +33,10 @@ class TrainingOutputs:
 
     def samples(self, who: Principal, model_id: str, training_id: str) -> list[SampleView]:
         """By step, then prompt; samples whose image was deleted are left out."""
-        training = self._trainings.get(who, model_id, training_id)
+        return self.samples_of(self._trainings.get(who, model_id, training_id))
+
+    def samples_of(self, training: Training) -> list[SampleView]:
+        """``samples`` of a training the caller already read as its owner's."""
         with self._uow() as uow:
             return _sample_views(uow, training.id)
 

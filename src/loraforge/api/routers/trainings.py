@@ -94,7 +94,7 @@ async def training_events(
 
     def load() -> tuple[Training, list[SampleView]]:
         training = c.trainings.get(who, modelId, trainingId)
-        return training, c.training_outputs.samples(who, modelId, trainingId)
+        return training, c.training_outputs.samples_of(training)
 
     def samples(value: tuple[Training, list[SampleView]]) -> list[Extra]:
         return [
