@@ -43,6 +43,7 @@ from loraforge.domain.errors import (
 )
 from loraforge.domain.ml import BaseModel, ModelFamily
 from loraforge.domain.provenance import Receipt, SigningKey
+from loraforge.domain.samples import Checkpoint, Sample
 from loraforge.domain.work import (
     CaptionRun,
     Job,
@@ -195,6 +196,9 @@ class FakeState:
         default_factory=dict
     )
     pairs: dict[str, builtins.list[TrainingPair]] = field(default_factory=dict)
+    samples: dict[str, Sample] = field(default_factory=dict)  # by image id
+    checkpoints: dict[tuple[str, int], Checkpoint] = field(default_factory=dict)
+    sheets: dict[str, str] = field(default_factory=dict)  # training id -> image id
     # image id -> (the display key measured, the measures)
     image_quality: dict[str, tuple[str, ImageQuality]] = field(default_factory=dict)
     signing_key: SigningKey | None = None
@@ -362,6 +366,7 @@ class FakeImageRepository(_Repository):
         for pinned in self._state.training_blobs.values():
             used |= pinned
         used |= {t.artifact_key for t in self._state.trainings.values() if t.artifact_key}
+        used |= {c.blob_key for c in self._state.checkpoints.values()}
         return used & set(keys)
 
     def touch(self, image_id: str, at: datetime) -> None:
@@ -676,6 +681,40 @@ class FakeTrainingPairRepository(_Repository):
         return builtins.list(self._state.pairs.get(model_id, []))
 
 
+class FakeTrainingOutputRepository(_Repository):
+    def add_sample(self, sample: Sample) -> None:
+        self._state.samples[sample.image_id] = sample
+        self._changed()
+
+    def samples(self, training_id: str) -> builtins.list[Sample]:
+        found = [s for s in self._state.samples.values() if s.training_id == training_id]
+        return sorted(found, key=lambda s: (s.step, s.position))
+
+    def add_checkpoint(self, checkpoint: Checkpoint) -> None:
+        self._state.checkpoints[(checkpoint.training_id, checkpoint.step)] = checkpoint
+        self._changed()
+
+    def checkpoints(self, training_id: str) -> builtins.list[Checkpoint]:
+        found = [c for c in self._state.checkpoints.values() if c.training_id == training_id]
+        return sorted(found, key=lambda c: c.step)
+
+    def set_sheet(self, training_id: str, image_id: str) -> None:
+        self._state.sheets[training_id] = image_id
+        self._changed()
+
+    def sheet(self, training_id: str) -> str | None:
+        return self._state.sheets.get(training_id)
+
+    def remove(self, training_ids: Collection[str]) -> None:
+        state = self._state
+        state.samples = {
+            k: v for k, v in state.samples.items() if v.training_id not in training_ids
+        }
+        state.checkpoints = {k: v for k, v in state.checkpoints.items() if k[0] not in training_ids}
+        state.sheets = {k: v for k, v in state.sheets.items() if k not in training_ids}
+        self._changed()
+
+
 CommitHook = Callable[["FakeUnitOfWork"], None]
 
 
@@ -717,6 +756,7 @@ class FakeUnitOfWork:
         self.blob_locks = FakeBlobLockRepository(self)
         self.signing_keys = FakeSigningKeyRepository(self)
         self.training_receipts = FakeTrainingReceiptRepository(self)
+        self.training_outputs = FakeTrainingOutputRepository(self)
 
     def commit(self) -> None:
         assert self.write or not self.dirty, "changes committed outside a write transaction"

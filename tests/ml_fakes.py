@@ -13,6 +13,7 @@ from PIL import Image
 from safetensors.numpy import save
 
 from loraforge.domain.ml import GenerationSpec, TrainingProgress, TrainingSpec, TrainingStopped
+from loraforge.domain.samples import RenderedSample, SamplePlan, SampleRound
 
 # The attention blocks of the tiny model's UNet (one layer per block; down block 0 and up
 # block 2 have none), each with the four projections the trainer adapts, twice.
@@ -63,6 +64,7 @@ class FakeTrainer:
         workdir: Path,
         report: Callable[[TrainingProgress], None],
         should_stop: Callable[[], bool],
+        on_sample: Callable[[SampleRound], None] | None = None,
     ) -> Path:
         self.specs.append(spec)
         workdir.mkdir(parents=True, exist_ok=True)
@@ -76,6 +78,9 @@ class FakeTrainer:
             if self.step_hook:
                 self.step_hook(step)
             report(TrainingProgress(step=step, total_steps=total, loss=1.0 / step))
+            plan = spec.sampling
+            if on_sample is not None and plan is not None and step in plan.steps:
+                on_sample(self._round(spec, plan, step, workdir))
             if step % spec.hyper.checkpoint_every == 0:
                 checkpoint.write_text(str(step))
         out = workdir / "lora.safetensors"
@@ -85,6 +90,25 @@ class FakeTrainer:
         digest = hashlib.sha256(b"".join(s.image for s in spec.samples)).hexdigest()
         out.write_text(f"fake-lora {digest} {spec.hyper}")
         return out
+
+    def _round(self, spec: TrainingSpec, plan: SamplePlan, step: int, workdir: Path) -> SampleRound:
+        """Solid squares whose colour depends on the step, prompt and seed; at a checkpoint
+        step a LoRA file of that step (random matrices seeded by the step)."""
+        checkpoint = None
+        if step in plan.checkpoint_steps:
+            checkpoint = workdir / f"step-{step}.safetensors"
+            if self.safetensors:
+                checkpoint.write_bytes(diffusers_lora(spec.metadata, seed=spec.hyper.seed + step))
+            else:
+                checkpoint.write_text(f"fake-lora step {step} {spec.hyper}")
+        samples = []
+        for position, prompt in enumerate(plan.prompts):
+            seed = plan.seed_of(position)
+            r, g, b = hashlib.sha256(f"{step}|{prompt}|{seed}".encode()).digest()[:3]
+            buffer = io.BytesIO()
+            Image.new("RGB", (plan.resolution, plan.resolution), (r, g, b)).save(buffer, "PNG")
+            samples.append(RenderedSample(position, prompt, seed, buffer.getvalue()))
+        return SampleRound(step=step, loss=1.0 / step, samples=samples, checkpoint=checkpoint)
 
 
 class FakeGenerator:

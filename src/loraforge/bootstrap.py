@@ -17,6 +17,7 @@ from loraforge.adapters.db.unit_of_work import SqlUnitOfWorkFactory
 from loraforge.adapters.fetch.safe_http import SafeHttpFetcher
 from loraforge.adapters.imaging.inspection import OpenCvInspector
 from loraforge.adapters.imaging.pillow_processor import PillowImageProcessor
+from loraforge.adapters.imaging.sample_sheet import PillowSampleSheets
 from loraforge.adapters.ml.base_model_hashes import CachedBaseModelHasher
 from loraforge.adapters.ml.lora_files import SafetensorsLoraFiles
 from loraforge.adapters.ml.registry import BaseModelRegistry
@@ -62,7 +63,9 @@ from loraforge.services.signing_keys import SigningKeyService
 from loraforge.services.training_archives import TrainingArchives
 from loraforge.services.training_image_jobs import TrainingImageJobs
 from loraforge.services.training_images import TrainingImageService
+from loraforge.services.training_outputs import TrainingOutputs
 from loraforge.services.training_runs import TrainingRunner
+from loraforge.services.training_samples import SampleRecorder
 from loraforge.services.trainings import TrainingService
 from loraforge.services.webhooks import WebhookService
 from loraforge.services.weights import WeightsService
@@ -102,6 +105,7 @@ class Container:
     captioner: Captioner | None
     dataset: DatasetService
     training_archives: TrainingArchives
+    training_outputs: TrainingOutputs  # samples, checkpoints, sample sheets (issue 13 §2)
     # Threads URL uploads run on (http.url_uploads), apart from the API's default pool.
     fetch_threads: anyio.CapacityLimiter
     # Provenance (issue 13 §5, §3): the signing key, receipts, lineage and erasure, exports.
@@ -269,11 +273,13 @@ def build(
         dataset=dataset,
         clock=clock,
         new_id=ids,
+        max_checkpoints=settings.max_checkpoints_per_training,
     )
     weights = WeightsService(
         uow=uow, trainings=trainings, blobs=blobs, catalog=catalog, files=SafetensorsLoraFiles()
     )
     signing_keys = SigningKeyService(uow=uow, signer=Ed25519Signer(), clock=clock)
+    outputs = TrainingOutputs(uow=uow, trainings=trainings, blobs=blobs)
     return Container(
         settings=settings,
         limits=limits,
@@ -282,7 +288,7 @@ def build(
         blobs=blobs,
         keys=KeyService(uow=uow, clock=clock, new_id=ids, cache_s=settings.auth_cache_s),
         auth_failures=FailureLimiter(max_failures=settings.auth_max_failures),
-        models=ModelService(uow=uow, clock=clock, new_id=ids, catalog=catalog),
+        models=ModelService(uow=uow, clock=clock, new_id=ids, catalog=catalog, blobs=blobs),
         images=images,
         links=LinkSigner(
             secret=signing_secret(settings.signing_secret, settings.data_dir),
@@ -327,7 +333,10 @@ def build(
             clock=clock,
         ),
         provenance=ProvenanceService(uow=uow, blobs=blobs, clock=clock),
-        exports=ExportService(uow=uow, trainings=trainings, weights=weights),
+        exports=ExportService(
+            uow=uow, trainings=trainings, weights=weights, extras=[outputs.export_entries]
+        ),
+        training_outputs=outputs,
     )
 
 
@@ -359,6 +368,13 @@ def build_worker(
             clock=container.clock,
             workdir=work / "trainings",
             receipts=container.receipts,
+            samples=SampleRecorder(
+                uow=container.uow,
+                jobs=container.jobs,
+                blobs=container.blobs,
+                outputs=container.images.outputs,
+                sheets=PillowSampleSheets(),
+            ),
         ),
         PredictionRunner(
             jobs=container.jobs,

@@ -99,6 +99,12 @@ class Settings(BaseSettings):
     max_pixels: int = Field(50_000_000, ge=1, description="Largest width x height accepted.")
     max_frames: int = Field(1000, ge=1, description="Most frames in an animated upload.")
     max_page_size: int = Field(100, ge=1, description="Largest `pageSize` of a listing.")
+    max_checkpoints_per_training: int | None = Field(
+        None,
+        ge=0,
+        description="Checkpoints (the LoRA at a sample step) kept per training, the latest "
+        "ones; unset: one at every sample step but the last, whose LoRA is the final weights.",
+    )
     image_workers: int = Field(
         2, ge=1, description="Images decoded at once; bounds CPU and memory under load."
     )

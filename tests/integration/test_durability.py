@@ -48,6 +48,7 @@ from loraforge.ports import (
     PredictionRepository,
     SigningKeyRepository,
     TaskReceiptRepository,
+    TrainingOutputRepository,
     TrainingPairRepository,
     TrainingReceiptRepository,
     TrainingRepository,
@@ -163,6 +164,10 @@ class _CommitFails:
     @property
     def training_receipts(self) -> TrainingReceiptRepository:
         return self._inner.training_receipts
+
+    @property
+    def training_outputs(self) -> TrainingOutputRepository:
+        return self._inner.training_outputs
 
     def commit(self) -> None:
         raise OperationalError("COMMIT", None, OSError(errno.EIO, "disk I/O error"))

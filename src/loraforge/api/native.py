@@ -21,6 +21,7 @@ from loraforge.api.routers import (
     predictions,
     provenance,
     signing_key,
+    training_samples,
     trainings,
 )
 from loraforge.http.errors import install_error_handlers
@@ -37,6 +38,7 @@ _ROUTERS = (
     dataset_report.router,
     images.router,
     trainings.router,
+    training_samples.router,
     captions.router,
     predictions.router,
     platform.router,

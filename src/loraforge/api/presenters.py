@@ -39,6 +39,7 @@ from loraforge.api.schemas.provenance import (
     LineageTraining,
     SigningKeyRead,
 )
+from loraforge.api.schemas.samples import CheckpointRead, SampleRead
 from loraforge.api.schemas.work import (
     BaseModelRead,
     CaptionRunRead,
@@ -60,6 +61,7 @@ from loraforge.http.links import ImageLinks
 from loraforge.services.dataset_check import CheckedDataset
 from loraforge.services.provenance import Erasure, Lineage
 from loraforge.services.training_archives import ArchiveEntry, ArchiveReport, EntryStatus
+from loraforge.services.training_outputs import CheckpointView, SampleView
 
 # --- models ------------------------------------------------------------------------------
 
@@ -287,7 +289,12 @@ def prediction_read(p: Prediction, links: ImageLinks) -> PredictionRead:
         seed=p.seed,
         prompt=p.prompt,
         scaleConfigs={
-            s.key: {"scale": s.scale, "modelId": s.model_id, "trainingId": s.training_id}
+            s.key: {
+                "scale": s.scale,
+                "modelId": s.model_id,
+                "trainingId": s.training_id,
+                **({"checkpointStep": s.checkpoint_step} if s.checkpoint_step else {}),
+            }
             for s in p.scale_configs
         },
         image_size={"width": p.width, "height": p.height},
@@ -296,6 +303,18 @@ def prediction_read(p: Prediction, links: ImageLinks) -> PredictionRead:
         guidance_scale=p.guidance_scale,
         num_inference_steps=p.num_inference_steps,
     )
+
+
+def sample_read(view: SampleView, links: ImageLinks) -> SampleRead:
+    s = view.sample
+    return SampleRead(
+        step=s.step, prompt=s.prompt, seed=s.seed, image=image_read(view.image, links)
+    )
+
+
+def checkpoint_read(view: CheckpointView) -> CheckpointRead:
+    c = view.checkpoint
+    return CheckpointRead(step=c.step, loss=c.loss, sampleImageIds=view.sample_image_ids)
 
 
 # --- platform ----------------------------------------------------------------------------

@@ -6,6 +6,8 @@ import enum
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from loraforge.domain.samples import SamplePlan
+
 
 class ModelFamily(enum.StrEnum):
     SD15 = "sd15"
@@ -69,6 +71,8 @@ class TrainingSpec:
     hyper: Hyperparameters
     # What the LoRA file says about itself (safetensors ``__metadata__``, ``domain.weights``).
     metadata: dict[str, str] = field(default_factory=dict)
+    # When to render samples and keep checkpoints (None: never; trainings from before it).
+    sampling: SamplePlan | None = None
 
 
 @dataclass(frozen=True)

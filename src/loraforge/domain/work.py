@@ -137,6 +137,7 @@ class ScaleConfig:
     scale: float
     model_id: str
     training_id: str
+    checkpoint_step: int | None = None  # the training's LoRA at this step instead of its last
 
 
 @dataclass(kw_only=True)

@@ -28,9 +28,10 @@ TYPE_NAME_BY_KIND: dict[ImageKind, str] = {
     ImageKind.TRAINING: "modelInput",
     ImageKind.REFERENCE: "auxiliaryType",
     ImageKind.OUTPUT: "output",
+    ImageKind.SAMPLE: "sample",  # a training's samples: listed only under the training
 }
 KINDS_BY_FILTER: dict[str, frozenset[ImageKind]] = {
-    "all": frozenset(ImageKind),
+    "all": frozenset(ImageKind) - {ImageKind.SAMPLE},
     "input": frozenset({ImageKind.TRAINING}),
     "output": frozenset({ImageKind.OUTPUT}),
     "auxiliaryType": frozenset({ImageKind.REFERENCE}),
@@ -40,7 +41,8 @@ KINDS_BY_FILTER: dict[str, frozenset[ImageKind]] = {
 def image_kinds(
     image_type: Annotated[ImageFilter, Query(alias="imageType")] = "all",
 ) -> frozenset[ImageKind]:
-    """The kinds that ``imageType`` selects (every kind when it is absent)."""
+    """The kinds that ``imageType`` selects (every kind but training samples when it is
+    absent)."""
     return KINDS_BY_FILTER[image_type]
 
 

@@ -10,12 +10,13 @@ all are importable from here.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import BinaryIO, Protocol
 
 from loraforge.domain.dataset import ImageQuality
 from loraforge.domain.entities import ImageFormat, ProcessedImage, StoredBlob
+from loraforge.domain.samples import SheetCell
 from loraforge.ports.ml import BaseModelCatalog, Captioner, Generator, LoraFiles, Trainer
 from loraforge.ports.provenance import (
     BaseModelHasher,
@@ -34,6 +35,7 @@ from loraforge.ports.repositories import (
     ModelRepository,
     PredictionRepository,
     TaskReceiptRepository,
+    TrainingOutputRepository,
     TrainingPairRepository,
     TrainingRepository,
     UnitOfWork,
@@ -62,10 +64,12 @@ __all__ = [
     "LoraFiles",
     "ModelRepository",
     "PredictionRepository",
+    "SampleSheets",
     "Signer",
     "SigningKeyRepository",
     "TaskReceiptRepository",
     "Trainer",
+    "TrainingOutputRepository",
     "TrainingPairRepository",
     "TrainingReceiptRepository",
     "TrainingRepository",
@@ -134,6 +138,15 @@ class ImageProcessor(Protocol):
     def decode_cost(self, source: BinaryIO) -> int | None:
         """How many pixels ``process`` would decode, read from the header alone in a bounded
         prefix (milliseconds, whatever the file); None when that prefix does not tell."""
+        ...
+
+
+class SampleSheets(Protocol):
+    """Draws a training's sample sheet (issue 13 §2)."""
+
+    def render(self, cells: Sequence[SheetCell], *, columns: int) -> bytes:
+        """One PNG: the cells in rows of ``columns`` (in order), each image above a strip
+        with its label. ``ValueError`` when there are no cells."""
         ...
 
 

@@ -13,6 +13,7 @@ from loraforge.domain.ml import (
     TrainingProgress,
     TrainingSpec,
 )
+from loraforge.domain.samples import SampleRound
 from loraforge.domain.weights import WeightsDtype, WeightsFormat
 
 
@@ -26,6 +27,7 @@ class Trainer(Protocol):
         workdir: Path,
         report: Callable[[TrainingProgress], None],
         should_stop: Callable[[], bool],
+        on_sample: Callable[[SampleRound], None] | None = None,
     ) -> Path:
         """Train and return the path of the LoRA ``.safetensors`` (inside ``workdir``), in
         diffusers' key format, fp32, with ``spec.metadata`` in its ``__metadata__``.
@@ -34,6 +36,12 @@ class Trainer(Protocol):
         already holds a checkpoint of the same spec, training resumes from it. ``report`` is
         called after every step; when ``should_stop()`` turns true the trainer raises
         ``TrainingStopped`` within one step.
+
+        With ``spec.sampling``, after each of its steps the trainer renders one PNG per prompt
+        (prompt ``n`` with seed ``sampling.seed_of(n)``) with the LoRA as it is at that step,
+        writes that step's LoRA file at a checkpoint step (same format and metadata as the
+        final file, ``ss_steps`` saying the step), and hands both to ``on_sample`` before
+        training on. A resumed training samples only the steps after its resume point.
         """
         ...
 

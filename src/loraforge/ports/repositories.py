@@ -16,6 +16,7 @@ from loraforge.domain.entities import (
     Model,
     TrainingPair,
 )
+from loraforge.domain.samples import Checkpoint, Sample
 from loraforge.domain.work import CaptionRun, Job, JobKind, Prediction, Training, WebhookDelivery
 from loraforge.ports.provenance import SigningKeyRepository, TrainingReceiptRepository
 
@@ -265,6 +266,33 @@ class TrainingPairRepository(Protocol):
     def list(self, model_id: str) -> list[TrainingPair]: ...
 
 
+class TrainingOutputRepository(Protocol):
+    """What a training made while it trained: samples, checkpoints, its sample sheet."""
+
+    def add_sample(self, sample: Sample) -> None: ...
+
+    def samples(self, training_id: str) -> list[Sample]:
+        """By step, then prompt position."""
+        ...
+
+    def add_checkpoint(self, checkpoint: Checkpoint) -> None: ...
+
+    def checkpoints(self, training_id: str) -> list[Checkpoint]:
+        """By step."""
+        ...
+
+    def set_sheet(self, training_id: str, image_id: str) -> None: ...
+
+    def sheet(self, training_id: str) -> str | None:
+        """The sample sheet's image id, None until there is one."""
+        ...
+
+    def remove(self, training_ids: Collection[str]) -> None:
+        """Forget the samples, checkpoints and sheets of these trainings (not the image
+        rows: the caller deletes those)."""
+        ...
+
+
 class BlobLockRepository(Protocol):
     """Locks on blob keys, held until the transaction ends, that make "is this blob still
     referenced?" and "remove it" one step against writers that reuse the same bytes.
@@ -328,6 +356,9 @@ class UnitOfWork(Protocol):
 
     @property
     def training_receipts(self) -> TrainingReceiptRepository: ...
+
+    @property
+    def training_outputs(self) -> TrainingOutputRepository: ...
 
     def commit(self) -> None: ...
 

@@ -10,8 +10,17 @@ from typing import Any
 from loraforge.domain.entities import Image, ImageKind, Model, Page, Principal, TrainingPair
 from loraforge.domain.errors import InvalidInput, NotFound
 from loraforge.domain.work import RunStatus, Training
-from loraforge.ports import BaseModelCatalog, Clock, IdFactory, UnitOfWork, UnitOfWorkFactory
+from loraforge.ports import (
+    BaseModelCatalog,
+    BlobStore,
+    Clock,
+    IdFactory,
+    UnitOfWork,
+    UnitOfWorkFactory,
+)
+from loraforge.services.blob_refs import BlobReferences
 from loraforge.services.paging import PageRequest
+from loraforge.services.training_samples import purge
 
 MAX_NAME = 200
 
@@ -80,8 +89,12 @@ class ModelService:
         clock: Clock,
         new_id: IdFactory,
         catalog: BaseModelCatalog,
+        blobs: BlobStore | None = None,
     ) -> None:
         self._uow = uow
+        # Releases the blobs of deleted trainings' samples and checkpoints at once; without
+        # it the periodic sweep removes them later.
+        self._refs = BlobReferences(uow=uow, blobs=blobs) if blobs is not None else None
         self._clock = clock
         self._new_id = new_id
         self._catalog = catalog
@@ -137,14 +150,19 @@ class ModelService:
         return model
 
     def delete(self, who: Principal, model_id: str) -> None:
-        """Soft delete: the model and its images disappear from every answer; rows stay."""
+        """Soft delete: the model and its images disappear from every answer; rows stay, but
+        its trainings' samples, sample sheets and checkpoints go, with their bytes unless
+        shared."""
         with self._uow(write=True) as uow:
             model = uow.models.get(who.account_id, model_id, lock=True)
             if model is None:
                 raise NotFound(f"No model {model_id}.")
+            keys = purge(uow, [t.id for t in uow.trainings.list_for_model(model_id)])
             model.deleted_at = model.updated_at = self._clock.now()
             uow.models.update(model)
             uow.commit()
+        if self._refs is not None:
+            self._refs.release(keys)
 
     def update(
         self,

@@ -23,10 +23,18 @@ class OutputImages:
         self._new_id = new_id
 
     def prepare(
-        self, *, account_id: str, model_id: str, prediction_id: str, data: bytes, name: str
+        self,
+        *,
+        account_id: str,
+        model_id: str,
+        prediction_id: str | None,
+        data: bytes,
+        name: str,
+        kind: ImageKind = ImageKind.OUTPUT,
     ) -> PreparedImage:
         """Store a generated image's blobs; the caller adds it inside its own transaction
-        (``add``), or calls ``discard`` on failure."""
+        (``add``), or calls ``discard`` on failure. ``kind``: ``sample`` for what a training
+        renders while it trains (no prediction)."""
         # A finished prediction waits its turn for a slot but is never refused one.
         stored = self._bytes.ingest(
             io.BytesIO(data), ALL_FORMATS, account_id=account_id, bounded=False
@@ -36,7 +44,7 @@ class OutputImages:
             id=self._new_id(),
             account_id=account_id,
             model_id=model_id,
-            kind=ImageKind.OUTPUT,
+            kind=kind,
             name=name,
             created_at=now,
             last_used_at=now,

@@ -8,8 +8,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from loraforge.domain.errors import NotFound
 from loraforge.domain.ml import GenerationSpec, LoraWeights
-from loraforge.domain.work import JobKind, Prediction, RunStatus
+from loraforge.domain.work import JobKind, Prediction, RunStatus, Training
 from loraforge.ports import BaseModelCatalog, BlobStore, Clock, Generator, UnitOfWork
 from loraforge.services.image_bytes import PreparedImage
 from loraforge.services.images import ImageService
@@ -91,7 +92,7 @@ class PredictionRunner:
                 assert training is not None
                 assert training.artifact_key is not None
                 base_name = training.manifest["baseModel"]
-                path = self._materialise(training.artifact_key)
+                path = self._materialise(_weights_key(uow, training, config.checkpoint_step))
                 loras.append(LoraWeights(name=training.id, path=path, scale=config.scale))
             prediction.start(self._clock.now())
             uow.predictions.update(prediction)
@@ -136,6 +137,18 @@ class PredictionRunner:
             self._endings.finish(uow, prediction, status, error)
 
         return self._jobs.complete(lease, record, error=error)
+
+
+def _weights_key(uow: UnitOfWork, training: Training, step: int | None) -> str:
+    """The final weights, or the checkpoint at ``step`` (create() checked it exists; its
+    training deleted since, it is gone and the prediction fails saying so)."""
+    if step is None:
+        assert training.artifact_key is not None
+        return training.artifact_key
+    for checkpoint in uow.training_outputs.checkpoints(training.id):
+        if checkpoint.step == step:
+            return checkpoint.blob_key
+    raise NotFound(f"Training {training.id} no longer has a checkpoint at step {step}.")
 
 
 def _carry(stored: Prediction, result: Prediction) -> None:

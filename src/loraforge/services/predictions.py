@@ -76,6 +76,16 @@ class PredictionService:
                         f"Training {config.training_id} is {training.status.value}, not succeeded.",
                         code="training_not_ready",
                     )
+                if config.checkpoint_step is not None and not any(
+                    c.step == config.checkpoint_step
+                    for c in uow.training_outputs.checkpoints(training.id)
+                ):
+                    raise NotFound(
+                        f"Training {config.training_id} has no checkpoint at step "
+                        f"{config.checkpoint_step}.",
+                        code="checkpoint_not_found",
+                        field=f"scaleConfigs.{config.key}.checkpointStep",
+                    )
                 base_models.add(training.manifest["baseModel"])
             if len(base_models) > 1:
                 raise InvalidInput(

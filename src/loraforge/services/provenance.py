@@ -23,6 +23,7 @@ from loraforge.domain.errors import NotFound
 from loraforge.domain.provenance import uses_image
 from loraforge.domain.work import Prediction, Training
 from loraforge.ports import BlobStore, Clock, UnitOfWork, UnitOfWorkFactory
+from loraforge.services import training_samples
 from loraforge.services.blob_refs import BlobReferences
 
 
@@ -36,10 +37,17 @@ def _manifest_pins(uow: UnitOfWork, training: Training) -> set[str]:
     return uow.trainings.unpin(training.id)
 
 
-ARTIFACTS: tuple[Callable[[UnitOfWork, Training], set[str]], ...] = (_weights, _manifest_pins)
+def _samples_and_checkpoints(uow: UnitOfWork, training: Training) -> set[str]:
+    return training_samples.purge(uow, [training.id])
+
+
+ARTIFACTS: tuple[Callable[[UnitOfWork, Training], set[str]], ...] = (
+    _weights,
+    _manifest_pins,
+    _samples_and_checkpoints,
+)
 """Every kind of blob that belongs to a training's artifacts: each entry detaches its kind from
-the training inside the erase's transaction and returns the blob keys to remove. Checkpoints
-and samples are one entry each."""
+the training inside the erase's transaction and returns the blob keys to remove."""
 
 
 @dataclass(frozen=True)

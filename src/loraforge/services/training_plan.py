@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 
 from loraforge.domain.errors import InvalidInput
 from loraforge.domain.ml import BaseModel, Hyperparameters
+from loraforge.domain.samples import SamplePlan
 from loraforge.domain.work import TrainingSpeed
 
 
@@ -101,4 +102,49 @@ def tune(hyper: Hyperparameters, overrides: Overrides) -> Hyperparameters:
             hyper.flip_augment if overrides.flip_augment is None else overrides.flip_augment
         ),
         checkpoint_every=min(hyper.checkpoint_every, overrides.steps or hyper.steps),
+    )
+
+
+# --- samples and checkpoints while it trains (issue 13 §2) ------------------------------------
+
+SAMPLE_ROUNDS = 4  # evenly through the training, the last at its final step
+MAX_SAMPLE_PROMPTS = 4
+MAX_SAMPLE_PROMPT_CHARS = 1000
+DEFAULT_SAMPLE_PROMPT = "a photo of {trigger} {class}"
+
+
+def sample_steps(total: int, rounds: int = SAMPLE_ROUNDS) -> tuple[int, ...]:
+    """The steps after which samples are rendered: ``rounds`` of them evenly spaced, the last
+    at ``total`` (fewer when the training has fewer steps)."""
+    return tuple(sorted({max(1, round(total * n / rounds)) for n in range(1, rounds + 1)}))
+
+
+def checked_sample_prompts(prompts: list[str] | None) -> list[str]:
+    """The client's ``samplePrompts``: at most four, each 1 to 1,000 characters."""
+    field = "samplePrompts"
+    prompts = prompts or []
+    if len(prompts) > MAX_SAMPLE_PROMPTS:
+        raise InvalidInput(f"{field} may hold at most {MAX_SAMPLE_PROMPTS} prompts.", field=field)
+    for prompt in prompts:
+        if not 0 < len(prompt.strip()) <= MAX_SAMPLE_PROMPT_CHARS:
+            raise InvalidInput(
+                f"Each of {field} must be 1 to {MAX_SAMPLE_PROMPT_CHARS} characters.", field=field
+            )
+    return [p.strip() for p in prompts]
+
+
+def sample_plan(
+    hyper: Hyperparameters, *, prompts: list[str], max_checkpoints: int | None
+) -> SamplePlan:
+    """When to sample and which LoRAs to keep: every sample step but the last (the final
+    weights) is a checkpoint, the latest ``max_checkpoints`` of them when capped."""
+    steps = sample_steps(hyper.steps)
+    candidates = steps[:-1]
+    kept = candidates if max_checkpoints is None else candidates[::-1][:max_checkpoints][::-1]
+    return SamplePlan(
+        steps=steps,
+        prompts=tuple(prompts),
+        seed=hyper.seed,
+        checkpoint_steps=tuple(kept),
+        resolution=hyper.resolution,
     )

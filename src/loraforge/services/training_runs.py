@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 import time
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from loraforge.domain.ml import (
     TrainingSpec,
     TrainingStopped,
 )
+from loraforge.domain.samples import SampleRound
 from loraforge.domain.weights import lora_metadata
 from loraforge.domain.work import JobKind, Progress, RunStatus, Training
 from loraforge.ports import (
@@ -26,11 +28,15 @@ from loraforge.ports import (
     UnitOfWorkFactory,
 )
 from loraforge.services.blob_refs import BlobReferences
+from loraforge.services.image_bytes import PreparedImage
 from loraforge.services.jobs import JobService, Lease, LeaseLost
 from loraforge.services.receipts import PreparedReceipt, ReceiptService
 from loraforge.services.run_endings import RunEndings, RunKind
+from loraforge.services.training_samples import SampleRecorder, sample_plan_of
 from loraforge.services.webhooks import WebhookService
 from loraforge.services.weights import lora_title
+
+log = logging.getLogger(__name__)
 
 PROGRESS_EVERY_S = 0.5  # progress writes are throttled; cancel is checked at every step
 
@@ -50,8 +56,10 @@ class TrainingRunner:
         clock: Clock,
         workdir: Path,
         receipts: ReceiptService | None = None,
+        samples: SampleRecorder | None = None,
     ) -> None:
         self._uow = uow
+        self._samples = samples  # None: samples are not rendered (unit tests' worlds)
         self._jobs = jobs
         self._blobs = blobs
         self._refs = BlobReferences(uow=uow, blobs=blobs)
@@ -74,6 +82,7 @@ class TrainingRunner:
                 workdir=workdir,
                 report=watcher.report,
                 should_stop=watcher.should_stop,
+                on_sample=watcher.sample if self._samples is not None else None,
             )
         except TrainingStopped:
             if watcher.canceled:
@@ -89,9 +98,23 @@ class TrainingRunner:
         prepared = (
             self._receipts.prepare(training, weights.read_bytes()) if self._receipts else None
         )
-        if self._end(lease, training, RunStatus.SUCCEEDED, weights=weights, receipt=prepared):
+        sheet = self._sample_sheet(training)
+        if self._end(
+            lease, training, RunStatus.SUCCEEDED, weights=weights, receipt=prepared, sheet=sheet
+        ):
             self._forget_if_erased(training)
         shutil.rmtree(workdir, ignore_errors=True)
+
+    def _sample_sheet(self, training: Training) -> PreparedImage | None:
+        """The sheet of the training's samples; a sheet that cannot be made (a sample image
+        unreadable) costs the training nothing but the sheet."""
+        if self._samples is None:
+            return None
+        try:
+            return self._samples.prepare_sheet(training)
+        except Exception:
+            log.exception("the sample sheet of training %s could not be made", training.id)
+            return None
 
     def give_up(self, uow: UnitOfWork, training_id: str, reason: str) -> None:
         self._endings.give_up(uow, training_id, reason)
@@ -120,6 +143,7 @@ class TrainingRunner:
             samples=samples,
             hyper=Hyperparameters(**manifest["hyperparameters"]),
             metadata=lora_metadata(training, base, title=self._title(training)),
+            sampling=sample_plan_of(training),
         )
 
     def _title(self, training: Training) -> str:
@@ -135,18 +159,27 @@ class TrainingRunner:
         *,
         weights: Path | None = None,
         receipt: PreparedReceipt | None = None,
+        sheet: PreparedImage | None = None,
     ) -> bool:
+        sheet_added = False
+
         def record(uow: UnitOfWork) -> None:
+            nonlocal sheet_added
             stored = uow.trainings.get(training.id, lock="update")  # against an erase
             erased = stored is not None and stored.erased_at is not None
             if weights is not None and training.artifact_key is not None and not erased:
                 # Identical weights share a blob: keep a concurrent sweep from removing it.
                 self._refs.adopt(uow, {training.artifact_key: lambda: weights.open("rb")})
+            if sheet is not None and self._samples is not None and not erased:
+                sheet_added = self._samples.add_sheet(uow, training, sheet)
             self._endings.finish(uow, training, status, error)
             if receipt is not None and self._receipts is not None:
                 self._receipts.freeze(uow, training.id, receipt)
 
-        return self._jobs.complete(lease, record, error=error)
+        done = self._jobs.complete(lease, record, error=error)
+        if sheet is not None and self._samples is not None and not (done and sheet_added):
+            self._samples.discard([sheet])
+        return done
 
     def _forget_if_erased(self, training: Training) -> None:
         """An image the training used was erased while it ran: its new weights are not kept."""
@@ -162,6 +195,14 @@ class TrainingRunner:
                 current.progress = training.progress
                 uow.trainings.update(current)
             uow.commit()
+
+    @property
+    def samples_rendered(self) -> bool:
+        return self._samples is not None
+
+    def record_samples(self, lease: Lease, training: Training, sampled: SampleRound) -> None:
+        if self._samples is not None:
+            self._samples.record(lease, training, sampled)
 
     def cancel_requested(self, training_id: str) -> bool:
         with self._uow() as uow:
@@ -205,13 +246,18 @@ class _Watcher:
         self._last_write = 0.0
         self._started = time.monotonic()
         self._first_step: int | None = None
+        self._plan = sample_plan_of(training) if runner.samples_rendered else None
+        self._sampled_up_to = 0  # the last step whose samples are done (this attempt)
+        self._sampling_s = 0.0  # time spent rendering and storing samples (this attempt)
+        self._rounds = 0
+        self._reported_at = self._started
 
     def report(self, progress: TrainingProgress) -> None:
         if self._first_step is None:  # a resumed attempt starts past step 0
             self._first_step = progress.step - 1
-        done = progress.step - self._first_step
-        elapsed = time.monotonic() - self._started
-        eta = elapsed / done * (progress.total_steps - progress.step) if done > 0 else None
+            self._sampled_up_to = self._first_step
+        self._reported_at = time.monotonic()
+        eta = self._eta(progress.step, progress.total_steps)
         self._training.progress = Progress(
             step=progress.step,
             total_steps=progress.total_steps,
@@ -219,11 +265,52 @@ class _Watcher:
             eta_seconds=round(eta, 1) if eta is not None else None,
         )
         if time.monotonic() - self._last_write >= PROGRESS_EVERY_S:
-            self._last_write = time.monotonic()
-            try:
-                self._runner.save_progress(self._lease, self._training)
-            except LeaseLost:
-                self._lease_lost = True
+            self._save()
+
+    def sample(self, sampled: SampleRound) -> None:
+        """The trainer rendered a round of samples (and maybe a checkpoint): store them, which
+        shows them on the training's SSE stream as ``sample`` events and in its listings. The
+        one place a sample round is announced."""
+        try:
+            self._runner.record_samples(self._lease, self._training, sampled)
+        except LeaseLost:
+            self._lease_lost = True
+        # Rendering happened between the step's report and now; storing just now.
+        self._sampling_s += time.monotonic() - self._reported_at
+        self._rounds += 1
+        self._sampled_up_to = sampled.step
+        progress = self._training.progress
+        eta = self._eta(progress.step, progress.total_steps)
+        progress.eta_seconds = round(eta, 1) if eta is not None else None
+        self._save()
+
+    def _eta(self, step: int, total: int) -> float | None:
+        """Seconds left: the steps left at this attempt's time per step, plus the sample
+        rounds left at the time a round took (before the first: the plan's estimate in
+        steps). Sampling is part of the work, so the ETA counts it."""
+        assert self._first_step is not None
+        done = step - self._first_step
+        if done <= 0:
+            return None
+        elapsed = time.monotonic() - self._started
+        per_step = max(elapsed - self._sampling_s, 0.0) / done
+        eta = per_step * (total - step)
+        if self._plan is not None:
+            rounds_left = sum(1 for s in self._plan.steps if s > self._sampled_up_to)
+            per_round = (
+                self._sampling_s / self._rounds
+                if self._rounds
+                else per_step * self._plan.round_cost
+            )
+            eta += per_round * rounds_left
+        return eta
+
+    def _save(self) -> None:
+        self._last_write = time.monotonic()
+        try:
+            self._runner.save_progress(self._lease, self._training)
+        except LeaseLost:
+            self._lease_lost = True
 
     def should_stop(self) -> bool:
         if self._lease_lost or self._lost():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 import string
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any, BinaryIO
 
 from loraforge.domain.buckets import bucket_for
@@ -26,7 +27,15 @@ from loraforge.services.base_models import base_model_named
 from loraforge.services.blob_refs import BlobReferences
 from loraforge.services.dataset_check import MAX_TRAINING_IMAGES, DatasetService, upload_order
 from loraforge.services.jobs import JobService
-from loraforge.services.training_plan import Overrides, plan, tune
+from loraforge.services.training_plan import (
+    DEFAULT_SAMPLE_PROMPT,
+    Overrides,
+    checked_sample_prompts,
+    plan,
+    sample_plan,
+    tune,
+)
+from loraforge.services.training_samples import purge
 from loraforge.services.webhook_urls import check_webhook_url
 
 TRIGGER_ALPHABET = string.ascii_uppercase + string.digits
@@ -64,6 +73,11 @@ def each_file_once(images: Iterable[Image]) -> list[Image]:
     return list(once.values())
 
 
+def default_sample_prompt(words: TrainingWords, trigger: str) -> str:
+    """``a photo of {trigger} {class}``, empty parts tidied away as in captions."""
+    return replace(words, template=DEFAULT_SAMPLE_PROMPT).caption(trigger, "")
+
+
 def weights_key(training: Training) -> str:
     """The blob of the training's LoRA; 409 ``not_succeeded`` until it has one."""
     if training.status is not RunStatus.SUCCEEDED or training.artifact_key is None:
@@ -83,9 +97,11 @@ class TrainingService:
         dataset: DatasetService,
         clock: Clock,
         new_id: IdFactory,
+        max_checkpoints: int | None = None,
     ) -> None:
         self._uow = uow
         self._jobs = jobs
+        self._max_checkpoints = max_checkpoints
         self._queue = queue
         self._blobs = blobs
         self._refs = BlobReferences(uow=uow, blobs=blobs)
@@ -106,15 +122,19 @@ class TrainingService:
         exclusive: bool = False,
         words: TrainingWords | None = None,
         require_ready_dataset: bool = False,
+        sample_prompts: list[str] | None = None,
     ) -> Training:
         """Queue a training of the model's current training images and hand it to the job
         queue once committed. ``exclusive`` refuses while another training of the model is
         queued or running (Scenario: one at a time). ``words``: the trigger word (default: a
         new random one), class word and caption template every image's caption is made with.
-        ``require_ready_dataset`` refuses a model whose dataset check is not ``ready``."""
+        ``require_ready_dataset`` refuses a model whose dataset check is not ``ready``.
+        ``sample_prompts`` (at most four) are rendered at every sample step after the default
+        prompt (``a photo of {trigger} {class}``)."""
         if webhook_url is not None:
             check_webhook_url(webhook_url)
         words = (words or TrainingWords()).checked()
+        prompts = checked_sample_prompts(sample_prompts)
         self._dataset.measure_missing(who, model_id)  # before the write lock: it takes a while
         with self._uow(write=True) as uow:
             model = uow.models.get(who.account_id, model_id, lock=True)
@@ -143,6 +163,11 @@ class TrainingService:
                     for i in each_file_once(images)  # upload order
                 ],
                 "dataset": dataset,
+                "sampling": sample_plan(
+                    hyper,
+                    prompts=[default_sample_prompt(words, trigger), *prompts],
+                    max_checkpoints=self._max_checkpoints,
+                ).as_manifest(),
             }
             training = Training(
                 id=self._new_id(),
@@ -223,12 +248,17 @@ class TrainingService:
         return training
 
     def delete(self, who: Principal, model_id: str, training_id: str) -> None:
-        """Soft delete: hidden from answers, history kept; a running training goes on."""
+        """Soft delete: hidden from answers, history kept; a running training goes on. Its
+        samples, sample sheet and checkpoints go, with their bytes unless shared."""
         with self._uow(write=True) as uow:
             training = self._owned(uow, who, model_id, training_id)
+            # The model's row orders this against a worker storing samples (``live``).
+            uow.models.get(who.account_id, model_id, lock=True)
+            keys = purge(uow, [training.id])
             training.deleted_at = self._clock.now()
             uow.trainings.update(training)
             uow.commit()
+        self._refs.release(keys)
 
     def open_weights(self, who: Principal, model_id: str, training_id: str) -> BinaryIO:
         """The stored LoRA file, as the trainer wrote it."""

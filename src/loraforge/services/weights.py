@@ -47,6 +47,17 @@ def lora_title(uow: UnitOfWork, training: Training) -> str:
     return model.display_name if model is not None else default_title(training)
 
 
+def checkpoint_key(uow: UnitOfWorkFactory, training: Training, step: int) -> str:
+    """The blob of ``training``'s checkpoint at ``step``; 404 ``checkpoint_not_found``."""
+    with uow() as reading:
+        for checkpoint in reading.training_outputs.checkpoints(training.id):
+            if checkpoint.step == step:
+                return checkpoint.blob_key
+    raise NotFound(
+        f"Training {training.id} has no checkpoint at step {step}.", code="checkpoint_not_found"
+    )
+
+
 class WeightsService:
     def __init__(
         self,
@@ -71,27 +82,35 @@ class WeightsService:
         *,
         weights_format: WeightsFormat = WeightsFormat.DIFFUSERS,
         dtype: WeightsDtype = WeightsDtype.FP32,
+        step: int | None = None,
     ) -> BinaryIO:
         """The training's LoRA file as ``weights_format`` in ``dtype``, with its receipt's hash
         in its metadata (``served``). 409 ``not_succeeded`` until the training succeeded, 410
-        ``erased`` once an image it used was erased."""
+        ``erased`` once an image it used was erased. ``step``: its checkpoint at that step
+        instead (while it trains too; without the receipt's hash, which binds the final file);
+        404 ``checkpoint_not_found`` when it kept none there."""
         training = self._trainings.get(who, model_id, training_id)
-        with self._uow() as uow:
-            receipt = uow.training_receipts.get(training.id)
-        stream = self.open_stored(training)
+        ensure_not_erased(training)  # before a checkpoint lookup would answer 404
+        receipt = None
+        if step is None:
+            with self._uow() as uow:
+                receipt = uow.training_receipts.get(training.id)
+            stream = self.open_stored(training)
+        else:
+            stream = self.open_stored(training, checkpoint_key(self._uow, training, step))
         if receipt is None and (weights_format, dtype) == STORED:
-            return stream  # a training from before receipts: its file as it always was
+            return stream  # a checkpoint, or a training from before receipts: as it was stored
         with stream:
             data = stream.read()
         receipt_sha256 = receipt.sha256 if receipt is not None else None
         return io.BytesIO(self.served(training, data, weights_format, dtype, receipt_sha256))
 
-    def open_stored(self, training: Training) -> BinaryIO:
-        """The stored file; 410 ``erased`` when the training was erased, also when the erase
-        removed the bytes after the training was read."""
+    def open_stored(self, training: Training, key: str | None = None) -> BinaryIO:
+        """The stored file (``key``: a checkpoint's); 410 ``erased`` when the training was
+        erased, also when the erase removed the bytes after the training was read."""
         ensure_not_erased(training)
         try:
-            return self._blobs.open(weights_key(training))
+            return self._blobs.open(key or weights_key(training))
         except NotFound:
             with self._uow() as uow:
                 current = uow.trainings.get(training.id)

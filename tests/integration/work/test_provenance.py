@@ -125,7 +125,11 @@ def test_the_export_holds_everything_and_matches_the_receipt(lora_work: Work) ->
         "manifest.json",
         "receipt.json",
         "README.txt",
+        "sample-sheet.png",
     }
+    sheet = _get(lora_work, f"{url}/sample-sheet")
+    assert sheet.status_code == 200
+    assert archive.read("sample-sheet.png")[:8] == b"\x89PNG\r\n\x1a\n"
     document = _get(lora_work, f"{url}/receipt").json()
     assert json.loads(archive.read("receipt.json")) == document
     assert json.loads(archive.read("manifest.json")) == _get(lora_work, url).json()["manifest"]
@@ -174,19 +178,40 @@ def test_erase_removes_what_it_must_and_nothing_more(lora_work: Work) -> None:
     assert [t["id"] for t in lineage["trainings"]] == [training_id]
     assert [p["id"] for p in lineage["predictions"]] == [prediction.json()["predictionId"]]
     receipt = _get(lora_work, f"{url}/receipt").json()
+    checkpoints = _get(lora_work, f"{url}/checkpoints").json()
+    samples = _get(lora_work, f"{url}/samples").json()
+    assert checkpoints
+    assert samples
+    with container.uow() as uow:
+        sheet_id = uow.training_outputs.sheet(training_id)
+        assert sheet_id is not None
+        artifact_keys = {c.blob_key for c in uow.training_outputs.checkpoints(training_id)}
+        for image_id in [s["image"]["id"] for s in samples] + [sheet_id]:
+            sample_image = uow.images.get_unscoped(image_id)
+            assert sample_image is not None
+            artifact_keys |= sample_image.blob_keys()
 
     answer = client.post(f"/v1/images/{erased_id}/erase", headers=headers)
     assert answer.status_code == 200, answer.text
     assert answer.json()["erasedTrainingIds"] == [training_id]
-    for key in erased_image.blob_keys() | {training.artifact_key}:
-        assert not _blob_exists(lora_work, key), key
+    for key in erased_image.blob_keys() | {training.artifact_key} | artifact_keys:
+        assert not _blob_exists(lora_work, key), key  # samples, sheet, checkpoints included
     for key in kept_image.blob_keys():
         assert _blob_exists(lora_work, key), key  # the other image of the training stays
     assert _get(lora_work, f"/v1/images/{erased_id}").status_code == 404
     shown = _get(lora_work, url).json()
     assert shown["status"] == "succeeded"
     assert shown["erasedAt"] is not None
-    for path in ("weights", "weights?format=kohya", "export"):
+    step = checkpoints[0]["step"]
+    for path in (
+        "weights",
+        "weights?format=kohya",
+        f"weights?step={step}",
+        "export",
+        "samples",
+        "checkpoints",
+        "sample-sheet",
+    ):
         gone = _get(lora_work, f"{url}/{path}")
         assert (gone.status_code, gone.json()["error"]["code"]) == (410, "erased"), path
     assert _get(lora_work, f"{url}/receipt").json() == receipt  # receipts stay

@@ -18,6 +18,7 @@ from loraforge.adapters.db.tables import (
     ModelRow,
     PredictionModelRow,
     TrainingBlobRow,
+    TrainingCheckpointRow,
     TrainingRow,
 )
 from loraforge.domain.captions import CaptionSource
@@ -264,6 +265,7 @@ class SqlImageRepository:
             ImageRow.thumbnail_key,
             TrainingBlobRow.blob_key,
             TrainingRow.artifact_key,
+            TrainingCheckpointRow.blob_key,
         )
         for column in columns:
             for start in range(0, len(wanted), 500):

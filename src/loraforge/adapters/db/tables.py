@@ -323,3 +323,39 @@ class TrainingReceiptRow(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     signature: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(Timestamp)
+
+
+class TrainingSampleRow(Base):
+    """A sample image a training rendered at one of its sample steps (issue 13 §2)."""
+
+    __tablename__ = "training_samples"
+    __table_args__ = (
+        Index("ix_training_samples_training_step", "training_id", "step", "position"),
+    )
+
+    image_id: Mapped[str] = mapped_column(ForeignKey("images.id"), primary_key=True)
+    training_id: Mapped[str] = mapped_column(ForeignKey("trainings.id"))
+    step: Mapped[int] = mapped_column(Integer)
+    position: Mapped[int] = mapped_column(Integer)
+    prompt: Mapped[str] = mapped_column(Text)
+    seed: Mapped[int] = mapped_column(Integer)
+
+
+class TrainingCheckpointRow(Base):
+    """A training's LoRA kept at one of its sample steps: its blob lives while the row does."""
+
+    __tablename__ = "training_checkpoints"
+
+    training_id: Mapped[str] = mapped_column(ForeignKey("trainings.id"), primary_key=True)
+    step: Mapped[int] = mapped_column(Integer, primary_key=True)
+    loss: Mapped[float | None] = mapped_column(Float)
+    blob_key: Mapped[str] = mapped_column(String(64), index=True)
+
+
+class TrainingSampleSheetRow(Base):
+    """The image that shows every sample of a training, made when it succeeds."""
+
+    __tablename__ = "training_sample_sheets"
+
+    training_id: Mapped[str] = mapped_column(ForeignKey("trainings.id"), primary_key=True)
+    image_id: Mapped[str] = mapped_column(ForeignKey("images.id"))

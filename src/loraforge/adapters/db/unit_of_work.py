@@ -23,6 +23,7 @@ from loraforge.adapters.db.repositories import (
     SqlImageRepository,
     SqlModelRepository,
 )
+from loraforge.adapters.db.training_outputs import SqlTrainingOutputRepository
 from loraforge.adapters.db.work_repositories import (
     SqlJobRepository,
     SqlPredictionRepository,
@@ -51,6 +52,7 @@ class SqlUnitOfWork:
         self.blob_locks = SqlBlobLockRepository(session)
         self.signing_keys = SqlSigningKeyRepository(session)
         self.training_receipts = SqlTrainingReceiptRepository(session)
+        self.training_outputs = SqlTrainingOutputRepository(session)
 
     def commit(self) -> None:
         self._session.commit()

@@ -39,6 +39,7 @@ from loraforge.domain.ml import (
     TrainingSpec,
     TrainingStopped,
 )
+from loraforge.domain.samples import RenderedSample, SamplePlan, SampleRound
 
 if TYPE_CHECKING:
     import torch
@@ -68,11 +69,19 @@ class DiffusersLoraTrainer:
         workdir: Path,
         report: Callable[[TrainingProgress], None],
         should_stop: Callable[[], bool],
+        on_sample: Callable[[SampleRound], None] | None = None,
     ) -> Path:
         with self._lock:
             pin_threads()
             pipe = self._load_base(spec.base_model)
-            return run_training(pipe, spec, workdir=workdir, report=report, should_stop=should_stop)
+            return run_training(
+                pipe,
+                spec,
+                workdir=workdir,
+                report=report,
+                should_stop=should_stop,
+                on_sample=on_sample,
+            )
 
     def _load_base(self, base: BaseModel) -> Pipeline:
         from loraforge.adapters.ml.pipelines import load_pipeline
@@ -102,8 +111,11 @@ def run_training(
     workdir: Path,
     report: Callable[[TrainingProgress], None],
     should_stop: Callable[[], bool],
+    on_sample: Callable[[SampleRound], None] | None = None,
 ) -> Path:
-    """Train a LoRA for ``spec`` on the loaded base ``pipe``; return the weights' path."""
+    """Train a LoRA for ``spec`` on the loaded base ``pipe``; return the weights' path.
+    After each of ``spec.sampling``'s steps, ``on_sample`` gets that step's samples (and its
+    LoRA file at a checkpoint step)."""
     import torch
     from diffusers import DDPMScheduler
 
@@ -140,6 +152,9 @@ def run_training(
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             report(TrainingProgress(step=step + 1, total_steps=hyper.steps, loss=loss.item()))
+            plan = spec.sampling
+            if on_sample is not None and plan is not None and step + 1 in plan.steps:
+                on_sample(sample_round(pipe, spec, plan, step + 1, loss.item(), workdir))
             if _checkpoint_due(step + 1, hyper):
                 save_checkpoint(workdir, step + 1, fingerprint, pipe.unet, optimizer)
         return save_lora(pipe, spec.base_model.family, workdir, metadata=spec.metadata)
@@ -471,8 +486,18 @@ def resume(
 def save_lora(
     pipe: Pipeline, family: ModelFamily, workdir: Path, *, metadata: Mapping[str, str]
 ) -> Path:
-    """Write the LoRA as diffusers does (``save_lora_weights``) with ``metadata`` added to its
-    ``__metadata__`` (diffusers reads only its own key there), then drop the checkpoints."""
+    """Write the final LoRA (``write_lora``), then drop the checkpoints."""
+    final = write_lora(pipe, family, workdir / FINAL_NAME, metadata=metadata)
+    for checkpoint in workdir.glob(_CHECKPOINT_GLOB):
+        checkpoint.unlink()
+    return final
+
+
+def write_lora(
+    pipe: Pipeline, family: ModelFamily, path: Path, *, metadata: Mapping[str, str]
+) -> Path:
+    """Write the LoRA as it is now as diffusers does (``save_lora_weights``) with ``metadata``
+    added to its ``__metadata__`` (diffusers reads only its own key there)."""
     from diffusers.utils import convert_state_dict_to_diffusers
     from peft import get_peft_model_state_dict
 
@@ -482,15 +507,64 @@ def save_lora(
     layers = convert_state_dict_to_diffusers(
         get_peft_model_state_dict(pipe.unet, adapter_name=ADAPTER)
     )
-    staging = workdir / ".final"
+    staging = path.parent / f".{path.stem}"
     pipeline_class(family).save_lora_weights(
         save_directory=str(staging), unet_lora_layers=layers, safe_serialization=True
     )
-    final = workdir / FINAL_NAME
-    os.replace(staging / "pytorch_lora_weights.safetensors", final)
+    os.replace(staging / "pytorch_lora_weights.safetensors", path)
     staging.rmdir()
     if metadata:
-        stamp(final, metadata)
-    for checkpoint in workdir.glob(_CHECKPOINT_GLOB):
-        checkpoint.unlink()
-    return final
+        stamp(path, metadata)
+    return path
+
+
+# --- step 6: samples and checkpoints while it trains (issue 13 §2) ----------------------------
+
+
+def sample_round(
+    pipe: Pipeline, spec: TrainingSpec, plan: SamplePlan, step: int, loss: float, workdir: Path
+) -> SampleRound:
+    """The samples of ``step`` and, at a checkpoint step, the LoRA of that step as a file."""
+    checkpoint = None
+    if step in plan.checkpoint_steps:
+        metadata = dict(spec.metadata)
+        if "ss_steps" in metadata:
+            metadata["ss_steps"] = str(step)  # what this file was trained for
+        path = workdir / f"step-{step:07d}.safetensors"
+        checkpoint = write_lora(pipe, spec.base_model.family, path, metadata=metadata)
+    return SampleRound(
+        step=step, loss=loss, samples=render_samples(pipe, plan), checkpoint=checkpoint
+    )
+
+
+def render_samples(pipe: Pipeline, plan: SamplePlan) -> list[RenderedSample]:
+    """One PNG per prompt of ``plan`` with its fixed seed, from the pipeline with the LoRA as it
+    is now (the cached base with the adapter attached: no copy of the model). The UNet is in
+    eval mode meanwhile and back in training mode after; no gradients are recorded."""
+    import torch
+
+    from loraforge.adapters.ml.generator import encode_image
+
+    unet = pipe.unet
+    was_training = unet.training
+    unet.eval()
+    pipe.set_progress_bar_config(disable=True)
+    rendered = []
+    try:
+        with torch.no_grad():
+            for position, prompt in enumerate(plan.prompts):
+                seed = plan.seed_of(position)
+                result = pipe(
+                    prompt=prompt,
+                    width=plan.resolution,
+                    height=plan.resolution,
+                    guidance_scale=plan.guidance_scale,
+                    num_inference_steps=plan.inference_steps,
+                    generator=torch.Generator("cpu").manual_seed(seed),
+                    output_type="pil",
+                )
+                image = encode_image(result.images[0], "png")
+                rendered.append(RenderedSample(position, prompt, seed, image))
+    finally:
+        unet.train(was_training)
+    return rendered

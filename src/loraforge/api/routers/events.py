@@ -23,6 +23,9 @@ from loraforge.http.event_hub import EventHub
 
 KEEPALIVE_S = 15.0
 
+Extra = tuple[str, str, dict[str, Any]]
+"""An extra event: its name, an id it is sent once by, its data."""
+
 
 def hub_of(request: Request) -> EventHub:
     hub: EventHub = request.app.state.event_hub
@@ -37,8 +40,12 @@ def event_stream(
     load: Callable[[], Any],
     present: Callable[[Any], dict[str, Any]],
     terminal: Callable[[Any], bool],
+    extras: Callable[[Any], list[Extra]] | None = None,
 ) -> StreamingResponse:
     """``event: update`` with ``present(entity)`` whenever it changes, then ``done``.
+
+    ``extras(entity)``: more events the entity carries, ``(event, id, data)``; each id is sent
+    once, before the update it came with (a training's ``sample`` events).
 
     ``load`` reads the entity (in a worker thread, at most once per poll interval for all the
     streams of ``subject``); ``terminal(entity)`` says the stream is over. Raises
@@ -47,7 +54,7 @@ def event_stream(
     hub = hub_of(request)
     hub.open_stream(who.account_id)
     key = (subject, who.account_id)
-    events = _events(hub, key, load, present, terminal)
+    events = _events(hub, key, load, present, terminal, extras or (lambda _: []))
     return _EventStreamResponse(events, on_close=lambda: hub.close_stream(who.account_id))
 
 
@@ -57,8 +64,10 @@ async def _events(
     load: Callable[[], Any],
     present: Callable[[Any], dict[str, Any]],
     terminal: Callable[[Any], bool],
+    extras: Callable[[Any], list[Extra]],
 ) -> AsyncGenerator[str, None]:
     subject = hub.subscribe(key, load, terminal)
+    sent: set[str] = set()
     try:
         seen, last = 0, None
         while True:
@@ -72,6 +81,10 @@ async def _events(
                 body = error_body(subject.error.code, subject.error.message)
                 yield f"event: error\ndata: {_json(body)}\n\n"
                 return
+            for event, extra_id, extra in extras(subject.value):
+                if extra_id not in sent:
+                    sent.add(extra_id)
+                    yield f"event: {event}\ndata: {_json(extra)}\n\n"
             data = _json(present(subject.value))
             if data != last:
                 yield f"event: update\ndata: {data}\n\n"

@@ -28,7 +28,13 @@ def create_prediction(
 ) -> PredictionCreated:
     request = PredictionRequest(
         scale_configs=[
-            ScaleConfig(key=k, scale=v.scale, model_id=v.modelId, training_id=v.trainingId)
+            ScaleConfig(
+                key=k,
+                scale=v.scale,
+                model_id=v.modelId,
+                training_id=v.trainingId,
+                checkpoint_step=v.checkpointStep,
+            )
             for k, v in body.scaleConfigs.items()
         ],
         prompt=body.prompt,

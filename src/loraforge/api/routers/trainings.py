@@ -9,8 +9,13 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from loraforge.api.errors import documented
-from loraforge.api.presenters import training_created, training_read, training_summaries
-from loraforge.api.routers.events import event_stream
+from loraforge.api.presenters import (
+    sample_read,
+    training_created,
+    training_read,
+    training_summaries,
+)
+from loraforge.api.routers.events import Extra, event_stream
 from loraforge.api.schemas.work import (
     TrainingCreate,
     TrainingCreated,
@@ -20,8 +25,9 @@ from loraforge.api.schemas.work import (
 from loraforge.domain.captions import DEFAULT_TEMPLATE, TrainingWords
 from loraforge.domain.weights import WeightsDtype, WeightsFormat, weights_filename
 from loraforge.domain.work import Training, TrainingSpeed
-from loraforge.http.deps import ContainerDep, PrincipalDep
+from loraforge.http.deps import ContainerDep, LinksDep, PrincipalDep
 from loraforge.http.streaming import file_chunks
+from loraforge.services.training_outputs import SampleView
 from loraforge.services.training_plan import Overrides
 
 router = APIRouter(prefix="/v1/models/{modelId}/trainings", tags=["trainings"])
@@ -45,6 +51,7 @@ def start_training(
         words=training_words(body),
         overrides=Overrides(flip_augment=body.flipAugment),
         require_ready_dataset=body.requireReadyDataset,
+        sample_prompts=body.samplePrompts,
     )
     return training_created(training)
 
@@ -74,13 +81,25 @@ def get_training(modelId: str, trainingId: str, who: PrincipalDep, c: ContainerD
     responses={200: {"content": {"text/event-stream": {}}}, **documented(404)},
 )
 async def training_events(
-    modelId: str, trainingId: str, request: Request, who: PrincipalDep, c: ContainerDep
+    modelId: str,
+    trainingId: str,
+    request: Request,
+    who: PrincipalDep,
+    c: ContainerDep,
+    links: LinksDep,
 ) -> StreamingResponse:
-    """Server-Sent Events: an `update` event with the training on every change, then `done`
+    """Server-Sent Events: an `update` event with the training on every change, a `sample`
+    event for each sample image as it is stored (`{step, prompt, seed, image}`), then `done`
     (or `error` with the error body, e.g. `not_found` when the training is deleted)."""
 
-    def load() -> Training:
-        return c.trainings.get(who, modelId, trainingId)
+    def load() -> tuple[Training, list[SampleView]]:
+        training = c.trainings.get(who, modelId, trainingId)
+        return training, c.training_outputs.samples_of(training)
+
+    def samples(value: tuple[Training, list[SampleView]]) -> list[Extra]:
+        return [
+            ("sample", v.image.id, sample_read(v, links).model_dump(mode="json")) for v in value[1]
+        ]
 
     await run_in_threadpool(load)  # 404 before the stream starts
     return event_stream(
@@ -88,8 +107,9 @@ async def training_events(
         who,
         subject=("training", modelId, trainingId),
         load=load,
-        present=lambda t: training_read(t).model_dump(mode="json"),
-        terminal=lambda t: t.status.terminal,
+        present=lambda value: training_read(value[0]).model_dump(mode="json"),
+        terminal=lambda value: value[0].status.terminal,
+        extras=samples,
     )
 
 
@@ -120,12 +140,17 @@ def training_weights(
     c: ContainerDep,
     weights_format: Annotated[WeightsFormat, Query(alias="format")] = WeightsFormat.DIFFUSERS,
     dtype: WeightsDtype = WeightsDtype.FP32,
+    step: Annotated[int | None, Query(ge=1)] = None,
 ) -> StreamingResponse:
     """The LoRA `.safetensors` with its metadata (trigger word, base model, settings).
     `format=diffusers` (default) for diffusers' `load_lora_weights`, `kohya` for ComfyUI and
-    AUTOMATIC1111/Forge; `dtype=fp32` (default) or `fp16`. The default is the stored file."""
-    stream = c.weights.open(who, modelId, trainingId, weights_format=weights_format, dtype=dtype)
-    name = weights_filename(trainingId, weights_format, dtype)
+    AUTOMATIC1111/Forge; `dtype=fp32` (default) or `fp16`. The default is the stored file.
+    `step=N`: the checkpoint kept at step N (`…/checkpoints`; 404 `checkpoint_not_found`)."""
+    stream = c.weights.open(
+        who, modelId, trainingId, weights_format=weights_format, dtype=dtype, step=step
+    )
+    stem = trainingId if step is None else f"{trainingId}-step{step}"
+    name = weights_filename(stem, weights_format, dtype)
     return StreamingResponse(
         file_chunks(stream),
         media_type="application/octet-stream",

@@ -23,7 +23,7 @@ class ImageRead(BaseModel):
     displayUrl: str = Field(description="Signed link to the display variant (≤ 2048 px).")
     thumbnailUrl: str = Field(description="Signed link to the thumbnail (≤ 256 px).")
     modelId: str | None
-    type: Literal["modelInput", "auxiliaryType", "output"]
+    type: Literal["modelInput", "auxiliaryType", "output", "sample"]
     format: str
     width: int
     height: int

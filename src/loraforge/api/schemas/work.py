@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -44,6 +44,12 @@ class TrainingCreate(WireModel):
         False,
         strict=True,
         description="Also train on mirror images: for subjects without a handedness (no text).",
+    )
+    samplePrompts: list[Annotated[str, Field(min_length=1, max_length=1000)]] | None = Field(
+        None,
+        max_length=4,
+        description="Up to 4 prompts rendered (fixed seeds) at every sample step, after the "
+        "default `a photo of {trigger} {class}`; each at most 1,000 characters.",
     )
 
 
@@ -111,6 +117,13 @@ class ScaleConfigIn(WireModel):
     scale: float = Field(ge=-2, le=2, strict=True, examples=[0.8])
     modelId: str
     trainingId: str
+    checkpointStep: int | None = Field(
+        None,
+        ge=1,
+        strict=True,
+        description="Use the training's checkpoint at this step (`GET …/checkpoints`) "
+        "instead of its final weights.",
+    )
 
 
 class ImageSize(WireModel):

@@ -6,7 +6,7 @@ Trainings that succeeded before this revision have no receipt: their weights are
 they always were, without ``loraforge.receipt_sha256``.
 
 Revision ID: 0009_provenance
-Revises: 0006
+Revises: 0008_samples_checkpoints
 Create Date: 2026-12-07 10:00:00
 """
 
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0009_provenance"
-down_revision = "0006"
+down_revision = "0008_samples_checkpoints"
 branch_labels = None
 depends_on = None
 
