@@ -358,6 +358,8 @@ class FakeImageRepository(_Repository):
         for pinned in self._state.training_blobs.values():
             used |= pinned
         used |= {t.artifact_key for t in self._state.trainings.values() if t.artifact_key}
+        for prediction in self._state.predictions.values():
+            used |= prediction.input_blob_keys
         return used & set(keys)
 
     def touch(self, image_id: str, at: datetime) -> None:

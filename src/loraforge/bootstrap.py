@@ -286,7 +286,15 @@ def build(
             catalog=catalog,
             files=SafetensorsLoraFiles(),
         ),
-        predictions=PredictionService(uow=uow, jobs=jobs, queue=queue, clock=clock, new_id=ids),
+        predictions=PredictionService(
+            uow=uow,
+            jobs=jobs,
+            queue=queue,
+            clock=clock,
+            new_id=ids,
+            catalog=catalog,
+            pictures=images.inputs,
+        ),
         webhooks=WebhookService(
             uow=uow,
             sender=sender,

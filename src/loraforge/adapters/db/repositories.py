@@ -16,6 +16,7 @@ from loraforge.adapters.db.tables import (
     ImageQualityRow,
     ImageRow,
     ModelRow,
+    PredictionBlobRow,
     PredictionModelRow,
     TrainingBlobRow,
     TrainingRow,
@@ -264,6 +265,7 @@ class SqlImageRepository:
             ImageRow.thumbnail_key,
             TrainingBlobRow.blob_key,
             TrainingRow.artifact_key,
+            PredictionBlobRow.blob_key,
         )
         for column in columns:
             for start in range(0, len(wanted), 500):
