@@ -118,7 +118,8 @@ def test_every_input_is_recorded_echoed_and_reaches_the_generator(work: Work) ->
         "dpmpp_2m_karras",
         0.4,
     )
-    assert spec.init_image is not None and spec.mask_image is not None
+    assert spec.init_image is not None
+    assert spec.mask_image is not None
     assert _same_picture(spec.init_image, init)
     assert _same_picture(spec.mask_image, mask)
     assert [lora.scale for lora in spec.loras] == [0.8]
@@ -209,7 +210,7 @@ def test_bad_inputs_get_a_clear_error_naming_the_field(
 ) -> None:
     trained = _trained(work)
     image_id = _reference(work, imagefactory.png(40, 40))
-    given = {
+    given: dict[str, Any] = {
         k: (v.replace("IMAGE", image_id) if isinstance(v, str) else v) for k, v in extra.items()
     }
     if "reference_images" in given:
