@@ -80,7 +80,12 @@ class DiffusersGenerator:
                 resident.pipe = load_pipeline(spec.base_model, self._placement_now())
                 resident.scheduler = resident.pipe.scheduler
             self._activate(resident, spec.loras)
-            images = _run(resident, spec)
+            with warnings.catch_warnings():
+                # Some schedulers (euler_a) turn tensors into numpy arrays with np.array(t),
+                # which numpy 2 reports as a DeprecationWarning of torch's __array__: noise
+                # between the libraries, not a problem of the request.
+                warnings.filterwarnings("ignore", "__array__ implementation", DeprecationWarning)
+                images = _run(resident, spec)
         return [encode_image(image, spec.output_format) for image in images]
 
     def _resident(self, base: BaseModel) -> _Resident:

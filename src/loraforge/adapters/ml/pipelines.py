@@ -75,10 +75,9 @@ def make_scheduler(default: SchedulerMixin, name: str | None) -> SchedulerMixin:
     """A fresh scheduler from the base model's scheduler config (``default`` is the one its
     pipeline was loaded with): the named kind, or ``default``'s own kind for ``None``. Fresh
     per request: schedulers keep per-run state (step index, sigmas)."""
-    if name is None:
-        return type(default).from_config(default.config)
-    cls, options = SCHEDULER_CLASSES[name]
-    return cls.from_config(default.config, **options)
+    cls, options = (type(default), {}) if name is None else SCHEDULER_CLASSES[name]
+    scheduler: SchedulerMixin = cls.from_config(default.config, **options)
+    return scheduler
 
 
 def image_to_image(pipe: Pipeline, *, inpaint: bool) -> DiffusionPipeline:
