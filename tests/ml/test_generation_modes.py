@@ -13,21 +13,11 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from loraforge.adapters.ml.generator import DiffusersGenerator
-from loraforge.adapters.ml.registry import TINY
-from loraforge.domain.ml import SCHEDULERS, GenerationSpec, LoraWeights
+from loraforge.domain.ml import SCHEDULERS, LoraWeights
 from tests.ml.pictures import TRIGGER
+from tests.ml.test_generator import SPEC as BASE_SPEC
 
-SPEC = GenerationSpec(
-    base_model=TINY,
-    prompt=f"{TRIGGER}, a red square",
-    seed=11,
-    width=128,
-    height=128,
-    num_images=1,
-    guidance_scale=5.0,
-    num_inference_steps=6,
-    output_format="png",
-)
+SPEC = replace(BASE_SPEC, prompt=f"{TRIGGER}, a red square", seed=11)
 
 
 def _png(picture: Image.Image) -> bytes:
