@@ -367,6 +367,8 @@ class FakeImageRepository(_Repository):
             used |= pinned
         used |= {t.artifact_key for t in self._state.trainings.values() if t.artifact_key}
         used |= {c.blob_key for c in self._state.checkpoints.values()}
+        for prediction in self._state.predictions.values():
+            used |= prediction.input_blob_keys
         return used & set(keys)
 
     def touch(self, image_id: str, at: datetime) -> None:

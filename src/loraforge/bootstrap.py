@@ -301,7 +301,15 @@ def build(
         jobs=jobs,
         trainings=trainings,
         weights=weights,
-        predictions=PredictionService(uow=uow, jobs=jobs, queue=queue, clock=clock, new_id=ids),
+        predictions=PredictionService(
+            uow=uow,
+            jobs=jobs,
+            queue=queue,
+            clock=clock,
+            new_id=ids,
+            catalog=catalog,
+            pictures=images.inputs,
+        ),
         webhooks=WebhookService(
             uow=uow,
             sender=sender,

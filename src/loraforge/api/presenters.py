@@ -53,7 +53,7 @@ from loraforge.api.schemas.work import (
 )
 from loraforge.domain.dataset import Issue
 from loraforge.domain.entities import Image, ImageVariant, Model, Page
-from loraforge.domain.ml import BaseModel
+from loraforge.domain.ml import BaseModel, supported_inputs
 from loraforge.domain.provenance import ALGORITHM, SigningKey, public_jwk
 from loraforge.domain.work import CaptionRun, Prediction, Progress, Run, Training
 from loraforge.http.image_types import TYPE_NAME_BY_KIND
@@ -302,6 +302,11 @@ def prediction_read(p: Prediction, links: ImageLinks) -> PredictionRead:
         output_format=p.output_format,
         guidance_scale=p.guidance_scale,
         num_inference_steps=p.num_inference_steps,
+        negative_prompt=p.negative_prompt,
+        scheduler=p.scheduler,
+        init_image=p.init_image and p.init_image.source,
+        strength=p.strength if p.init_image else None,
+        mask_image=p.mask_image and p.mask_image.source,
     )
 
 
@@ -326,6 +331,8 @@ def base_model_list(models: Iterable[BaseModel], *, default: str) -> list[BaseMo
             name=m.name,
             family=m.family.value,
             resolution=m.resolution,
+            renderResolution=m.resolution,
+            inputs=[i.value for i in supported_inputs(m)],
             default=m.name == default,
             description=m.description,
         )

@@ -104,6 +104,62 @@ class GenerationSpec:
     output_format: str  # "jpeg" | "png"
     loras: list[LoraWeights] = field(default_factory=list)
     negative_prompt: str = ""
+    scheduler: str | None = None  # one of SCHEDULERS; None: the base model's own
+    init_image: bytes | None = None  # encoded picture: image-to-image from it
+    mask_image: bytes | None = None  # encoded picture, white = repaint: inpainting
+    strength: float = 0.75  # with init_image: how much is repainted (1: all)
+
+    @property
+    def render_size(self) -> tuple[int, int]:
+        """The size the pipeline renders at (the result is resized to width x height)."""
+        return render_size(self.base_model, self.width, self.height)
+
+
+SCHEDULERS = ("euler", "euler_a", "dpmpp_2m", "dpmpp_2m_karras", "ddim", "unipc")
+"""Sampler names a prediction may ask for (diffusers schedulers built from the base model's
+scheduler config)."""
+
+
+class PredictionInput(enum.StrEnum):
+    """Optional prediction inputs; a base model supports some of them."""
+
+    NEGATIVE_PROMPT = "negative_prompt"
+    SCHEDULER = "scheduler"
+    INIT_IMAGE = "init_image"
+    MASK_IMAGE = "mask_image"
+    REFERENCE_IMAGES = "reference_images"
+    CONTROL = "control"
+
+
+def supported_inputs(base: BaseModel) -> list[PredictionInput]:
+    """What ``base`` can use: SD 1.5 and SDXL pipelines take a negative prompt, any of the
+    ``SCHEDULERS``, image-to-image and inpainting natively. Reference images need an
+    IP-Adapter and control a ControlNet configured for the base model: none can be yet."""
+    del base  # every family known so far supports the same inputs
+    return [
+        PredictionInput.NEGATIVE_PROMPT,
+        PredictionInput.SCHEDULER,
+        PredictionInput.INIT_IMAGE,
+        PredictionInput.MASK_IMAGE,
+    ]
+
+
+UPSCALE_FACTOR = 2
+"""A request whose pixel count is at least this factor squared times the base model's native
+area is rendered at the native area and upscaled (a model renders badly far above its size)."""
+
+
+def render_size(base: BaseModel, width: int, height: int) -> tuple[int, int]:
+    """Where ``width`` x ``height`` is at least ``UPSCALE_FACTOR`` times the native resolution
+    (by area), the size of the native area with the same aspect ratio (sides multiples of 8);
+    otherwise the requested size itself."""
+    native = base.resolution
+    if width * height < (UPSCALE_FACTOR * native) ** 2:
+        return width, height
+    ratio = width / height
+    w = native * ratio**0.5
+    h = native / ratio**0.5
+    return max(8, round(w / 8) * 8), max(8, round(h / 8) * 8)
 
 
 class TrainingStopped(Exception):

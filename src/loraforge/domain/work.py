@@ -140,6 +140,23 @@ class ScaleConfig:
     checkpoint_step: int | None = None  # the training's LoRA at this step instead of its last
 
 
+@dataclass(frozen=True)
+class InputImage:
+    """A picture a prediction starts from (``init_image``) or repaints by (``mask_image``).
+
+    ``source`` is what the client named: an image id of the account, a URL, or for a data URI
+    ``data:<sha256 of its bytes>``. ``blob_key`` holds the decoded and checked picture (an
+    image's display variant: orientation applied, metadata stripped) that the run uses; the
+    prediction keeps that blob alive while it exists.
+    """
+
+    source: str
+    blob_key: str
+
+
+DEFAULT_STRENGTH = 0.75
+
+
 @dataclass(kw_only=True)
 class Prediction(Run):
     noun: ClassVar[str] = "prediction"
@@ -153,7 +170,17 @@ class Prediction(Run):
     output_format: str
     guidance_scale: float
     num_inference_steps: int
+    negative_prompt: str = ""
+    scheduler: str | None = None  # one of domain.ml.SCHEDULERS; None: the base model's own
+    init_image: InputImage | None = None
+    strength: float = DEFAULT_STRENGTH  # how much of init_image is repainted (0..1)
+    mask_image: InputImage | None = None
     output_image_ids: list[str] = field(default_factory=list)
+
+    @property
+    def input_blob_keys(self) -> set[str]:
+        """The blobs its input pictures live in."""
+        return {i.blob_key for i in (self.init_image, self.mask_image) if i is not None}
 
     @property
     def owner_model_id(self) -> str:

@@ -151,6 +151,22 @@ class ImageBytes:
             raise
         return StoredImage(processed, *stored)
 
+    def ingest_display(
+        self, stream: BinaryIO, allowed: frozenset[ImageFormat], *, account_id: str
+    ) -> tuple[StoredBlob, bytes]:
+        """Validate and process the stream's image as ``ingest`` does, but store only its
+        display variant (orientation applied, metadata stripped): for pictures that a job
+        reads and no one lists, such as a prediction's input pictures."""
+        processed = self._process(stream, allowed, account_id, True)
+        return self._blobs.put_bytes(processed.display), processed.display
+
+    def hold(self, uow: UnitOfWork, sources: dict[str, Source], pinned: set[str]) -> set[str]:
+        """In a write transaction about to commit rows that reference these blobs: adopt
+        ``sources`` (blobs this request stored) and pin ``pinned`` (blobs of existing rows);
+        returns the pinned keys whose blobs are gone (see ``blob_refs``)."""
+        self._refs.adopt(uow, sources)
+        return self._refs.pin(uow, pinned)
+
     def commit(self, write: Writer, stored: StoredImage, stream: BinaryIO) -> None:
         """Run ``write`` in a write transaction that adopts the stored blobs; on failure
         release the blobs this write created."""

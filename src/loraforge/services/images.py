@@ -42,6 +42,7 @@ from loraforge.services.fetch_slots import FetchPermit, FetchSlots
 from loraforge.services.image_batches import ImageBatches
 from loraforge.services.image_bytes import ImageBytes, Upload, sanitize_name
 from loraforge.services.image_types import Content, TaskKey
+from loraforge.services.input_pictures import InputPictures
 from loraforge.services.model_room import ensure_room
 from loraforge.services.output_images import OutputImages
 from loraforge.services.paging import PageRequest
@@ -85,6 +86,12 @@ class ImageService:
             shares=decode_shares,
         )
         self.outputs = OutputImages(bytes_=self._bytes, clock=clock, new_id=new_id)
+        self.inputs = InputPictures(
+            bytes_=self._bytes,
+            fetch=self._fetch,
+            admit=self.admit_fetch,
+            max_bytes=limits.max_request_bytes,
+        )
         self._fetcher = fetcher
         self._clock = clock
         self._new_id = new_id

@@ -10,7 +10,7 @@ from typing import Any
 
 from loraforge.domain.errors import NotFound
 from loraforge.domain.ml import GenerationSpec, LoraWeights
-from loraforge.domain.work import JobKind, Prediction, RunStatus, Training
+from loraforge.domain.work import InputImage, JobKind, Prediction, RunStatus, Training
 from loraforge.ports import BaseModelCatalog, BlobStore, Clock, Generator, UnitOfWork
 from loraforge.services.image_bytes import PreparedImage
 from loraforge.services.images import ImageService
@@ -108,8 +108,20 @@ class PredictionRunner:
             num_inference_steps=prediction.num_inference_steps,
             output_format=prediction.output_format,
             loras=loras,
+            negative_prompt=prediction.negative_prompt,
+            scheduler=prediction.scheduler,
+            init_image=self._read(prediction.init_image),
+            mask_image=self._read(prediction.mask_image),
+            strength=prediction.strength,
         )
         return prediction, spec
+
+    def _read(self, picture: InputImage | None) -> bytes | None:
+        """An input picture's bytes: its blob is referenced while the prediction exists."""
+        if picture is None:
+            return None
+        with self._blobs.open(picture.blob_key) as stream:
+            return stream.read()
 
     def _materialise(self, key: str) -> Path:
         """The generator loads LoRAs from files: keep a local copy per artifact."""

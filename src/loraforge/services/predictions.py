@@ -3,13 +3,30 @@
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from loraforge.domain.entities import Principal
 from loraforge.domain.errors import Conflict, InvalidInput, NotFound
-from loraforge.domain.work import JobKind, Prediction, RunStatus, ScaleConfig
-from loraforge.ports import Clock, IdFactory, JobQueue, UnitOfWorkFactory
+from loraforge.domain.ml import BaseModel
+from loraforge.domain.work import (
+    DEFAULT_STRENGTH,
+    JobKind,
+    Prediction,
+    RunStatus,
+    ScaleConfig,
+)
+from loraforge.ports import (
+    BaseModelCatalog,
+    Clock,
+    IdFactory,
+    JobQueue,
+    UnitOfWork,
+    UnitOfWorkFactory,
+)
+from loraforge.services.fetch_slots import FetchPermit
+from loraforge.services.input_pictures import InputPictures, StoredInput
 from loraforge.services.jobs import JobService
+from loraforge.services.prediction_inputs import InputRequest, check_inputs, pictures
 from loraforge.services.webhook_urls import check_webhook_url
 
 
@@ -25,6 +42,7 @@ class PredictionRequest:
     guidance_scale: float
     num_inference_steps: int
     webhook_url: str | None = None
+    inputs: InputRequest = field(default_factory=InputRequest)
 
 
 class PredictionService:
@@ -36,62 +54,48 @@ class PredictionService:
         queue: JobQueue,
         clock: Clock,
         new_id: IdFactory,
+        catalog: BaseModelCatalog,
+        pictures: InputPictures,
     ) -> None:
         self._uow = uow
+        self._catalog = catalog
+        self._pictures = pictures
         self._jobs = jobs
         self._queue = queue
         self._clock = clock
         self._new_id = new_id
 
-    def create(self, who: Principal, request: PredictionRequest) -> Prediction:
-        """Queue a prediction and hand it to the job queue once committed."""
+    def create(
+        self, who: Principal, request: PredictionRequest, *, permit: FetchPermit | None = None
+    ) -> Prediction:
+        """Queue a prediction and hand it to the job queue once committed. Input pictures
+        given as data URIs or URLs are decoded (URLs fetched holding ``permit``) before the
+        write transaction; every check that needs no picture comes first."""
         if not request.scale_configs:
             raise InvalidInput("scaleConfigs needs at least one entry.", field="scaleConfigs")
         if request.webhook_url is not None:
             check_webhook_url(request.webhook_url)
+        named = pictures(request.inputs)
+        with self._uow() as uow:
+            base_name = self._base_model(uow, who, request)
+        check_inputs(request.inputs, base_name, self._configured(base_name))
+        stored = self._pictures.store(who, named, permit=permit)
+        try:
+            prediction = self._add(who, request, stored)
+        except BaseException:
+            self._pictures.discard(stored)
+            raise
+        self._queue.submit(prediction.id)
+        return prediction
+
+    def _add(
+        self, who: Principal, request: PredictionRequest, stored: dict[str, StoredInput]
+    ) -> Prediction:
+        inputs = request.inputs
         with self._uow(write=True) as uow:
-            base_models = set()
-            # Locked (in id order) until the commit: an erase of one waits, or came first.
-            locked = {
-                training_id: uow.trainings.get(training_id, account_id=who.account_id, lock="share")
-                for training_id in sorted({c.training_id for c in request.scale_configs})
-            }
-            for config in request.scale_configs:
-                training = locked[config.training_id]
-                model = uow.models.get(who.account_id, config.model_id)
-                if training is None or model is None or training.model_id != config.model_id:
-                    raise NotFound(
-                        f"No training {config.training_id} of model {config.model_id}.",
-                        field=f"scaleConfigs.{config.key}",
-                    )
-                if training.erased_at is not None:
-                    raise Conflict(
-                        f"Training {config.training_id} was erased (an image it used was "
-                        "erased): it cannot be used any more.",
-                        code="training_erased",
-                        field=f"scaleConfigs.{config.key}",
-                    )
-                if training.status is not RunStatus.SUCCEEDED:
-                    raise Conflict(
-                        f"Training {config.training_id} is {training.status.value}, not succeeded.",
-                        code="training_not_ready",
-                    )
-                if config.checkpoint_step is not None and not any(
-                    c.step == config.checkpoint_step
-                    for c in uow.training_outputs.checkpoints(training.id)
-                ):
-                    raise NotFound(
-                        f"Training {config.training_id} has no checkpoint at step "
-                        f"{config.checkpoint_step}.",
-                        code="checkpoint_not_found",
-                        field=f"scaleConfigs.{config.key}.checkpointStep",
-                    )
-                base_models.add(training.manifest["baseModel"])
-            if len(base_models) > 1:
-                raise InvalidInput(
-                    "All trainings in scaleConfigs must share one base model.",
-                    field="scaleConfigs",
-                )
+            # again, locking the trainings until the commit: an erase of one waits, or came first
+            self._base_model(uow, who, request, lock=True)
+            held = self._pictures.hold(uow, who, pictures(inputs), stored)
             prediction = Prediction(
                 id=self._new_id(),
                 account_id=who.account_id,
@@ -107,13 +111,74 @@ class PredictionService:
                 num_inference_steps=request.num_inference_steps,
                 created_at=self._clock.now(),
                 webhook_url=request.webhook_url,
+                negative_prompt=inputs.negative_prompt,
+                scheduler=inputs.scheduler,
+                init_image=held.get("init_image"),
+                strength=DEFAULT_STRENGTH if inputs.strength is None else inputs.strength,
+                mask_image=held.get("mask_image"),
             )
             prediction.progress.total_steps = request.num_inference_steps
             uow.predictions.add(prediction)
             self._jobs.enqueue(uow, JobKind.PREDICTION, prediction.id)
             uow.commit()
-        self._queue.submit(prediction.id)
         return prediction
+
+    def _configured(self, name: str) -> BaseModel | None:
+        try:
+            return self._catalog.get(name)
+        except KeyError:
+            return None
+
+    def _base_model(
+        self, uow: UnitOfWork, who: Principal, request: PredictionRequest, *, lock: bool = False
+    ) -> str:
+        """The one base model of the request's trainings (each must have succeeded, not have
+        been erased, and hold the checkpoint a config names). ``lock``: in a write transaction,
+        share-lock the trainings (in id order) until it ends."""
+        trainings = {
+            training_id: uow.trainings.get(
+                training_id, account_id=who.account_id, lock="share" if lock else None
+            )
+            for training_id in sorted({c.training_id for c in request.scale_configs})
+        }
+        base_models = set()
+        for config in request.scale_configs:
+            training = trainings[config.training_id]
+            model = uow.models.get(who.account_id, config.model_id)
+            if training is None or model is None or training.model_id != config.model_id:
+                raise NotFound(
+                    f"No training {config.training_id} of model {config.model_id}.",
+                    field=f"scaleConfigs.{config.key}",
+                )
+            if training.erased_at is not None:
+                raise Conflict(
+                    f"Training {config.training_id} was erased (an image it used was "
+                    "erased): it cannot be used any more.",
+                    code="training_erased",
+                    field=f"scaleConfigs.{config.key}",
+                )
+            if training.status is not RunStatus.SUCCEEDED:
+                raise Conflict(
+                    f"Training {config.training_id} is {training.status.value}, not succeeded.",
+                    code="training_not_ready",
+                )
+            if config.checkpoint_step is not None and not any(
+                c.step == config.checkpoint_step
+                for c in uow.training_outputs.checkpoints(training.id)
+            ):
+                raise NotFound(
+                    f"Training {config.training_id} has no checkpoint at step "
+                    f"{config.checkpoint_step}.",
+                    code="checkpoint_not_found",
+                    field=f"scaleConfigs.{config.key}.checkpointStep",
+                )
+            base_models.add(training.manifest["baseModel"])
+        if len(base_models) > 1:
+            raise InvalidInput(
+                "All trainings in scaleConfigs must share one base model.",
+                field="scaleConfigs",
+            )
+        return str(base_models.pop())
 
     def get(self, who: Principal, prediction_id: str) -> Prediction:
         with self._uow() as uow:

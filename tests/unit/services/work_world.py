@@ -254,7 +254,15 @@ def make_world(
         inspector=inspector,
         dataset=dataset,
         catalog=catalog,
-        predictions=PredictionService(uow=uow, jobs=jobs, queue=queue, clock=clock, new_id=ids),
+        predictions=PredictionService(
+            uow=uow,
+            jobs=jobs,
+            queue=queue,
+            clock=clock,
+            new_id=ids,
+            catalog=catalog,
+            pictures=images.inputs,
+        ),
         trainer=trainer,
         caption_runner=caption_runner,
         worker=Worker(

@@ -16,6 +16,7 @@ from loraforge.adapters.db.tables import (
     ImageQualityRow,
     ImageRow,
     ModelRow,
+    PredictionBlobRow,
     PredictionModelRow,
     TrainingBlobRow,
     TrainingCheckpointRow,
@@ -266,6 +267,7 @@ class SqlImageRepository:
             TrainingBlobRow.blob_key,
             TrainingRow.artifact_key,
             TrainingCheckpointRow.blob_key,
+            PredictionBlobRow.blob_key,
         )
         for column in columns:
             for start in range(0, len(wanted), 500):

@@ -277,6 +277,17 @@ class TrainingBlobRow(Base):
     blob_key: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
 
 
+class PredictionBlobRow(Base):
+    """Blobs of a prediction's input pictures (init and mask images): kept while the
+    prediction exists, so deleting the image they came from cannot take them from a queued
+    run, and a rerun of its job reads the same bytes."""
+
+    __tablename__ = "prediction_blobs"
+
+    prediction_id: Mapped[str] = mapped_column(ForeignKey("predictions.id"), primary_key=True)
+    blob_key: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
+
+
 class TaskReceiptRow(Base):
     """What a client task id produced, so a repeated id returns the first result."""
 

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from loraforge.adapters.db.tables import (
     AccountRow,
     JobRow,
+    PredictionBlobRow,
     PredictionModelRow,
     PredictionRow,
     TrainingBlobRow,
@@ -19,6 +20,7 @@ from loraforge.adapters.db.tables import (
     WebhookDeliveryRow,
 )
 from loraforge.domain.work import (
+    InputImage,
     Job,
     JobKind,
     JobState,
@@ -39,8 +41,9 @@ _TRAINING = (
 )  # fmt: skip
 _PREDICTION_PARAMS = (
     "prompt", "seed", "width", "height", "num_images", "output_format", "guidance_scale",
-    "num_inference_steps",
+    "num_inference_steps", "negative_prompt", "scheduler", "strength",
 )  # fmt: skip
+_INPUT_IMAGES = ("init_image", "mask_image")
 _PREDICTION = (
     "id", "account_id", "output_image_ids", "webhook_url", "error", "created_at", "started_at",
     "finished_at", "deleted_at",
@@ -84,6 +87,9 @@ def _training_row_values(t: Training) -> dict[str, Any]:
 def _prediction(row: PredictionRow) -> Prediction:
     params = dict(row.params)
     configs = [ScaleConfig(**c) for c in params.pop("scale_configs")]
+    for name in _INPUT_IMAGES:
+        if (given := params.get(name)) is not None:
+            params[name] = InputImage(**given)
     return Prediction(
         status=RunStatus(row.status),
         scale_configs=configs,
@@ -96,6 +102,9 @@ def _prediction(row: PredictionRow) -> Prediction:
 def _prediction_row_values(p: Prediction) -> dict[str, Any]:
     params = _pick(p, _PREDICTION_PARAMS)
     params["scale_configs"] = [vars(c) for c in p.scale_configs]
+    for name in _INPUT_IMAGES:
+        given = getattr(p, name)
+        params[name] = None if given is None else vars(given)
     return {
         "status": p.status.value,
         "params": params,
@@ -164,8 +173,12 @@ class SqlPredictionRepository:
 
     def add(self, prediction: Prediction) -> None:
         self._s.add(PredictionRow(**_prediction_row_values(prediction)))
+        self._s.flush()  # the links' foreign keys need the prediction's row first
+        self._s.add_all(
+            PredictionBlobRow(prediction_id=prediction.id, blob_key=k)
+            for k in sorted(prediction.input_blob_keys)
+        )
         if mixed := prediction.mixed_model_ids:
-            self._s.flush()  # the links' foreign key needs the prediction's row first
             self._s.add_all(
                 PredictionModelRow(prediction_id=prediction.id, model_id=m) for m in mixed
             )

@@ -20,7 +20,10 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from PIL import Image as PILImage
+from PIL import ImageOps
 
 from loraforge.adapters.ml.device import Placement, pick_placement, pin_threads
 from loraforge.domain.ml import BaseModel, GenerationSpec, LoraWeights
@@ -41,6 +44,17 @@ class _Resident:
     pipe: Pipeline | None = None
     adapters: OrderedDict[str, str] = field(default_factory=OrderedDict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    scheduler: Any = None  # the scheduler the base model came with: its config is the default
+    derived: dict[bool, Any] = field(default_factory=dict)  # inpaint? → image-to-image pipeline
+
+    def image_to_image(self, *, inpaint: bool) -> Any:
+        """The image-to-image (or inpainting) pipeline over the resident pipeline's modules."""
+        if inpaint not in self.derived:
+            from loraforge.adapters.ml.pipelines import image_to_image
+
+            assert self.pipe is not None
+            self.derived[inpaint] = image_to_image(self.pipe, inpaint=inpaint)
+        return self.derived[inpaint]
 
 
 class DiffusersGenerator:
@@ -64,8 +78,14 @@ class DiffusersGenerator:
                 from loraforge.adapters.ml.pipelines import load_pipeline
 
                 resident.pipe = load_pipeline(spec.base_model, self._placement_now())
+                resident.scheduler = resident.pipe.scheduler
             self._activate(resident, spec.loras)
-            images = _run(resident.pipe, spec)
+            with warnings.catch_warnings():
+                # Some schedulers (euler_a) turn tensors into numpy arrays with np.array(t),
+                # which numpy 2 reports as a DeprecationWarning of torch's __array__: noise
+                # between the libraries, not a problem of the request.
+                warnings.filterwarnings("ignore", "__array__ implementation", DeprecationWarning)
+                images = _run(resident, spec)
         return [encode_image(image, spec.output_format) for image in images]
 
     def _resident(self, base: BaseModel) -> _Resident:
@@ -120,22 +140,68 @@ def _file_key(path: Path) -> str:
     return f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
 
 
-def _run(pipe: Pipeline, spec: GenerationSpec) -> list[Image]:
+def _run(resident: _Resident, spec: GenerationSpec) -> list[Image]:
+    """Render at ``spec.render_size`` (from ``init_image`` when given, repainting only the
+    white of ``mask_image`` when given), then resize to the requested size with Lanczos."""
     import torch
 
+    from loraforge.adapters.ml.pipelines import make_scheduler
+
+    assert resident.pipe is not None
+    size = spec.render_size
     generators = [torch.Generator("cpu").manual_seed(spec.seed + i) for i in range(spec.num_images)]
-    result = pipe(
-        prompt=spec.prompt,
-        negative_prompt=spec.negative_prompt or None,
-        width=spec.width,
-        height=spec.height,
-        num_images_per_prompt=spec.num_images,
-        guidance_scale=spec.guidance_scale,
-        num_inference_steps=spec.num_inference_steps,
-        generator=generators,
-        output_type="pil",
-    )
-    return list(result.images)
+    common: dict[str, Any] = {
+        "prompt": spec.prompt,
+        "negative_prompt": spec.negative_prompt or None,
+        "num_images_per_prompt": spec.num_images,
+        "guidance_scale": spec.guidance_scale,
+        "num_inference_steps": spec.num_inference_steps,
+        "generator": generators,
+        "output_type": "pil",
+    }
+    scheduler = make_scheduler(resident.scheduler, spec.scheduler)
+    if spec.init_image is None:
+        resident.pipe.scheduler = scheduler
+        images = resident.pipe(width=size[0], height=size[1], **common).images
+        return [_resized(i, (spec.width, spec.height)) for i in images]
+    init = _fitted(spec.init_image, size)
+    mask = None if spec.mask_image is None else _mask(spec.mask_image, size)
+    if int(spec.num_inference_steps * spec.strength) < 1:
+        images = [init] * spec.num_images  # no denoising step left: nothing is repainted
+    else:
+        pipe = resident.image_to_image(inpaint=mask is not None)
+        pipe.scheduler = scheduler
+        extra: dict[str, Any] = {"image": init, "strength": spec.strength}
+        if mask is not None:
+            extra |= {"mask_image": mask, "width": size[0], "height": size[1]}
+        images = pipe(**common, **extra).images
+    full = (spec.width, spec.height)
+    outputs = [_resized(i, full) for i in images]
+    if spec.mask_image is None:
+        return outputs
+    # What is not to be repainted is the init image's own pixels, as painters' tools do: the
+    # VAE's round trip would otherwise blur it slightly.
+    original, keep = _fitted(spec.init_image, full), _mask(spec.mask_image, full)
+    return [PILImage.composite(o, original, keep) for o in outputs]
+
+
+def _fitted(data: bytes, size: tuple[int, int]) -> Image:
+    """An input picture, RGB, cropped (centred) to ``size``'s aspect ratio and resized."""
+    with PILImage.open(io.BytesIO(data)) as picture:
+        return ImageOps.fit(picture.convert("RGB"), size, PILImage.Resampling.LANCZOS)
+
+
+def _mask(data: bytes, size: tuple[int, int]) -> Image:
+    """A mask fitted like its init image, binarised as diffusers does: white repaints."""
+    with PILImage.open(io.BytesIO(data)) as picture:
+        grey = ImageOps.fit(picture.convert("L"), size, PILImage.Resampling.LANCZOS)
+    return grey.point(lambda v: 255 if v >= 128 else 0)
+
+
+def _resized(image: Image, size: tuple[int, int]) -> Image:
+    if image.size == size:
+        return image
+    return image.resize(size, PILImage.Resampling.LANCZOS)
 
 
 def encode_image(image: Image, output_format: str) -> bytes:

@@ -7,9 +7,21 @@ shipped in the package. ``local_files_only`` everywhere: a hub is never asked.
 
 from __future__ import annotations
 
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
-from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
+from diffusers import (
+    AutoPipelineForImage2Image,
+    AutoPipelineForInpainting,
+    DDIMScheduler,
+    DiffusionPipeline,
+    DPMSolverMultistepScheduler,
+    EulerAncestralDiscreteScheduler,
+    EulerDiscreteScheduler,
+    StableDiffusionPipeline,
+    StableDiffusionXLPipeline,
+    UniPCMultistepScheduler,
+)
+from diffusers.schedulers.scheduling_utils import SchedulerMixin
 
 from loraforge.adapters.ml.device import Placement
 from loraforge.adapters.ml.registry import check_model_path, single_file_config_dir
@@ -43,3 +55,37 @@ def load_pipeline(base: BaseModel, placement: Placement) -> Pipeline:
     pipe.set_progress_bar_config(disable=True)
     pipe.to(placement.device)
     return pipe
+
+
+# Each name of domain.ml.SCHEDULERS: the diffusers class and the options it is built with.
+SCHEDULER_CLASSES: dict[str, tuple[type[SchedulerMixin], dict[str, Any]]] = {
+    "euler": (EulerDiscreteScheduler, {}),
+    "euler_a": (EulerAncestralDiscreteScheduler, {}),
+    "dpmpp_2m": (DPMSolverMultistepScheduler, {"algorithm_type": "dpmsolver++", "solver_order": 2}),
+    "dpmpp_2m_karras": (
+        DPMSolverMultistepScheduler,
+        {"algorithm_type": "dpmsolver++", "solver_order": 2, "use_karras_sigmas": True},
+    ),
+    "ddim": (DDIMScheduler, {}),
+    "unipc": (UniPCMultistepScheduler, {}),
+}
+
+
+def make_scheduler(default: SchedulerMixin, name: str | None) -> SchedulerMixin:
+    """A fresh scheduler from the base model's scheduler config (``default`` is the one its
+    pipeline was loaded with): the named kind, or ``default``'s own kind for ``None``. Fresh
+    per request: schedulers keep per-run state (step index, sigmas)."""
+    cls, options = (type(default), {}) if name is None else SCHEDULER_CLASSES[name]
+    scheduler: SchedulerMixin = cls.from_config(default.config, **options)
+    return scheduler
+
+
+def image_to_image(pipe: Pipeline, *, inpaint: bool) -> DiffusionPipeline:
+    """The image-to-image (or inpainting) pipeline over ``pipe``'s own components: the same
+    modules, so no second copy of the weights, and the LoRA adapters active in ``pipe``.
+    Inpainting works with the base model's regular 4-channel UNet: diffusers blends the
+    unmasked part of the init image's latents back in at every step."""
+    auto = AutoPipelineForInpainting if inpaint else AutoPipelineForImage2Image
+    derived: DiffusionPipeline = auto.from_pipe(pipe)
+    derived.set_progress_bar_config(disable=True)
+    return derived

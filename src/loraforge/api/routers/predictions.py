@@ -12,6 +12,9 @@ from loraforge.api.routers.events import event_stream
 from loraforge.api.schemas.work import PredictionCreate, PredictionCreated, PredictionRead
 from loraforge.domain.work import Prediction, ScaleConfig
 from loraforge.http.deps import ContainerDep, LinksDep, PrincipalDep
+from loraforge.http.url_uploads import run_url_upload
+from loraforge.services.inline_images import is_url
+from loraforge.services.prediction_inputs import Control, InputRequest
 from loraforge.services.predictions import PredictionRequest
 
 router = APIRouter(prefix="/v1/predictions", tags=["predictions"])
@@ -19,14 +22,30 @@ router = APIRouter(prefix="/v1/predictions", tags=["predictions"])
 
 @router.post(
     "",
-    responses=documented(400, 404, 409, 413, 422),
+    responses=documented(400, 404, 409, 413, 415, 422, 507),
     status_code=201,
     response_model=PredictionCreated,
 )
-def create_prediction(
+async def create_prediction(
     body: PredictionCreate, who: PrincipalDep, c: ContainerDep
 ) -> PredictionCreated:
-    request = PredictionRequest(
+    """A prediction may start from pictures given as URLs: those are fetched on the fetch
+    threads with a fetch slot (see ``http.url_uploads``), everything else on the thread pool."""
+    request = _request(body)
+    if any(is_url(value) for value in (body.init_image, body.mask_image) if value):
+        prediction = await run_url_upload(
+            c, who, lambda permit: c.predictions.create(who, request, permit=permit)
+        )
+    else:
+        prediction = await run_in_threadpool(c.predictions.create, who, request)
+    return prediction_created(prediction)
+
+
+def _request(body: PredictionCreate) -> PredictionRequest:
+    control = None
+    if (given := body.control) is not None:
+        control = Control(type=given.type, image=given.image, scale=given.scale)
+    return PredictionRequest(
         scale_configs=[
             ScaleConfig(
                 key=k,
@@ -46,9 +65,18 @@ def create_prediction(
         guidance_scale=body.guidance_scale,
         num_inference_steps=body.num_inference_steps,
         webhook_url=body.webhookUrl,
+        inputs=InputRequest(
+            negative_prompt=body.negative_prompt,
+            scheduler=body.scheduler,
+            init_image=body.init_image,
+            strength=body.strength,
+            mask_image=body.mask_image,
+            reference_images=tuple(body.reference_images or ()),
+            reference_scale=body.reference_scale,
+            control=control
+            and Control(type=control.type, image=control.image, scale=control.scale),
+        ),
     )
-    prediction = c.predictions.create(who, request)
-    return prediction_created(prediction)
 
 
 @router.get("/{predictionId}", responses=documented(404), response_model=PredictionRead)

@@ -131,6 +131,18 @@ class ImageSize(WireModel):
     height: int = Field(512, ge=512, le=1536, multiple_of=8, strict=True)
 
 
+PICTURE = (
+    "An image id of your account, a data URI (`data:image/png;base64,...`) or an http(s) URL, "
+    "decoded and checked as uploads are."
+)
+
+
+class ControlIn(WireModel):
+    type: Literal["canny", "depth", "pose"]
+    image: str = Field(min_length=1, description=PICTURE)
+    scale: float = Field(1.0, ge=0, le=2, strict=True)
+
+
 class PredictionCreate(WireModel):
     scaleConfigs: dict[str, ScaleConfigIn] = Field(min_length=1, max_length=8)
     prompt: str = Field(min_length=1, max_length=2000)
@@ -141,6 +153,30 @@ class PredictionCreate(WireModel):
     guidance_scale: float = Field(7.5, ge=0, le=10, strict=True)
     num_inference_steps: int = Field(20, ge=1, le=50, strict=True)
     webhookUrl: str | None = Field(None, max_length=2048)
+    negative_prompt: str = Field("", max_length=1000, description="What to steer away from.")
+    scheduler: (
+        Literal["euler", "euler_a", "dpmpp_2m", "dpmpp_2m_karras", "ddim", "unipc"] | None
+    ) = Field(None, description="The sampler; default: the base model's own.")
+    init_image: str | None = Field(
+        None, min_length=1, description=f"Image-to-image from this picture. {PICTURE}"
+    )
+    strength: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        strict=True,
+        description="With init_image: how much of it is repainted (default 0.75; 0 keeps it).",
+    )
+    mask_image: str | None = Field(
+        None,
+        min_length=1,
+        description=f"With init_image: inpainting; white repaints, black keeps. {PICTURE}",
+    )
+    reference_images: list[str] | None = Field(
+        None, min_length=1, max_length=4, description="Image ids for IP-Adapter conditioning."
+    )
+    reference_scale: float | None = Field(None, ge=0, le=1, strict=True)
+    control: ControlIn | None = Field(None, description="ControlNet conditioning.")
 
 
 class PredictionCreated(BaseModel):
@@ -160,6 +196,13 @@ class PredictionRead(BaseModel):
     output_format: str
     guidance_scale: float
     num_inference_steps: int
+    negative_prompt: str
+    scheduler: str | None
+    init_image: str | None = Field(
+        description="As given; a data URI as `data:sha256,<hex digest of its bytes>`."
+    )
+    strength: float | None
+    mask_image: str | None
     progress: ProgressRead
     createdAt: datetime
     startedAt: datetime | None
@@ -171,6 +214,14 @@ class BaseModelRead(BaseModel):
     name: str
     family: str
     resolution: int
+    renderResolution: int = Field(
+        description="Requests of at least twice `resolution` (by area) are rendered at this "
+        "side's area, keeping their aspect ratio, and upscaled (Lanczos) to the size asked for."
+    )
+    inputs: list[str] = Field(
+        description="The optional prediction inputs it supports (negative_prompt, scheduler, "
+        "init_image, mask_image, reference_images, control)."
+    )
     default: bool
     description: str
 
