@@ -1,0 +1,84 @@
+"""Display-size pixels of a large JPEG from libvips (pyvips), for ``PillowImageProcessor``.
+
+Why: a 12 MP JPEG cost ~190 ms of CPU through Pillow, most of it the full-size Lanczos resize.
+libvips decodes with libjpeg-turbo as Pillow does, then resamples with its vectorised
+Lanczos-3 reducer while the decode streams through it (no full-size buffer is kept), and
+decodes at a reduced DCT scale itself ("shrink-on-load") only where that leaves at least twice
+the display size for the Lanczos step (a 48 MP photo loads at half scale, a 12-24 MP one in
+full): the display variant keeps the quality of an exact Lanczos resize, fine periodic
+patterns included (BENCHMARKS.md, "Ingest"; ``benchmarks/resize_options.py``).
+
+What callers see stays Pillow's: the size is forced to exactly the one the Pillow path makes
+(long side ``max_side``, the other rounded as Pillow rounds it), orientation is left to the
+caller (from the EXIF Pillow read), and no colour management happens (an embedded ICC profile
+is ignored, as Pillow ignores it). Only 3-component (YCbCr/RGB) and greyscale JPEGs come here;
+CMYK ones keep Pillow's conversion.
+
+The verdict on a broken file stays Pillow's too: the file must end with an EOI marker after
+its scans (``jpeg_end``), and libvips fails on any libjpeg warning (``fail_on=warning``:
+corrupt data, premature end of a segment, extraneous bytes). On any failure ``fit`` answers
+None and the caller decodes the file with Pillow, which accepts or refuses it exactly as before.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from PIL import Image
+
+_LOADER = "jpegload_buffer"
+_BANDS = {"L": 1, "RGB": 3}
+
+
+@functools.cache
+def _pyvips() -> Any:  # the module; pyvips is untyped
+    """Import and set up libvips on first use (processes that never see a JPEG skip it)."""
+    import pyvips
+
+    # Every upload is new bytes: cached operations would only hold memory.
+    pyvips.cache_set_max(0)
+    # Images are decoded on the server's decode pool, several at once; a libvips worker pool
+    # per image on top would only add threads (and per-thread malloc arenas).
+    pyvips.concurrency_set(1)
+    # Only libvips' own well-tested loaders; never ImageMagick or other fallbacks.
+    pyvips.block_untrusted_set(True)
+    return pyvips
+
+
+def fit(
+    data: bytes, *, mode: str, size: tuple[int, int], out: tuple[int, int]
+) -> Image.Image | None:
+    """The JPEG in ``data``, whose header Pillow read as ``mode`` ("RGB" or "L") and ``size``,
+    resampled (Lanczos 3) to exactly ``out``, orientation not applied, as a Pillow image of
+    ``mode``; None when libvips reads the header otherwise or reports any problem with the
+    data (the caller then decodes with Pillow). Raises ValueError for a mode not handled here.
+    """
+    bands = _BANDS.get(mode)
+    if bands is None:
+        raise ValueError(f"vips_resample handles JPEGs in modes {sorted(_BANDS)}, not {mode}")
+    pyvips = _pyvips()
+    try:
+        header = pyvips.Image.new_from_buffer(data, "", access="sequential")
+        if (
+            header.get("vips-loader") != _LOADER
+            or (header.width, header.height) != size
+            or header.bands != bands
+            or header.format != "uchar"
+        ):
+            return None
+        resized = pyvips.Image.thumbnail_buffer(
+            data,
+            out[0],
+            height=out[1],
+            size="force",
+            no_rotate=True,
+            # Passed to the loader; thumbnail's own fail_on argument does not reach it.
+            option_string="fail_on=warning",
+        )
+        pixels = resized.write_to_memory()
+    except pyvips.Error:
+        return None
+    if (resized.width, resized.height, resized.bands) != (*out, bands):
+        return None
+    return Image.frombytes(mode, out, pixels)
