@@ -226,13 +226,14 @@ class PillowImageProcessor:
 
     def _fit_with_vips(self, stream: BinaryIO, im: Image.Image) -> Image.Image | None:
         """A large YCbCr or greyscale JPEG's display pixels from libvips (``vips_resample``):
-        ~0.4x the CPU of the Pillow path. None where the Pillow path decides: smaller or CMYK
-        JPEGs, and any file libvips finds fault with (Pillow then accepts or refuses it as it
-        always has). Raises ``Incomplete`` for a file that stops before its end marker."""
+        ~0.4x the CPU of the Pillow path. None where the Pillow path decides: JPEGs within the
+        display size or over 4x it, CMYK ones, and any file libvips finds fault with (Pillow
+        then accepts or refuses it as it always has). Raises ``Incomplete`` for a file that
+        stops before its end marker."""
         if not self._vips_jpeg or im.mode not in ("RGB", "L"):
             return None
         size = _fitted_size(im.size, self._display_max_side)
-        if size == im.size:
+        if size == im.size or not vips_resample.resamples(im.size, size):
             return None
         stream.seek(0)
         data = stream.read()

@@ -2,11 +2,12 @@
 
 Why: a 12 MP JPEG cost ~190 ms of CPU through Pillow, most of it the full-size Lanczos resize.
 libvips decodes with libjpeg-turbo as Pillow does, then resamples with its vectorised
-Lanczos-3 reducer while the decode streams through it (no full-size buffer is kept), and
-decodes at a reduced DCT scale itself ("shrink-on-load") only where that leaves at least twice
-the display size for the Lanczos step (a 48 MP photo loads at half scale, a 12-24 MP one in
-full): the display variant keeps the quality of an exact Lanczos resize, fine periodic
-patterns included (BENCHMARKS.md, "Ingest"; ``benchmarks/resize_options.py``).
+Lanczos-3 reducer while the decode streams through it (no full-size buffer is kept). It
+decodes in full: the display variant keeps the quality of an exact Lanczos resize, fine
+periodic patterns included, where a reduced-scale decode to near the display size aliases them
+(BENCHMARKS.md, "Ingest"; ``benchmarks/resize_options.py``). libvips' thumbnailer would
+decode at a reduced scale only from a 4x reduction on (``resamples``); such photos keep the
+Pillow path.
 
 What callers see stays Pillow's: the size is forced to exactly the one the Pillow path makes
 (long side ``max_side``, the other rounded as Pillow rounds it), orientation is left to the
@@ -27,8 +28,8 @@ from typing import Any
 
 from PIL import Image
 
-_LOADER = "jpegload_buffer"
 _BANDS = {"L": 1, "RGB": 3}
+_MAX_FULL_DECODE_FACTOR = 4
 
 
 @functools.cache
@@ -46,6 +47,15 @@ def _pyvips() -> Any:  # the module; pyvips is untyped
     return pyvips
 
 
+def resamples(size: tuple[int, int], out: tuple[int, int]) -> bool:
+    """Whether ``fit`` takes a JPEG of ``size`` to ``out``: while the reduction stays under
+    4x (a long side under 8192 px for a 2048 px display). From 4x on, libvips' rule decodes at
+    a reduced DCT scale ("shrink-on-load"), and at a reduced scale libvips 8.18 reports
+    libjpeg's warnings without failing on them, so damaged scan data would be accepted; the
+    Pillow path already decodes such photos at half scale or less (``draft``)."""
+    return min(size[0] / out[0], size[1] / out[1]) < _MAX_FULL_DECODE_FACTOR
+
+
 def fit(
     data: bytes, *, mode: str, size: tuple[int, int], out: tuple[int, int]
 ) -> Image.Image | None:
@@ -57,24 +67,17 @@ def fit(
     bands = _BANDS.get(mode)
     if bands is None:
         raise ValueError(f"vips_resample handles JPEGs in modes {sorted(_BANDS)}, not {mode}")
+    if not resamples(size, out):
+        raise ValueError(f"vips_resample decodes in full only: {size} to {out} is 4x or more")
     pyvips = _pyvips()
     try:
-        header = pyvips.Image.new_from_buffer(data, "", access="sequential")
-        if (
-            header.get("vips-loader") != _LOADER
-            or (header.width, header.height) != size
-            or header.bands != bands
-            or header.format != "uchar"
-        ):
-            return None
-        resized = pyvips.Image.thumbnail_buffer(
-            data,
-            out[0],
-            height=out[1],
-            size="force",
-            no_rotate=True,
-            # Passed to the loader; thumbnail's own fail_on argument does not reach it.
-            option_string="fail_on=warning",
+        # The JPEG loader itself, not one chosen by sniffing, and ``fail_on`` given to it:
+        # thumbnail_buffer's own ``fail_on`` argument does not reach the loader.
+        loaded = pyvips.Image.jpegload_buffer(data, access="sequential", fail_on="warning")
+        if (loaded.width, loaded.height, loaded.bands, loaded.format) != (*size, bands, "uchar"):
+            return None  # libvips reads this header otherwise than Pillow: Pillow decides
+        resized = loaded.resize(
+            out[0] / loaded.width, vscale=out[1] / loaded.height, kernel="lanczos3"
         )
         pixels = resized.write_to_memory()
     except pyvips.Error:
