@@ -25,6 +25,7 @@ SMALL_DISPLAY = 384  # most tests: small images still take the libvips path, qui
 
 def processors(display: int = SMALL_DISPLAY) -> tuple[PillowImageProcessor, PillowImageProcessor]:
     """(with libvips, Pillow only), same limits."""
+
     def make(vips_jpeg: bool) -> PillowImageProcessor:
         return PillowImageProcessor(
             max_pixels=100_000_000, max_frames=10, display_max_side=display, vips_jpeg=vips_jpeg
