@@ -34,6 +34,7 @@ from benchmarks._ingest_server import (
     upload_path,
     warm_up,
 )
+from benchmarks._pillow_only import processor as pillow_processor
 from loraforge.adapters.imaging.pillow_processor import PillowImageProcessor
 from loraforge.bootstrap import build, migrate
 from loraforge.domain.entities import ALL_FORMATS, ImageKind
@@ -42,13 +43,13 @@ from loraforge.settings import Settings
 
 
 class BarePipeline:
-    """PillowImageProcessor.process + sha256 of the bytes, in this process: no HTTP, no DB."""
+    """PillowImageProcessor.process + sha256 of the bytes, in this process: no HTTP, no DB.
+    ``pillow_only``: the path before libvips (``benchmarks._pillow_only``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, pillow_only: bool = False) -> None:
         defaults = Settings()
-        self._processor = PillowImageProcessor(
-            max_pixels=defaults.max_pixels, max_frames=defaults.max_frames
-        )
+        make = pillow_processor if pillow_only else PillowImageProcessor
+        self._processor = make(max_pixels=defaults.max_pixels, max_frames=defaults.max_frames)
 
     def once(self, body: bytes) -> None:
         self._processor.process(io.BytesIO(body), allowed=ALL_FORMATS)
