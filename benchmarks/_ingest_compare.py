@@ -16,15 +16,7 @@ from pathlib import Path
 from benchmarks import _images as images
 from benchmarks._ingest_common import Config, database, log
 from benchmarks._ingest_phases import BarePipeline
-from benchmarks._ingest_server import (
-    api_headers,
-    create_model,
-    measure,
-    octet_headers,
-    start_loraforge,
-    upload_path,
-    warm_up,
-)
+from benchmarks._ingest_server import create_model, measure_uploads, start_loraforge, warm_up
 
 CONCURRENCY = 4
 TARGET_SPEEDUP = 2.0
@@ -87,14 +79,14 @@ def compare(root: Path, config: Config, upload: bytes) -> Comparison:
             server, key, baseline, model_id = servers[name]
             log(f"libvips vs Pillow-only, round {n // 2 + 1}/{rounds}: {name}")
             bodies = [images.unique(upload, next(nonces)) for _ in range(per_round)]
-            phase = measure(
+            phase = measure_uploads(
                 server,
-                name,
-                upload_path(model_id),
+                key,
+                model_id,
                 bodies,
                 concurrency=CONCURRENCY,
-                headers=octet_headers(api_headers(key)),
                 baseline_rss=baseline,
+                name=name,
             )
             result = paths[name]
             result.uploads += phase.requests

@@ -82,6 +82,28 @@ def measure(
     )
 
 
+def measure_uploads(
+    server: Server,
+    key: str,
+    model_id: str,
+    bodies: Sequence[bytes],
+    *,
+    concurrency: int,
+    baseline_rss: int,
+    name: str = "loraforge",
+) -> Phase:
+    """``measure`` of raw-body training-image uploads to ``model_id``."""
+    return measure(
+        server,
+        name,
+        upload_path(model_id),
+        bodies,
+        concurrency=concurrency,
+        headers=octet_headers(api_headers(key)),
+        baseline_rss=baseline_rss,
+    )
+
+
 def octet_headers(extra: dict[str, str] | None = None) -> dict[str, str]:
     return {"Content-Type": "application/octet-stream", **(extra or {})}
 
