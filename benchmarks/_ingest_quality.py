@@ -91,7 +91,7 @@ def pillow_pixels(data: bytes, box: tuple[int, int] = (DISPLAY, DISPLAY)) -> Ima
 def libvips_pixels(data: bytes) -> Image.Image:
     """The libvips path's resampled pixels (``vips_resample.fit``)."""
     size = size_of(data)
-    fitted = vips_resample.fit(data, mode="RGB", size=size, out=display_size(size))
+    fitted = vips_resample.fit(io.BytesIO(data), mode="RGB", size=size, out=display_size(size))
     if fitted is None:
         raise RuntimeError("libvips refused a benchmark picture")
     return fitted

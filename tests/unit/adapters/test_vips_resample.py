@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import random
 import time
+from typing import BinaryIO
 
 import pytest
 from PIL import Image, JpegImagePlugin
@@ -48,9 +49,9 @@ def vips_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
     calls: list[tuple[int, int]] = []
     real = vips_resample.fit
 
-    def spy(data: bytes, *, mode: str, size: tuple[int, int], out: tuple[int, int]) -> object:
+    def spy(source: BinaryIO, *, mode: str, size: tuple[int, int], out: tuple[int, int]) -> object:
         calls.append(out)
-        return real(data, mode=mode, size=size, out=out)
+        return real(source, mode=mode, size=size, out=out)
 
     monkeypatch.setattr(vips_resample, "fit", spy)
     return calls
@@ -155,7 +156,7 @@ def test_jpegs_within_the_display_size_keep_the_pillow_path(
 
 def test_fit_refuses_modes_it_does_not_handle() -> None:
     with pytest.raises(ValueError, match="CMYK"):
-        vips_resample.fit(b"", mode="CMYK", size=(1, 1), out=(1, 1))
+        vips_resample.fit(io.BytesIO(b""), mode="CMYK", size=(1, 1), out=(1, 1))
 
 
 def test_fit_leaves_a_file_with_corrupt_scan_data_to_pillow() -> None:
@@ -163,8 +164,13 @@ def test_fit_leaves_a_file_with_corrupt_scan_data_to_pillow() -> None:
     start = jpegs.scan_start(data)
     damaged = data[: start + 1000] + data[start + 1400 :]  # scan data lost: libjpeg warns
 
-    assert vips_resample.fit(damaged, mode="RGB", size=(1200, 800), out=(384, 256)) is None
-    assert vips_resample.fit(data, mode="RGB", size=(1200, 800), out=(384, 256)) is not None
+    assert (
+        vips_resample.fit(io.BytesIO(damaged), mode="RGB", size=(1200, 800), out=(384, 256)) is None
+    )
+    assert (
+        vips_resample.fit(io.BytesIO(data), mode="RGB", size=(1200, 800), out=(384, 256))
+        is not None
+    )
 
 
 def test_truncated_jpegs_are_refused_before_any_pixel_is_decoded(
@@ -216,7 +222,7 @@ def test_jpegs_over_4x_the_display_size_keep_the_pillow_paths_reduced_decode(
     assert not vips_resample.resamples((8192, 5000), (2048, 1250))
     assert vips_resample.resamples((8191, 5000), (2048, 1250))
     with pytest.raises(ValueError, match="4x"):
-        vips_resample.fit(data, mode="RGB", size=(9000, 6000), out=(2048, 1365))
+        vips_resample.fit(io.BytesIO(data), mode="RGB", size=(9000, 6000), out=(2048, 1365))
 
 
 def test_mutated_jpegs_get_the_pillow_paths_verdict() -> None:
@@ -253,7 +259,7 @@ def test_mutated_jpegs_get_the_pillow_paths_verdict() -> None:
     [(b"", True), (bytes(1000), True), (b"trailer\xff\xd9more", True)],
 )
 def test_ends_complete_reads_to_the_first_eoi_after_the_scans(tail: bytes, complete: bool) -> None:
-    assert jpeg_end.ends_complete(jpegs.photo_jpeg(64, 48) + tail) is complete
+    assert jpeg_end.ends_complete(io.BytesIO(jpegs.photo_jpeg(64, 48) + tail)) is complete
 
 
 def test_ends_complete_is_false_for_any_cut_and_never_sees_an_exif_thumbnails_eoi() -> None:
@@ -263,13 +269,15 @@ def test_ends_complete_is_false_for_any_cut_and_never_sees_an_exif_thumbnails_eo
     data = imagefactory.encoded(jpegs.photo(300, 200), exif=exif.tobytes() + thumbnail)
     progressive = jpegs.photo_jpeg(300, 200, progressive=True)
 
-    assert jpeg_end.ends_complete(data)
-    assert jpeg_end.ends_complete(progressive)
+    assert jpeg_end.ends_complete(io.BytesIO(data))
+    assert jpeg_end.ends_complete(io.BytesIO(progressive))
     for source in (data, progressive):
         for cut in range(100, len(source) - 1, max(1, len(source) // 40)):
-            assert not jpeg_end.ends_complete(source[:cut]), cut
-    assert not jpeg_end.ends_complete(b"\xff\xd8\xff\xd9")  # an end but no scan
-    assert not jpeg_end.ends_complete(b"\xff\xd8\xff\xe0\x00\x01rest")  # impossible length
+            assert not jpeg_end.ends_complete(io.BytesIO(source[:cut])), cut
+    assert not jpeg_end.ends_complete(io.BytesIO(b"\xff\xd8\xff\xd9"))  # an end but no scan
+    assert not jpeg_end.ends_complete(
+        io.BytesIO(b"\xff\xd8\xff\xe0\x00\x01rest")
+    )  # impossible length
 
 
 def _verdict(processor: PillowImageProcessor, data: bytes) -> str:

@@ -15,32 +15,49 @@ starts a marker. Bytes after the EOI (camera trailers, padding) are not read.
 from __future__ import annotations
 
 import re
+from typing import BinaryIO
 
 _MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
 _SOS = 0xDA
 _EOI = 0xD9
 _STANDALONE = frozenset({0x01, 0xD8})  # TEM, SOI: no length field (RSTn never match above)
+_CHUNK = 1 << 20  # read at a time: the upload is never held in memory whole
 
 
-def ends_complete(data: bytes | memoryview) -> bool:
-    """True when ``data`` (a whole JPEG file, from its SOI) has at least one scan and an EOI
-    marker after its last scan; False when it stops before one, or a segment's length runs
-    past the end or is impossible."""
+def ends_complete(stream: BinaryIO) -> bool:
+    """True when the JPEG in ``stream`` (a whole file, read from its SOI at offset 0) has at
+    least one scan and an EOI marker after its last scan; False when it stops before one, or
+    a segment's length runs past the end or is impossible. The position is left anywhere."""
     pos, scans = 2, 0
     while True:
-        found = _MARKER.search(data, pos)
+        found = _next_marker(stream, pos)
         if found is None:
             return False
-        marker, after = data[found.end() - 1], found.end()
+        marker, after = found
         if marker == _EOI:
             return scans > 0
         if marker in _STANDALONE:
             pos = after
             continue
-        if after + 2 > len(data):
+        stream.seek(after)
+        field = stream.read(2)
+        if len(field) < 2:
             return False
-        length = int.from_bytes(data[after : after + 2], "big")
+        length = int.from_bytes(field, "big")
         if length < 2:
             return False
         scans += marker == _SOS
         pos = after + length
+
+
+def _next_marker(stream: BinaryIO, pos: int) -> tuple[int, int] | None:
+    """The first marker at or after ``pos``: (its code, the offset just after it)."""
+    while True:
+        stream.seek(pos)
+        chunk = stream.read(_CHUNK)
+        found = _MARKER.search(chunk)
+        if found is not None:
+            return chunk[found.end() - 1], pos + found.end()
+        if len(chunk) < _CHUNK:
+            return None
+        pos += len(chunk) - 1  # a 0xFF at the chunk's end may start a marker

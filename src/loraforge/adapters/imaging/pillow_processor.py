@@ -235,11 +235,9 @@ class PillowImageProcessor:
         size = _fitted_size(im.size, self._display_max_side)
         if size == im.size or not vips_resample.resamples(im.size, size):
             return None
-        stream.seek(0)
-        data = stream.read()
-        if not jpeg_end.ends_complete(data):
+        if not jpeg_end.ends_complete(stream):
             raise completeness.Incomplete("the JPEG stops before its end-of-image marker")
-        fitted = vips_resample.fit(data, mode=im.mode, size=im.size, out=size)
+        fitted = vips_resample.fit(stream, mode=im.mode, size=im.size, out=size)
         return None if fitted is None else _to_mode(fitted, "RGB")
 
     def _check_header(self, im: Image.Image) -> None:

@@ -24,7 +24,7 @@ None and the caller decodes the file with Pillow, which accepts or refuses it ex
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Any, BinaryIO
 
 from PIL import Image
 
@@ -57,12 +57,13 @@ def resamples(size: tuple[int, int], out: tuple[int, int]) -> bool:
 
 
 def fit(
-    data: bytes, *, mode: str, size: tuple[int, int], out: tuple[int, int]
+    source: BinaryIO, *, mode: str, size: tuple[int, int], out: tuple[int, int]
 ) -> Image.Image | None:
-    """The JPEG in ``data``, whose header Pillow read as ``mode`` ("RGB" or "L") and ``size``,
-    resampled (Lanczos 3) to exactly ``out``, orientation not applied, as a Pillow image of
-    ``mode``; None when libvips reads the header otherwise or reports any problem with the
-    data (the caller then decodes with Pillow). Raises ValueError for a mode not handled here.
+    """The JPEG in ``source`` (read from offset 0, streamed: never held whole), whose header
+    Pillow read as ``mode`` ("RGB" or "L") and ``size``, resampled (Lanczos 3) to exactly
+    ``out``, orientation not applied, as a Pillow image of ``mode``; None when libvips reads
+    the header otherwise or reports any problem with the data (the caller then decodes with
+    Pillow). Raises ValueError for a mode or a reduction not handled here.
     """
     bands = _BANDS.get(mode)
     if bands is None:
@@ -70,18 +71,34 @@ def fit(
     if not resamples(size, out):
         raise ValueError(f"vips_resample decodes in full only: {size} to {out} is 4x or more")
     pyvips = _pyvips()
+    # libvips calls back into the source while it decodes, and a collected source is a crash,
+    # not an exception: it lives until this function returns, after the images that read it.
+    reader = _source(pyvips, source)
+    loaded = resized = None
     try:
-        # The JPEG loader itself, not one chosen by sniffing, and ``fail_on`` given to it:
-        # thumbnail_buffer's own ``fail_on`` argument does not reach the loader.
-        loaded = pyvips.Image.jpegload_buffer(data, access="sequential", fail_on="warning")
+        # The JPEG loader itself, not one chosen by sniffing, and ``fail_on`` given to it
+        # (thumbnail's own ``fail_on`` argument does not reach its loader).
+        loaded = pyvips.Image.jpegload_source(reader, access="sequential", fail_on="warning")
         if (loaded.width, loaded.height, loaded.bands, loaded.format) != (*size, bands, "uchar"):
             return None  # libvips reads this header otherwise than Pillow: Pillow decides
         resized = loaded.resize(
             out[0] / loaded.width, vscale=out[1] / loaded.height, kernel="lanczos3"
         )
         pixels = resized.write_to_memory()
+        made = (resized.width, resized.height, resized.bands)
     except pyvips.Error:
         return None
-    if (resized.width, resized.height, resized.bands) != (*out, bands):
+    finally:
+        loaded = resized = None
+    if made != (*out, bands):
         return None
     return Image.frombytes(mode, out, pixels)
+
+
+def _source(pyvips: Any, stream: BinaryIO) -> Any:
+    """A libvips source reading ``stream`` as libjpeg asks for it (a few KiB at a time)."""
+    stream.seek(0)
+    source = pyvips.SourceCustom()
+    source.on_read(stream.read)
+    source.on_seek(stream.seek)
+    return source
