@@ -69,3 +69,15 @@ def unique(jpeg: bytes, n: int) -> bytes:
     payload = f"loraforge-bench {n:08d}".encode()
     assert len(payload) == NONCE_SEGMENT_BYTES - 4
     return _SOI + _COM + struct.pack(">H", len(payload) + 2) + payload + jpeg[2:]
+
+
+def zone_plate(width: int = 4000, height: int = 3000) -> Image.Image:
+    """Concentric rings whose frequency rises from 0 at the centre to ~0.3 cycles per pixel
+    in the corners: after a 2x reduction the outer rings lie beyond the display's Nyquist
+    limit, where any resampler short of a proper low-pass filter shows moiré."""
+    import numpy as np
+
+    y, x = np.mgrid[0:height, 0:width].astype(np.float64)
+    r2 = (x - width / 2) ** 2 + (y - height / 2) ** 2
+    grey = 127.5 + 127.5 * np.cos(np.pi / (2 * max(width, height)) * r2)
+    return Image.fromarray(grey.astype(np.uint8)).convert("RGB")

@@ -26,14 +26,14 @@ from benchmarks._harness import (
 from benchmarks._ingest_common import Config, bench_settings, database, log, mb
 from benchmarks._ingest_results import Phase, PipelineResult
 from benchmarks._ingest_server import (
-    api_headers,
     create_model,
     measure,
+    measure_uploads,
     octet_headers,
     start_loraforge,
-    upload_path,
     warm_up,
 )
+from benchmarks._pillow_only import processor as pillow_processor
 from loraforge.adapters.imaging.pillow_processor import PillowImageProcessor
 from loraforge.bootstrap import build, migrate
 from loraforge.domain.entities import ALL_FORMATS, ImageKind
@@ -42,13 +42,13 @@ from loraforge.settings import Settings
 
 
 class BarePipeline:
-    """PillowImageProcessor.process + sha256 of the bytes, in this process: no HTTP, no DB."""
+    """PillowImageProcessor.process + sha256 of the bytes, in this process: no HTTP, no DB.
+    ``pillow_only``: the path before libvips (``benchmarks._pillow_only``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, pillow_only: bool = False) -> None:
         defaults = Settings()
-        self._processor = PillowImageProcessor(
-            max_pixels=defaults.max_pixels, max_frames=defaults.max_frames
-        )
+        make = pillow_processor if pillow_only else PillowImageProcessor
+        self._processor = make(max_pixels=defaults.max_pixels, max_frames=defaults.max_frames)
 
     def once(self, body: bytes) -> None:
         self._processor.process(io.BytesIO(body), allowed=ALL_FORMATS)
@@ -181,14 +181,8 @@ def end_to_end(
         pipe_ms, pipe_cpu_ms = pipeline.cost(batch[: pipeline_runs * threads], threads)
         log(f"ingest: {len(batch)} uploads at concurrency {concurrency}")
         model_id = create_model(server, key, f"bench c={concurrency}")
-        phase = measure(
-            server,
-            "loraforge",
-            upload_path(model_id),
-            batch,
-            concurrency=concurrency,
-            headers=octet_headers(api_headers(key)),
-            baseline_rss=baseline_rss,
+        phase = measure_uploads(
+            server, key, model_id, batch, concurrency=concurrency, baseline_rss=baseline_rss
         )
         http = bare_http[concurrency]
         phase.bare_http_ms = http.per_request_ms
@@ -208,12 +202,6 @@ def rss_test(root: Path, config: Config, upload: bytes, large: list[bytes]) -> P
             baseline = warm_up(server, key, upload)
             log(f"RSS: {len(large)} x {mb(len(large[0])):.0f} MB at concurrency {len(large)}")
             model_id = create_model(server, key, "bench rss")
-            return measure(
-                server,
-                "loraforge",
-                upload_path(model_id),
-                large,
-                concurrency=len(large),
-                headers=octet_headers(api_headers(key)),
-                baseline_rss=baseline,
+            return measure_uploads(
+                server, key, model_id, large, concurrency=len(large), baseline_rss=baseline
             )

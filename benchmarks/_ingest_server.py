@@ -22,6 +22,7 @@ from benchmarks._harness import (
 )
 from benchmarks._ingest_common import log, mb, server_env
 from benchmarks._ingest_results import Phase
+from benchmarks._pillow_only import serve_argv as pillow_serve_argv
 
 
 def api_headers(key: str) -> dict[str, str]:
@@ -81,16 +82,42 @@ def measure(
     )
 
 
+def measure_uploads(
+    server: Server,
+    key: str,
+    model_id: str,
+    bodies: Sequence[bytes],
+    *,
+    concurrency: int,
+    baseline_rss: int,
+    name: str = "loraforge",
+) -> Phase:
+    """``measure`` of raw-body training-image uploads to ``model_id``."""
+    return measure(
+        server,
+        name,
+        upload_path(model_id),
+        bodies,
+        concurrency=concurrency,
+        headers=octet_headers(api_headers(key)),
+        baseline_rss=baseline_rss,
+    )
+
+
 def octet_headers(extra: dict[str, str] | None = None) -> dict[str, str]:
     return {"Content-Type": "application/octet-stream", **(extra or {})}
 
 
-def start_loraforge(data_dir: Path, url: str | None, name: str) -> tuple[Server, str]:
+def start_loraforge(
+    data_dir: Path, url: str | None, name: str, *, pillow_only: bool = False
+) -> tuple[Server, str]:
+    """``pillow_only``: the server of ``benchmarks._pillow_only`` (the path before libvips)."""
     port = free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
+    argv = pillow_serve_argv if pillow_only else loraforge_argv
     server = Server(
         name,
-        loraforge_argv(data_dir, port),
+        argv(data_dir, port),
         port=port,
         env=server_env(data_dir, url),
         log_path=data_dir.parent / f"{name}.log",

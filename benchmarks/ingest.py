@@ -8,6 +8,10 @@ Measures, on one machine, against a real ``loraforge serve`` subprocess:
 * bare HTTP: the same bodies POSTed to a drain-only Starlette app on the same uvicorn;
 * end-to-end ingest of a 12 MP JPEG at concurrency 1, 4 and 16, against the target
   ``per-image cost <= 1.3 x (bare HTTP + bare pipeline)``;
+* end-to-end 12 MP JPEG uploads/s at concurrency 4 against the path before libvips
+  (``benchmarks._pillow_only``), two servers measured in alternating rounds (target >= 2x);
+* the display variant's PSNR against an exact Lanczos resize, photo (target >= 40 dB) and
+  zone plate (target: within 3 dB of the Pillow-only path);
 * server RSS growth under 16 concurrent 20 MB uploads (target <= 200 MB);
 * the p50/p99 of a model's image list page with 100,000 images in the database (target
   p99 <= 10 ms), over HTTP, in-process through the ASGI app, and at the service layer.
@@ -37,6 +41,7 @@ from benchmarks import _images as images
 from benchmarks import _report as report
 from benchmarks._harness import Summary
 from benchmarks._ingest_common import MAX_IMAGES_PER_TYPE, Config, database, log, mb
+from benchmarks._ingest_compare import TARGET_SPEEDUP, Comparison, compare
 from benchmarks._ingest_listing import listing
 from benchmarks._ingest_phases import (
     BarePipeline,
@@ -46,6 +51,8 @@ from benchmarks._ingest_phases import (
     rss_test,
     service_ingest,
 )
+from benchmarks._ingest_quality import PHOTO_MIN_DB, ZONE_PLATE_MAX_LOSS_DB, Quality
+from benchmarks._ingest_quality import measure as measure_quality
 from benchmarks._ingest_results import ListResult, Phase, PipelineResult, Target
 from benchmarks._ingest_server import start_loraforge, warm_up
 from loraforge.settings import Settings
@@ -75,6 +82,8 @@ class Results:
     bare_http_large: Phase
     rss: Phase
     listing: ListResult
+    comparison: Comparison
+    quality: Quality
     targets: list[Target]
     duration_s: float
 
@@ -82,8 +91,39 @@ class Results:
 # --- targets and main -----------------------------------------------------------------------
 
 
-def evaluate(ingest: list[Phase], rss: Phase, listing_result: ListResult) -> list[Target]:
-    targets = []
+def evaluate(
+    ingest: list[Phase],
+    rss: Phase,
+    listing_result: ListResult,
+    comparison: Comparison,
+    quality: Quality,
+) -> list[Target]:
+    new, old = comparison.libvips, comparison.pillow_only
+    targets = [
+        Target(
+            name=f"{quality.width}x{quality.height} JPEG uploads/s at concurrency "
+            f"{comparison.concurrency}, vs the Pillow-only path",
+            target=f">= {TARGET_SPEEDUP:.1f} x",
+            measured=f"{comparison.speedup:.2f} x ({new.per_s:.2f} vs {old.per_s:.2f} /s, "
+            f"{comparison.rounds} alternating rounds of {comparison.uploads_per_round})",
+            passed=comparison.speedup >= TARGET_SPEEDUP and not new.errors and not old.errors,
+        ),
+        Target(
+            name="Display variant PSNR vs exact Lanczos, photo",
+            target=f">= {PHOTO_MIN_DB:.0f} dB",
+            measured=f"{quality.photo.libvips_db:.1f} dB (Pillow-only path "
+            f"{quality.photo.pillow_db:.1f})",
+            passed=quality.photo.libvips_db >= PHOTO_MIN_DB,
+        ),
+        Target(
+            name="Display variant PSNR vs exact Lanczos, zone plate",
+            target=f">= Pillow-only path - {ZONE_PLATE_MAX_LOSS_DB:.0f} dB",
+            measured=f"{quality.zone_plate.libvips_db:.1f} dB (Pillow-only path "
+            f"{quality.zone_plate.pillow_db:.1f})",
+            passed=quality.zone_plate.libvips_db
+            >= quality.zone_plate.pillow_db - ZONE_PLATE_MAX_LOSS_DB,
+        ),
+    ]
     for phase in ingest:
         assert phase.ratio is not None
         assert phase.bare_http_ms is not None
@@ -166,6 +206,9 @@ def run(config: Config, root: Path) -> Results:
             )
             listing_result = listing(server, key, data_dir, url, config)
 
+    comparison = compare(root, config, upload)
+    log("display quality: PSNR against an exact Lanczos resize")
+    quality = measure_quality(upload)
     rss = rss_test(root, config, upload, large)
     return Results(
         benchmark="ingest",
@@ -191,7 +234,9 @@ def run(config: Config, root: Path) -> Results:
         bare_http_large=http_large,
         rss=rss,
         listing=listing_result,
-        targets=evaluate(ingest, rss, listing_result),
+        comparison=comparison,
+        quality=quality,
+        targets=evaluate(ingest, rss, listing_result, comparison, quality),
         duration_s=time.perf_counter() - started,
     )
 
