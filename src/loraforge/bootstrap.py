@@ -53,6 +53,7 @@ from loraforge.services.models import ModelService
 from loraforge.services.prediction_runs import PredictionRunner
 from loraforge.services.predictions import PredictionService
 from loraforge.services.retention import RetentionService
+from loraforge.services.run_events import RunEvents
 from loraforge.services.training_archives import TrainingArchives
 from loraforge.services.training_image_jobs import TrainingImageJobs
 from loraforge.services.training_images import TrainingImageService
@@ -89,6 +90,7 @@ class Container:
     weights: WeightsService
     predictions: PredictionService
     webhooks: WebhookService
+    events: RunEvents  # lifecycle webhooks of trainings and predictions
     retention: RetentionService
     training_images: TrainingImageService
     captions: CaptionService
@@ -249,6 +251,19 @@ def build(
         ),
         followups=followups,
     )
+    links = LinkSigner(
+        secret=signing_secret(settings.signing_secret, settings.data_dir),
+        ttl_s=settings.signed_url_ttl_s,
+        clock=clock,
+    )
+    webhooks = WebhookService(
+        uow=uow,
+        sender=sender,
+        clock=clock,
+        new_id=ids,
+        retry_window_s=settings.webhook_retry_window_s,
+    )
+    events = RunEvents(webhooks=webhooks, links=links, public_url=settings.public_url)
     trainings = TrainingService(
         uow=uow,
         jobs=jobs,
@@ -258,6 +273,7 @@ def build(
         dataset=dataset,
         clock=clock,
         new_id=ids,
+        events=events,
     )
     return Container(
         settings=settings,
@@ -269,11 +285,7 @@ def build(
         auth_failures=FailureLimiter(max_failures=settings.auth_max_failures),
         models=ModelService(uow=uow, clock=clock, new_id=ids, catalog=catalog),
         images=images,
-        links=LinkSigner(
-            secret=signing_secret(settings.signing_secret, settings.data_dir),
-            ttl_s=settings.signed_url_ttl_s,
-            clock=clock,
-        ),
+        links=links,
         sweeper=BlobSweeper(uow=uow, blobs=blobs, clock=clock, grace_s=settings.blob_sweep_grace_s),
         catalog=catalog,
         queue=queue,
@@ -287,13 +299,8 @@ def build(
             files=SafetensorsLoraFiles(),
         ),
         predictions=PredictionService(uow=uow, jobs=jobs, queue=queue, clock=clock, new_id=ids),
-        webhooks=WebhookService(
-            uow=uow,
-            sender=sender,
-            clock=clock,
-            new_id=ids,
-            retry_window_s=settings.webhook_retry_window_s,
-        ),
+        webhooks=webhooks,
+        events=events,
         retention=RetentionService(
             uow=uow, images=images, clock=clock, keep_after_use=keep_after_use
         ),
@@ -334,7 +341,7 @@ def build_worker(
             blobs=container.blobs,
             trainer=trainer,
             catalog=container.catalog,
-            webhooks=container.webhooks,
+            events=container.events,
             clock=container.clock,
             workdir=work / "trainings",
         ),
@@ -344,7 +351,7 @@ def build_worker(
             images=container.images,
             generator=generator,
             catalog=container.catalog,
-            webhooks=container.webhooks,
+            events=container.events,
             clock=container.clock,
             lora_cache=work / "loras",
         ),
@@ -353,7 +360,7 @@ def build_worker(
             jobs=container.jobs,
             blobs=container.blobs,
             captioner=container.captioner,
-            webhooks=container.webhooks,
+            events=container.events,
             clock=container.clock,
         ),
         InspectionRunner(uow=container.uow, jobs=container.jobs, dataset=container.dataset),

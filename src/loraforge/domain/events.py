@@ -29,12 +29,16 @@ PROGRESS_SHARE = 0.1  # at most one progress event per 10 % of the steps…
 PROGRESS_EVERY = timedelta(seconds=30)  # …and per 30 seconds
 
 
-def chosen_events(names: Iterable[str] | None, known: tuple[str, ...]) -> list[str] | None:
+def chosen_events(
+    names: Iterable[str] | None, known: tuple[str, ...], *, webhook_url: str | None
+) -> list[str] | None:
     """The events a run announces, in ``known``'s order, each once; ``None`` (not given) keeps
     the default: one webhook when the run ends, in the payload it always had. An unknown or
     missing name is refused naming the ``webhookEvents`` field."""
     if names is None:
         return None
+    if not webhook_url:
+        raise InvalidInput("webhookEvents needs a webhookUrl to send them to.", field=FIELD)
     wanted = set(names)
     if not wanted:
         raise InvalidInput(
@@ -70,3 +74,13 @@ class ProgressThrottle:
             return False
         self.last_step, self.last_at = step, now
         return True
+
+
+@dataclass(frozen=True)
+class SampleEvent:
+    """A sample image a training rendered at ``step``, stored as image ``image_id``."""
+
+    step: int
+    prompt: str
+    seed: int
+    image_id: str

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from loraforge.domain.entities import Principal
 from loraforge.domain.errors import Conflict, InvalidInput, NotFound
+from loraforge.domain.events import PREDICTION_EVENTS, chosen_events
 from loraforge.domain.work import JobKind, Prediction, RunStatus, ScaleConfig
 from loraforge.ports import Clock, IdFactory, JobQueue, UnitOfWorkFactory
 from loraforge.services.jobs import JobService
@@ -25,6 +26,7 @@ class PredictionRequest:
     guidance_scale: float
     num_inference_steps: int
     webhook_url: str | None = None
+    webhook_events: list[str] | None = None  # the lifecycle events announced; None: default
 
 
 class PredictionService:
@@ -49,6 +51,9 @@ class PredictionService:
             raise InvalidInput("scaleConfigs needs at least one entry.", field="scaleConfigs")
         if request.webhook_url is not None:
             check_webhook_url(request.webhook_url)
+        events = chosen_events(
+            request.webhook_events, PREDICTION_EVENTS, webhook_url=request.webhook_url
+        )
         with self._uow(write=True) as uow:
             base_models = set()
             for config in request.scale_configs:
@@ -85,6 +90,7 @@ class PredictionService:
                 num_inference_steps=request.num_inference_steps,
                 created_at=self._clock.now(),
                 webhook_url=request.webhook_url,
+                webhook_events=events,
             )
             prediction.progress.total_steps = request.num_inference_steps
             uow.predictions.add(prediction)

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from loraforge.domain.events import ProgressThrottle, SampleEvent
 from loraforge.domain.ml import (
     Hyperparameters,
     TrainingProgress,
@@ -28,7 +29,7 @@ from loraforge.ports import (
 from loraforge.services.blob_refs import BlobReferences
 from loraforge.services.jobs import JobService, Lease, LeaseLost
 from loraforge.services.run_endings import RunEndings, RunKind
-from loraforge.services.webhooks import WebhookService
+from loraforge.services.run_events import RunEvents
 from loraforge.services.weights import lora_title
 
 PROGRESS_EVERY_S = 0.5  # progress writes are throttled; cancel is checked at every step
@@ -45,7 +46,7 @@ class TrainingRunner:
         blobs: BlobStore,
         trainer: Trainer,
         catalog: BaseModelCatalog,
-        webhooks: WebhookService,
+        events: RunEvents,
         clock: Clock,
         workdir: Path,
     ) -> None:
@@ -55,8 +56,9 @@ class TrainingRunner:
         self._refs = BlobReferences(uow=uow, blobs=blobs)
         self._trainer = trainer
         self._catalog = catalog
-        self._endings = RunEndings(TRAININGS, webhooks=webhooks, clock=clock)
-        self._clock = clock
+        self._events = events
+        self._endings = RunEndings(TRAININGS, events=events, clock=clock)
+        self.clock = clock
         self._workdir = workdir
 
     def run(self, lease: Lease, lost: Callable[[], bool]) -> None:
@@ -96,8 +98,11 @@ class TrainingRunner:
                 self._jobs.finish(uow, lease)
                 uow.commit()
                 return None
-            training.start(self._clock.now())
+            first = training.started_at is None  # a worker taking over is no new start
+            training.start(self.clock.now())
             uow.trainings.update(training)
+            if first:
+                self._events.emit(uow, training, "training.started")
             uow.commit()
             return training
 
@@ -136,13 +141,32 @@ class TrainingRunner:
 
         self._jobs.complete(lease, record, error=error)
 
-    def save_progress(self, lease: Lease, training: Training) -> None:
+    def save_progress(self, lease: Lease, training: Training, *, announce: bool = False) -> None:
+        """Write the training's progress; ``announce``: with a ``training.progress`` event."""
         with self._jobs.guarded(lease) as uow:
             current = uow.trainings.get(training.id)
             if current is not None:
                 current.progress = training.progress
                 uow.trainings.update(current)
+                if announce:
+                    self._events.progress(uow, current)
             uow.commit()
+
+    def announce_sample(self, lease: Lease, training: Training, sample: SampleEvent) -> None:
+        """A ``training.sample`` event, while the lease is held."""
+        with self._jobs.guarded(lease) as uow:
+            self._events.sample(uow, training, sample)
+            uow.commit()
+
+    def progress_throttle(self, training: Training) -> ProgressThrottle | None:
+        """When the training's progress is announced (None: it does not want the event)."""
+        if not RunEvents.wanted(training, "training.progress"):
+            return None
+        return ProgressThrottle(
+            total_steps=training.progress.total_steps,
+            last_step=training.progress.step,
+            last_at=self.clock.now(),
+        )
 
     def cancel_requested(self, training_id: str) -> bool:
         with self._uow() as uow:
@@ -171,7 +195,8 @@ TRAININGS = RunKind(
 
 
 class _Watcher:
-    """The trainer's callbacks: throttled progress writes; cancel and lease checks per step."""
+    """The trainer's callbacks: throttled progress writes and events; cancel and lease checks
+    per step; ``sample`` announces a rendered sample image."""
 
     def __init__(
         self, runner: TrainingRunner, lease: Lease, training: Training, lost: Callable[[], bool]
@@ -185,6 +210,8 @@ class _Watcher:
         self._last_write = 0.0
         self._started = time.monotonic()
         self._first_step: int | None = None
+        self._announce = runner.progress_throttle(training)
+        self._clock = runner.clock
 
     def report(self, progress: TrainingProgress) -> None:
         if self._first_step is None:  # a resumed attempt starts past step 0
@@ -198,12 +225,22 @@ class _Watcher:
             loss=progress.loss,
             eta_seconds=round(eta, 1) if eta is not None else None,
         )
-        if time.monotonic() - self._last_write >= PROGRESS_EVERY_S:
+        announce = self._announce is not None and self._announce.due(
+            progress.step, self._clock.now()
+        )
+        if announce or time.monotonic() - self._last_write >= PROGRESS_EVERY_S:
             self._last_write = time.monotonic()
             try:
-                self._runner.save_progress(self._lease, self._training)
+                self._runner.save_progress(self._lease, self._training, announce=announce)
             except LeaseLost:
                 self._lease_lost = True
+
+    def sample(self, sample: SampleEvent) -> None:
+        """The trainer rendered and stored a sample image: announce it."""
+        try:
+            self._runner.announce_sample(self._lease, self._training, sample)
+        except LeaseLost:
+            self._lease_lost = True
 
     def should_stop(self) -> bool:
         if self._lease_lost or self._lost():

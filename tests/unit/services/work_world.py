@@ -28,8 +28,10 @@ from loraforge.services.dataset_check import DatasetService
 from loraforge.services.images import ImageService
 from loraforge.services.inspections import InspectionQueue, InspectionRunner
 from loraforge.services.jobs import JobService
+from loraforge.services.links import LinkSigner
 from loraforge.services.prediction_runs import PredictionRunner
 from loraforge.services.predictions import PredictionRequest, PredictionService
+from loraforge.services.run_events import RunEvents
 from loraforge.services.training_image_jobs import TrainingImageJobs
 from loraforge.services.training_images import TrainingImageService
 from loraforge.services.training_runs import TrainingRunner
@@ -180,6 +182,11 @@ def make_world(
     webhooks = WebhookService(
         uow=uow, sender=_NoSender(), clock=clock, new_id=FakeIds("hook"), retry_window_s=60
     )
+    events = RunEvents(
+        webhooks=webhooks,
+        links=LinkSigner(secret=b"links", ttl_s=3600, clock=clock),
+        public_url="https://lf.example",
+    )
     captions = CaptionService(
         uow=uow,
         jobs=jobs,
@@ -211,7 +218,7 @@ def make_world(
             blobs=blobs,
             trainer=trainer,
             catalog=catalog,
-            webhooks=webhooks,
+            events=events,
             clock=clock,
             workdir=tmp_path / "trainings",
         ),
@@ -221,14 +228,14 @@ def make_world(
             images=images,
             generator=generator or FakeGenerator(),
             catalog=catalog,
-            webhooks=webhooks,
+            events=events,
             clock=clock,
             lora_cache=tmp_path / "loras",
         ),
         InspectionRunner(uow=uow, jobs=jobs, dataset=dataset),
     ]
     caption_runner = CaptionRunner(
-        uow=uow, jobs=jobs, blobs=blobs, captioner=captioner, webhooks=webhooks, clock=clock
+        uow=uow, jobs=jobs, blobs=blobs, captioner=captioner, events=events, clock=clock
     )
     return WorkWorld(
         clock=clock,
@@ -250,6 +257,7 @@ def make_world(
             dataset=dataset,
             clock=clock,
             new_id=ids,
+            events=events,
         ),
         inspector=inspector,
         dataset=dataset,

@@ -40,6 +40,7 @@ def create_prediction(
         guidance_scale=body.guidance_scale,
         num_inference_steps=body.num_inference_steps,
         webhook_url=body.webhookUrl,
+        webhook_events=body.webhookEvents,
     )
     prediction = c.predictions.create(who, request)
     return prediction_created(prediction)
