@@ -20,6 +20,7 @@ from loraforge.domain.work import (
     ScaleConfig,
     Training,
     TrainingSpeed,
+    WebhookDelivery,
 )
 from loraforge.ports import Captioner, Generator
 from loraforge.services.caption_runs import CaptionRunner
@@ -88,6 +89,7 @@ class WorkWorld:
     inspector: FakeInspector
     dataset: DatasetService
     catalog: FakeBaseModelCatalog
+    events: RunEvents
 
     def model(self, model_id: str = "m-1", *, images: int = 1, base_model: str = "tiny") -> str:
         """A model of ``ME`` with ``images`` training images (their bytes stored)."""
@@ -134,8 +136,14 @@ class WorkWorld:
 
     def webhooks(self) -> Iterator[tuple[str, dict[str, Any]]]:
         """The queued webhook deliveries: (event, data), oldest first."""
-        for delivery in sorted(self.uow.state.webhooks.values(), key=lambda d: d.created_at):
+        for delivery in self.deliveries():
             yield delivery.event, json.loads(delivery.body)["data"]
+
+    def deliveries(self) -> list[WebhookDelivery]:
+        """The queued webhook deliveries, oldest first (a run's in sequence order)."""
+        return sorted(
+            self.uow.state.webhooks.values(), key=lambda d: (d.created_at, d.sequence or 0)
+        )
 
 
 def request(training: Training, **changes: Any) -> PredictionRequest:
@@ -264,6 +272,7 @@ def make_world(
         catalog=catalog,
         predictions=PredictionService(uow=uow, jobs=jobs, queue=queue, clock=clock, new_id=ids),
         trainer=trainer,
+        events=events,
         caption_runner=caption_runner,
         worker=Worker(
             jobs=jobs,
