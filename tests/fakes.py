@@ -14,6 +14,7 @@ import dataclasses
 import hashlib
 import io
 import threading
+import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -70,6 +71,18 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.current += timedelta(seconds=seconds)
+
+
+class FastClock:
+    """Wall time sped up ``speed_up`` times from ``EPOCH``: waits of clock minutes (backoffs,
+    throttles) pass in real milliseconds, in tests with threads that cannot step a clock."""
+
+    def __init__(self, speed_up: float) -> None:
+        self._speed_up = speed_up
+        self._start = time.monotonic()
+
+    def now(self) -> datetime:
+        return EPOCH + timedelta(seconds=(time.monotonic() - self._start) * self._speed_up)
 
 
 class FakeIds:

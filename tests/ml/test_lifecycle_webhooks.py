@@ -10,9 +10,7 @@ import base64
 import hashlib
 import hmac
 import json
-import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,18 +23,10 @@ from loraforge.domain.events import PREDICTION_EVENTS, TRAINING_EVENTS
 from loraforge.settings import Settings
 from tests.conftest import Api, serving
 from tests.databases import SqliteDatabases
+from tests.fakes import FastClock
 from tests.ml.pictures import samples
 
 SPEED_UP = 2000  # clock seconds per real second: a step of a few ms is seconds of clock
-
-
-class FastClock:
-    def __init__(self) -> None:
-        self._start = time.monotonic()
-        self._origin = datetime(2026, 1, 1, tzinfo=UTC)
-
-    def now(self) -> datetime:
-        return self._origin + timedelta(seconds=(time.monotonic() - self._start) * SPEED_UP)
 
 
 @pytest.fixture
@@ -52,7 +42,7 @@ def hooked(
         job_lease_s=10**9,  # in clock seconds: the fast clock must not expire the lease
         fetch_allow_hosts=[f"{httpserver.host}:{httpserver.port}"],
     )
-    with serving(settings, clock=FastClock()) as api:
+    with serving(settings, clock=FastClock(SPEED_UP)) as api:
         yield api
 
 

@@ -10,7 +10,6 @@ import json
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -20,21 +19,11 @@ from werkzeug import Request, Response
 from loraforge.bootstrap import Container, build
 from loraforge.settings import Settings
 from tests.databases import PostgresDatabases
+from tests.fakes import FastClock
 
 RUNS = ("run-a", "run-b", "run-c")
 EVENTS_PER_RUN = 6
 SPEED_UP = 50  # the clock runs 50 times real time: a 5 s backoff takes 0.1 s, a claim lasts 2.4 s
-
-
-class FastClock:
-    """Wall time sped up, shared by both loops (the services' clock, injected)."""
-
-    def __init__(self) -> None:
-        self._start = time.monotonic()
-        self._origin = datetime(2026, 1, 1, tzinfo=UTC)
-
-    def now(self) -> datetime:
-        return self._origin + timedelta(seconds=(time.monotonic() - self._start) * SPEED_UP)
 
 
 class Receiver:
@@ -91,7 +80,7 @@ def test_two_delivery_loops_keep_each_run_in_order(
     allowed = pg_settings.model_copy(
         update={"fetch_allow_hosts": [f"{receiver_server.host}:{receiver_server.port}"]}
     )
-    clock = FastClock()
+    clock = FastClock(SPEED_UP)
     senders: list[Container] = [build(allowed, clock=clock) for _ in range(2)]
     try:
         issued = senders[0].keys.create(name="hooks")
