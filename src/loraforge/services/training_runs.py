@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from loraforge.domain.events import ProgressThrottle, SampleEvent
+from loraforge.domain.events import ProgressThrottle
 from loraforge.domain.ml import (
     Hyperparameters,
     TrainingProgress,
@@ -56,7 +56,9 @@ class TrainingRunner:
         self._refs = BlobReferences(uow=uow, blobs=blobs)
         self._trainer = trainer
         self._catalog = catalog
-        self._events = events
+        # The training's event sink: a rendered sample is announced with
+        # ``events.sample(uow, training, SampleEvent(...))`` in the transaction storing it.
+        self.events = events
         self._endings = RunEndings(TRAININGS, events=events, clock=clock)
         self.clock = clock
         self._workdir = workdir
@@ -102,7 +104,7 @@ class TrainingRunner:
             training.start(self.clock.now())
             uow.trainings.update(training)
             if first:
-                self._events.emit(uow, training, "training.started")
+                self.events.emit(uow, training, "training.started")
             uow.commit()
             return training
 
@@ -149,13 +151,7 @@ class TrainingRunner:
                 current.progress = training.progress
                 uow.trainings.update(current)
                 if announce:
-                    self._events.progress(uow, current)
-            uow.commit()
-
-    def announce_sample(self, lease: Lease, training: Training, sample: SampleEvent) -> None:
-        """A ``training.sample`` event, while the lease is held."""
-        with self._jobs.guarded(lease) as uow:
-            self._events.sample(uow, training, sample)
+                    self.events.progress(uow, current)
             uow.commit()
 
     def progress_throttle(self, training: Training) -> ProgressThrottle | None:
@@ -196,7 +192,7 @@ TRAININGS = RunKind(
 
 class _Watcher:
     """The trainer's callbacks: throttled progress writes and events; cancel and lease checks
-    per step; ``sample`` announces a rendered sample image."""
+    per step."""
 
     def __init__(
         self, runner: TrainingRunner, lease: Lease, training: Training, lost: Callable[[], bool]
@@ -234,13 +230,6 @@ class _Watcher:
                 self._runner.save_progress(self._lease, self._training, announce=announce)
             except LeaseLost:
                 self._lease_lost = True
-
-    def sample(self, sample: SampleEvent) -> None:
-        """The trainer rendered and stored a sample image: announce it."""
-        try:
-            self._runner.announce_sample(self._lease, self._training, sample)
-        except LeaseLost:
-            self._lease_lost = True
 
     def should_stop(self) -> bool:
         if self._lease_lost or self._lost():
