@@ -14,6 +14,7 @@ import dataclasses
 import hashlib
 import io
 import threading
+import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -73,6 +74,18 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.current += timedelta(seconds=seconds)
+
+
+class FastClock:
+    """Wall time sped up ``speed_up`` times from ``EPOCH``: waits of clock minutes (backoffs,
+    throttles) pass in real milliseconds, in tests with threads that cannot step a clock."""
+
+    def __init__(self, speed_up: float) -> None:
+        self._speed_up = speed_up
+        self._start = time.monotonic()
+
+    def now(self) -> datetime:
+        return EPOCH + timedelta(seconds=(time.monotonic() - self._start) * self._speed_up)
 
 
 class FakeIds:
@@ -610,6 +623,11 @@ class FakeJobRepository(_Repository):
 class FakeWebhookRepository(_Repository):
     def add(self, delivery: WebhookDelivery) -> None:
         assert delivery.id not in self._state.webhooks, "duplicate primary key"
+        numbered = delivery.run_id is not None and delivery.sequence is not None
+        assert not numbered or all(
+            (d.run_id, d.sequence) != (delivery.run_id, delivery.sequence)
+            for d in self._state.webhooks.values()
+        ), "duplicate run sequence"
         self._state.webhooks[delivery.id] = copy.copy(delivery)
         self._changed()
 
@@ -617,10 +635,24 @@ class FakeWebhookRepository(_Repository):
         pending = [
             d
             for d in self._state.webhooks.values()
-            if d.delivered_at is None and d.failed_at is None and d.next_attempt_at <= now
+            if d.delivered_at is None and d.failed_at is None
         ]
-        pending.sort(key=lambda d: d.next_attempt_at)
-        return [copy.copy(d) for d in pending[:limit]]
+        first_of_run: dict[str, int] = {}
+        for d in pending:
+            if d.run_id is not None and d.sequence is not None:
+                first_of_run[d.run_id] = min(first_of_run.get(d.run_id, d.sequence), d.sequence)
+        ready = [
+            d
+            for d in pending
+            if d.next_attempt_at <= now
+            and (d.run_id is None or d.sequence is None or first_of_run[d.run_id] == d.sequence)
+        ]
+        ready.sort(key=lambda d: (d.next_attempt_at, d.sequence or 0))
+        return [copy.copy(d) for d in ready[:limit]]
+
+    def last_sequence(self, run_id: str) -> int:
+        numbers = [d.sequence or 0 for d in self._state.webhooks.values() if d.run_id == run_id]
+        return max(numbers, default=0)
 
     def update(self, delivery: WebhookDelivery) -> None:
         if delivery.id in self._state.webhooks:

@@ -59,6 +59,7 @@ from loraforge.services.predictions import PredictionService
 from loraforge.services.provenance import ProvenanceService
 from loraforge.services.receipts import ReceiptService
 from loraforge.services.retention import RetentionService
+from loraforge.services.run_events import RunEvents
 from loraforge.services.signing_keys import SigningKeyService
 from loraforge.services.training_archives import TrainingArchives
 from loraforge.services.training_image_jobs import TrainingImageJobs
@@ -98,6 +99,7 @@ class Container:
     weights: WeightsService
     predictions: PredictionService
     webhooks: WebhookService
+    events: RunEvents  # lifecycle webhooks of trainings and predictions
     retention: RetentionService
     training_images: TrainingImageService
     captions: CaptionService
@@ -264,6 +266,19 @@ def build(
         ),
         followups=followups,
     )
+    links = LinkSigner(
+        secret=signing_secret(settings.signing_secret, settings.data_dir),
+        ttl_s=settings.signed_url_ttl_s,
+        clock=clock,
+    )
+    webhooks = WebhookService(
+        uow=uow,
+        sender=sender,
+        clock=clock,
+        new_id=ids,
+        retry_window_s=settings.webhook_retry_window_s,
+    )
+    events = RunEvents(webhooks=webhooks, links=links, public_url=settings.public_url)
     trainings = TrainingService(
         uow=uow,
         jobs=jobs,
@@ -274,6 +289,7 @@ def build(
         clock=clock,
         new_id=ids,
         max_checkpoints=settings.max_checkpoints_per_training,
+        events=events,
     )
     weights = WeightsService(
         uow=uow, trainings=trainings, blobs=blobs, catalog=catalog, files=SafetensorsLoraFiles()
@@ -290,11 +306,7 @@ def build(
         auth_failures=FailureLimiter(max_failures=settings.auth_max_failures),
         models=ModelService(uow=uow, clock=clock, new_id=ids, catalog=catalog, blobs=blobs),
         images=images,
-        links=LinkSigner(
-            secret=signing_secret(settings.signing_secret, settings.data_dir),
-            ttl_s=settings.signed_url_ttl_s,
-            clock=clock,
-        ),
+        links=links,
         sweeper=BlobSweeper(uow=uow, blobs=blobs, clock=clock, grace_s=settings.blob_sweep_grace_s),
         catalog=catalog,
         queue=queue,
@@ -310,13 +322,8 @@ def build(
             catalog=catalog,
             pictures=images.inputs,
         ),
-        webhooks=WebhookService(
-            uow=uow,
-            sender=sender,
-            clock=clock,
-            new_id=ids,
-            retry_window_s=settings.webhook_retry_window_s,
-        ),
+        webhooks=webhooks,
+        events=events,
         retention=RetentionService(
             uow=uow, images=images, clock=clock, keep_after_use=keep_after_use
         ),
@@ -372,7 +379,7 @@ def build_worker(
             blobs=container.blobs,
             trainer=trainer,
             catalog=container.catalog,
-            webhooks=container.webhooks,
+            events=container.events,
             clock=container.clock,
             workdir=work / "trainings",
             receipts=container.receipts,
@@ -390,7 +397,7 @@ def build_worker(
             images=container.images,
             generator=generator,
             catalog=container.catalog,
-            webhooks=container.webhooks,
+            events=container.events,
             clock=container.clock,
             lora_cache=work / "loras",
         ),
@@ -399,7 +406,7 @@ def build_worker(
             jobs=container.jobs,
             blobs=container.blobs,
             captioner=container.captioner,
-            webhooks=container.webhooks,
+            events=container.events,
             clock=container.clock,
         ),
         InspectionRunner(uow=container.uow, jobs=container.jobs, dataset=container.dataset),

@@ -60,6 +60,7 @@ from loraforge.http.image_types import TYPE_NAME_BY_KIND
 from loraforge.http.links import ImageLinks
 from loraforge.services.dataset_check import CheckedDataset
 from loraforge.services.provenance import Erasure, Lineage
+from loraforge.services.run_views import prediction_view, progress_view, run_view, training_view
 from loraforge.services.training_archives import ArchiveEntry, ArchiveReport, EntryStatus
 from loraforge.services.training_outputs import CheckpointView, SampleView
 
@@ -225,12 +226,7 @@ def dataset_report(checked: CheckedDataset) -> DatasetReportRead:
 
 
 def progress_read(progress: Progress) -> ProgressRead:
-    return ProgressRead(
-        step=progress.step,
-        totalSteps=progress.total_steps,
-        loss=progress.loss,
-        etaSeconds=progress.eta_seconds,
-    )
+    return ProgressRead(**progress_view(progress))
 
 
 def training_created(training: Training) -> TrainingCreated:
@@ -243,27 +239,11 @@ def training_summaries(trainings: Iterable[Training]) -> list[TrainingSummary]:
 
 def run_fields(run: Run) -> dict[str, Any]:
     """The fields every run (training, prediction) shows the same way."""
-    return {
-        "id": run.id,
-        "status": run.status.value,
-        "progress": progress_read(run.progress),
-        "createdAt": run.created_at,
-        "startedAt": run.started_at,
-        "finishedAt": run.finished_at,
-        "error": run.error,
-    }
+    return run_view(run)
 
 
 def training_read(training: Training) -> TrainingRead:
-    return TrainingRead(
-        **run_fields(training),
-        modelId=training.model_id,
-        triggerWord=training.trigger_word,
-        trainingStrength=training.strength,
-        trainingSpeed=training.speed.value,
-        manifest=training.manifest,
-        erasedAt=training.erased_at,
-    )
+    return TrainingRead(**training_view(training))
 
 
 def caption_run_read(run: CaptionRun) -> CaptionRunRead:
@@ -282,32 +262,7 @@ def prediction_created(prediction: Prediction) -> PredictionCreated:
 
 
 def prediction_read(p: Prediction, links: ImageLinks) -> PredictionRead:
-    return PredictionRead(
-        **run_fields(p),
-        outputImages=[links.content(i, ImageVariant.ORIGINAL) for i in p.output_image_ids],
-        outputImageIds=p.output_image_ids,
-        seed=p.seed,
-        prompt=p.prompt,
-        scaleConfigs={
-            s.key: {
-                "scale": s.scale,
-                "modelId": s.model_id,
-                "trainingId": s.training_id,
-                **({"checkpointStep": s.checkpoint_step} if s.checkpoint_step else {}),
-            }
-            for s in p.scale_configs
-        },
-        image_size={"width": p.width, "height": p.height},
-        num_images=p.num_images,
-        output_format=p.output_format,
-        guidance_scale=p.guidance_scale,
-        num_inference_steps=p.num_inference_steps,
-        negative_prompt=p.negative_prompt,
-        scheduler=p.scheduler,
-        init_image=p.init_image and p.init_image.source,
-        strength=p.strength if p.init_image else None,
-        mask_image=p.mask_image and p.mask_image.source,
-    )
+    return PredictionRead(**prediction_view(p, links.content))
 
 
 def sample_read(view: SampleView, links: ImageLinks) -> SampleRead:

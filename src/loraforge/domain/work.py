@@ -68,6 +68,9 @@ class Run:
     created_at: datetime
     progress: Progress = field(default_factory=Progress)
     webhook_url: str | None = None
+    # The lifecycle events its webhook announces (domain/events.py); None: the default, one
+    # webhook when the run ends.
+    webhook_events: list[str] | None = None
     error: str | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
@@ -265,3 +268,7 @@ class WebhookDelivery:
     delivered_at: datetime | None = None
     failed_at: datetime | None = None
     last_error: str | None = None
+    # The run it announces and its place among the run's deliveries: a run's deliveries are
+    # sent one after another in this order (None: a delivery made before runs were numbered).
+    run_id: str | None = None
+    sequence: int | None = None

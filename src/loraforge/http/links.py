@@ -21,8 +21,4 @@ class ImageLinks:
     signer: LinkSigner
 
     def content(self, image_id: str, variant: ImageVariant = ImageVariant.ORIGINAL) -> str:
-        signature = self.signer.sign(image_id, variant)
-        return (
-            f"{self.base}/v1/images/{image_id}/content"
-            f"?variant={variant.value}&expires={signature.expires}&sig={signature.sig}"
-        )
+        return self.signer.url(self.base, image_id, variant)

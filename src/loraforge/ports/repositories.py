@@ -211,7 +211,13 @@ class WebhookRepository(Protocol):
     def add(self, delivery: WebhookDelivery) -> None: ...
 
     def due(self, now: datetime, *, limit: int) -> list[WebhookDelivery]:
-        """Pending deliveries whose next attempt is due, locked for this sender."""
+        """Pending deliveries whose next attempt is due, locked for this sender: of a run's
+        deliveries only the first still pending (neither delivered nor failed), so a run's
+        deliveries are attempted in ``sequence`` order, whichever process sends them."""
+        ...
+
+    def last_sequence(self, run_id: str) -> int:
+        """The highest ``sequence`` of the run's deliveries; 0 when it has none."""
         ...
 
     def update(self, delivery: WebhookDelivery) -> None: ...

@@ -22,7 +22,7 @@ from loraforge.domain.work import CaptionRun, JobKind, RunStatus
 from loraforge.ports import BlobStore, Captioner, Clock, UnitOfWork, UnitOfWorkFactory
 from loraforge.services.jobs import JobService, Lease, LeaseLost
 from loraforge.services.run_endings import RunEndings, RunKind
-from loraforge.services.webhooks import WebhookService
+from loraforge.services.run_events import RunEvents
 
 log = logging.getLogger("loraforge.captions")
 
@@ -47,14 +47,14 @@ class CaptionRunner:
         jobs: JobService,
         blobs: BlobStore,
         captioner: Captioner | None,
-        webhooks: WebhookService,
+        events: RunEvents,
         clock: Clock,
     ) -> None:
         self._uow = uow
         self._jobs = jobs
         self._blobs = blobs
         self._captioner = captioner
-        self._endings = RunEndings(CAPTION_RUNS, webhooks=webhooks, clock=clock)
+        self._endings = RunEndings(CAPTION_RUNS, events=events, clock=clock)
         self._clock = clock
 
     def run(self, lease: Lease, lost: Callable[[], bool]) -> None:

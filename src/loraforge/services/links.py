@@ -54,3 +54,11 @@ class LinkSigner:
             raise Forbidden("The link signature is not valid.")
         if expires < self._clock.now().timestamp():
             raise Forbidden("The link has expired.")
+
+    def url(self, base: str, image_id: str, variant: ImageVariant) -> str:
+        """The signed content link of an image variant under ``base`` (a public URL)."""
+        signature = self.sign(image_id, variant)
+        return (
+            f"{base}/v1/images/{image_id}/content"
+            f"?variant={variant.value}&expires={signature.expires}&sig={signature.sig}"
+        )

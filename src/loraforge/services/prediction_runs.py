@@ -16,7 +16,7 @@ from loraforge.services.image_bytes import PreparedImage
 from loraforge.services.images import ImageService
 from loraforge.services.jobs import JobService, Lease
 from loraforge.services.run_endings import RunEndings, RunKind
-from loraforge.services.webhooks import WebhookService
+from loraforge.services.run_events import RunEvents
 
 
 class PredictionRunner:
@@ -30,7 +30,7 @@ class PredictionRunner:
         images: ImageService,
         generator: Generator,
         catalog: BaseModelCatalog,
-        webhooks: WebhookService,
+        events: RunEvents,
         clock: Clock,
         lora_cache: Path,
     ) -> None:
@@ -39,7 +39,8 @@ class PredictionRunner:
         self._images = images
         self._generator = generator
         self._catalog = catalog
-        self._endings = RunEndings(PREDICTIONS, webhooks=webhooks, clock=clock)
+        self._events = events
+        self._endings = RunEndings(PREDICTIONS, events=events, clock=clock)
         self._clock = clock
         self._cache = lora_cache
         self._cache.mkdir(parents=True, exist_ok=True)
@@ -94,8 +95,11 @@ class PredictionRunner:
                 base_name = training.manifest["baseModel"]
                 path = self._materialise(_weights_key(uow, training, config.checkpoint_step))
                 loras.append(LoraWeights(name=training.id, path=path, scale=config.scale))
+            first = prediction.started_at is None  # a worker taking over is no new start
             prediction.start(self._clock.now())
             uow.predictions.update(prediction)
+            if first:
+                self._events.emit(uow, prediction, "prediction.started")
             uow.commit()
         spec = GenerationSpec(
             base_model=self._catalog.get(base_name),

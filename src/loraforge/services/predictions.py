@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from loraforge.domain.entities import Principal
 from loraforge.domain.errors import Conflict, InvalidInput, NotFound
+from loraforge.domain.events import PREDICTION_EVENTS, chosen_events
 from loraforge.domain.ml import BaseModel
 from loraforge.domain.work import (
     DEFAULT_STRENGTH,
@@ -43,6 +44,7 @@ class PredictionRequest:
     num_inference_steps: int
     webhook_url: str | None = None
     inputs: InputRequest = field(default_factory=InputRequest)
+    webhook_events: list[str] | None = None  # the lifecycle events announced; None: default
 
 
 class PredictionService:
@@ -75,13 +77,16 @@ class PredictionService:
             raise InvalidInput("scaleConfigs needs at least one entry.", field="scaleConfigs")
         if request.webhook_url is not None:
             check_webhook_url(request.webhook_url)
+        events = chosen_events(
+            request.webhook_events, PREDICTION_EVENTS, webhook_url=request.webhook_url
+        )
         named = pictures(request.inputs)
         with self._uow() as uow:
             base_name = self._base_model(uow, who, request)
         check_inputs(request.inputs, base_name, self._configured(base_name))
         stored = self._pictures.store(who, named, permit=permit)
         try:
-            prediction = self._add(who, request, stored)
+            prediction = self._add(who, request, stored, events)
         except BaseException:
             self._pictures.discard(stored)
             raise
@@ -89,7 +94,11 @@ class PredictionService:
         return prediction
 
     def _add(
-        self, who: Principal, request: PredictionRequest, stored: dict[str, StoredInput]
+        self,
+        who: Principal,
+        request: PredictionRequest,
+        stored: dict[str, StoredInput],
+        events: list[str] | None,
     ) -> Prediction:
         inputs = request.inputs
         with self._uow(write=True) as uow:
@@ -116,6 +125,7 @@ class PredictionService:
                 init_image=held.get("init_image"),
                 strength=DEFAULT_STRENGTH if inputs.strength is None else inputs.strength,
                 mask_image=held.get("mask_image"),
+                webhook_events=events,
             )
             prediction.progress.total_steps = request.num_inference_steps
             uow.predictions.add(prediction)

@@ -9,7 +9,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from loraforge.domain.work import JobKind, Run, RunStatus
 from loraforge.ports import Clock, UnitOfWork
-from loraforge.services.webhooks import WebhookService
+from loraforge.services.run_events import RunEvents
 
 R = TypeVar("R", bound=Run)
 
@@ -35,13 +35,13 @@ class RunKind(Generic[R]):
     carry: Callable[[R, R], None]
     """``carry(stored, result)``: copy what the worker produced onto the stored row."""
     payload: Callable[[R], dict[str, Any]]
-    """The webhook's data about the ended run."""
+    """The default webhook's data about the ended run (a run without ``webhookEvents``)."""
 
 
 class RunEndings(Generic[R]):
-    def __init__(self, kind: RunKind[R], *, webhooks: WebhookService, clock: Clock) -> None:
+    def __init__(self, kind: RunKind[R], *, events: RunEvents, clock: Clock) -> None:
         self._kind = kind
-        self._webhooks = webhooks
+        self._events = events
         self._clock = clock
 
     def finish(self, uow: UnitOfWork, result: R, status: RunStatus, error: str | None) -> None:
@@ -52,14 +52,7 @@ class RunEndings(Generic[R]):
         self._kind.carry(run, result)
         run.finish(status, self._clock.now(), error)
         rows.update(run)
-        if run.webhook_url:
-            self._webhooks.enqueue(
-                uow,
-                account_id=run.account_id,
-                url=run.webhook_url,
-                event=f"{self._kind.job.value}.{status.value}",
-                data=self._kind.payload(run),
-            )
+        self._events.ended(uow, run, f"{self._kind.job.value}.{status.value}", self._kind.payload)
 
     def give_up(self, uow: UnitOfWork, run_id: str, reason: str) -> None:
         """The run's job ran out of attempts: the run fails with ``reason`` unless it ended."""

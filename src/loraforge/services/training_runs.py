@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from loraforge.domain.events import ProgressThrottle, SampleEvent
 from loraforge.domain.ml import (
     Hyperparameters,
     TrainingProgress,
@@ -32,8 +33,8 @@ from loraforge.services.image_bytes import PreparedImage
 from loraforge.services.jobs import JobService, Lease, LeaseLost
 from loraforge.services.receipts import PreparedReceipt, ReceiptService
 from loraforge.services.run_endings import RunEndings, RunKind
+from loraforge.services.run_events import RunEvents
 from loraforge.services.training_samples import SampleRecorder, sample_plan_of
-from loraforge.services.webhooks import WebhookService
 from loraforge.services.weights import lora_title
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ class TrainingRunner:
         blobs: BlobStore,
         trainer: Trainer,
         catalog: BaseModelCatalog,
-        webhooks: WebhookService,
+        events: RunEvents,
         clock: Clock,
         workdir: Path,
         receipts: ReceiptService | None = None,
@@ -65,8 +66,11 @@ class TrainingRunner:
         self._refs = BlobReferences(uow=uow, blobs=blobs)
         self._trainer = trainer
         self._catalog = catalog
-        self._endings = RunEndings(TRAININGS, webhooks=webhooks, clock=clock)
-        self._clock = clock
+        # The training's event sink: a rendered sample is announced with
+        # ``events.sample(uow, training, SampleEvent(...))`` in the transaction storing it.
+        self.events = events
+        self._endings = RunEndings(TRAININGS, events=events, clock=clock)
+        self.clock = clock
         self._workdir = workdir
         self._receipts = receipts  # None: no receipts signed (tests of the loop alone)
 
@@ -126,8 +130,11 @@ class TrainingRunner:
                 self._jobs.finish(uow, lease)
                 uow.commit()
                 return None
-            training.start(self._clock.now())
+            first = training.started_at is None  # a worker taking over is no new start
+            training.start(self.clock.now())
             uow.trainings.update(training)
+            if first:
+                self.events.emit(uow, training, "training.started")
             uow.commit()
             return training
 
@@ -188,12 +195,15 @@ class TrainingRunner:
         if stored is not None and stored.erased_at is not None and training.artifact_key:
             self._refs.release({training.artifact_key})
 
-    def save_progress(self, lease: Lease, training: Training) -> None:
+    def save_progress(self, lease: Lease, training: Training, *, announce: bool = False) -> None:
+        """Write the training's progress; ``announce``: with a ``training.progress`` event."""
         with self._jobs.guarded(lease) as uow:
             current = uow.trainings.get(training.id)
             if current is not None:
                 current.progress = training.progress
                 uow.trainings.update(current)
+                if announce:
+                    self.events.progress(uow, current)
             uow.commit()
 
     @property
@@ -202,7 +212,26 @@ class TrainingRunner:
 
     def record_samples(self, lease: Lease, training: Training, sampled: SampleRound) -> None:
         if self._samples is not None:
-            self._samples.record(lease, training, sampled)
+            self._samples.record(
+                lease,
+                training,
+                sampled,
+                announce=lambda uow, s: self.events.sample(
+                    uow,
+                    training,
+                    SampleEvent(step=s.step, prompt=s.prompt, seed=s.seed, image_id=s.image_id),
+                ),
+            )
+
+    def progress_throttle(self, training: Training) -> ProgressThrottle | None:
+        """When the training's progress is announced (None: it does not want the event)."""
+        if not RunEvents.wanted(training, "training.progress"):
+            return None
+        return ProgressThrottle(
+            total_steps=training.progress.total_steps,
+            last_step=training.progress.step,
+            last_at=self.clock.now(),
+        )
 
     def cancel_requested(self, training_id: str) -> bool:
         with self._uow() as uow:
@@ -232,7 +261,8 @@ TRAININGS = RunKind(
 
 
 class _Watcher:
-    """The trainer's callbacks: throttled progress writes; cancel and lease checks per step."""
+    """The trainer's callbacks: throttled progress writes and events; cancel and lease checks
+    per step."""
 
     def __init__(
         self, runner: TrainingRunner, lease: Lease, training: Training, lost: Callable[[], bool]
@@ -251,6 +281,8 @@ class _Watcher:
         self._sampling_s = 0.0  # time spent rendering and storing samples (this attempt)
         self._rounds = 0
         self._reported_at = self._started
+        self._announce = runner.progress_throttle(training)
+        self._clock = runner.clock
 
     def report(self, progress: TrainingProgress) -> None:
         if self._first_step is None:  # a resumed attempt starts past step 0
@@ -264,8 +296,11 @@ class _Watcher:
             loss=progress.loss,
             eta_seconds=round(eta, 1) if eta is not None else None,
         )
-        if time.monotonic() - self._last_write >= PROGRESS_EVERY_S:
-            self._save()
+        announce = self._announce is not None and self._announce.due(
+            progress.step, self._clock.now()
+        )
+        if announce or time.monotonic() - self._last_write >= PROGRESS_EVERY_S:
+            self._save(announce=announce)
 
     def sample(self, sampled: SampleRound) -> None:
         """The trainer rendered a round of samples (and maybe a checkpoint): store them, which
@@ -305,10 +340,10 @@ class _Watcher:
             eta += per_round * rounds_left
         return eta
 
-    def _save(self) -> None:
+    def _save(self, *, announce: bool = False) -> None:
         self._last_write = time.monotonic()
         try:
-            self._runner.save_progress(self._lease, self._training)
+            self._runner.save_progress(self._lease, self._training, announce=announce)
         except LeaseLost:
             self._lease_lost = True
 

@@ -10,7 +10,7 @@ and removes them (``purge``). Reading them is
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,9 +86,18 @@ class SampleRecorder:
         self._outputs = outputs
         self._sheets = sheets
 
-    def record(self, lease: Lease, training: Training, sampled: SampleRound) -> StoredRound | None:
+    def record(
+        self,
+        lease: Lease,
+        training: Training,
+        sampled: SampleRound,
+        *,
+        announce: Callable[[UnitOfWork, Sample], None] | None = None,
+    ) -> StoredRound | None:
         """Store a round; None when it was not (training or model deleted, the step already
-        stored by an earlier attempt). ``LeaseLost`` when another attempt holds the job."""
+        stored by an earlier attempt). ``LeaseLost`` when another attempt holds the job.
+        ``announce`` is called for each sample in the transaction that stores it (the
+        ``training.sample`` webhook)."""
         prepared = [
             self._outputs.prepare(
                 account_id=training.account_id,
@@ -112,6 +121,9 @@ class SampleRecorder:
             with self._jobs.guarded(lease) as uow:
                 if live(uow, training) and not _has_step(uow, training.id, sampled.step):
                     self._add(uow, prepared, stored, sampled.checkpoint)
+                    if announce is not None:
+                        for sample in stored.samples:
+                            announce(uow, sample)
                     uow.commit()
                     written = True
         finally:

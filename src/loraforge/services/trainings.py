@@ -12,6 +12,7 @@ from loraforge.domain.buckets import bucket_for
 from loraforge.domain.captions import TrainingWords
 from loraforge.domain.entities import Image, ImageKind, Model, Principal
 from loraforge.domain.errors import Conflict, NotFound
+from loraforge.domain.events import TRAINING_EVENTS, chosen_events
 from loraforge.domain.ml import BaseModel
 from loraforge.domain.work import JobKind, RunStatus, Training, TrainingSpeed
 from loraforge.ports import (
@@ -27,6 +28,7 @@ from loraforge.services.base_models import base_model_named
 from loraforge.services.blob_refs import BlobReferences
 from loraforge.services.dataset_check import MAX_TRAINING_IMAGES, DatasetService, upload_order
 from loraforge.services.jobs import JobService
+from loraforge.services.run_events import RunEvents
 from loraforge.services.training_plan import (
     DEFAULT_SAMPLE_PROMPT,
     Overrides,
@@ -97,12 +99,14 @@ class TrainingService:
         dataset: DatasetService,
         clock: Clock,
         new_id: IdFactory,
+        events: RunEvents,
         max_checkpoints: int | None = None,
     ) -> None:
         self._uow = uow
         self._jobs = jobs
         self._max_checkpoints = max_checkpoints
         self._queue = queue
+        self._events = events
         self._blobs = blobs
         self._refs = BlobReferences(uow=uow, blobs=blobs)
         self._catalog = catalog
@@ -118,6 +122,7 @@ class TrainingService:
         strength: int,
         speed: TrainingSpeed,
         webhook_url: str | None = None,
+        webhook_events: list[str] | None = None,
         overrides: Overrides | None = None,
         exclusive: bool = False,
         words: TrainingWords | None = None,
@@ -130,9 +135,11 @@ class TrainingService:
         new random one), class word and caption template every image's caption is made with.
         ``require_ready_dataset`` refuses a model whose dataset check is not ``ready``.
         ``sample_prompts`` (at most four) are rendered at every sample step after the default
-        prompt (``a photo of {trigger} {class}``)."""
+        prompt (``a photo of {trigger} {class}``).
+        ``webhook_events``: the lifecycle events its webhook announces (None: the default)."""
         if webhook_url is not None:
             check_webhook_url(webhook_url)
+        webhook_events = chosen_events(webhook_events, TRAINING_EVENTS, webhook_url=webhook_url)
         words = (words or TrainingWords()).checked()
         prompts = checked_sample_prompts(sample_prompts)
         self._dataset.measure_missing(who, model_id)  # before the write lock: it takes a while
@@ -180,6 +187,7 @@ class TrainingService:
                 manifest=manifest,
                 created_at=self._clock.now(),
                 webhook_url=webhook_url,
+                webhook_events=webhook_events,
             )
             training.progress.total_steps = hyper.steps
             uow.trainings.add(training, pinned_blobs={i.display_key for i in images})
@@ -244,6 +252,8 @@ class TrainingService:
             training = self._owned(uow, who, model_id, training_id)
             training.request_cancel(self._clock.now())
             uow.trainings.update(training)
+            if training.status is RunStatus.CANCELED:  # it was queued: no worker announces it
+                self._events.emit(uow, training, "training.canceled")
             uow.commit()
         return training
 

@@ -67,13 +67,26 @@ class WebhookService:
         return secret
 
     def enqueue(
-        self, uow: UnitOfWork, *, account_id: str, url: str, event: str, data: dict[str, Any]
+        self,
+        uow: UnitOfWork,
+        *,
+        account_id: str,
+        url: str,
+        event: str,
+        data: dict[str, Any],
+        run_id: str | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> None:
-        """Record a delivery inside the caller's transaction (the outbox)."""
+        """Record a delivery inside the caller's transaction (the outbox). ``run_id``: the
+        delivery takes the run's next sequence number, and goes out only after the run's
+        earlier deliveries. ``extra``: top-level fields a lifecycle event adds to the payload
+        (with its ``sequence``); without it the payload is ``type``, ``timestamp``, ``data``."""
         now = self._clock.now()
-        body = json.dumps(
-            {"type": event, "timestamp": now.isoformat(), "data": data}, separators=(",", ":")
-        )
+        sequence = None if run_id is None else uow.webhooks.last_sequence(run_id) + 1
+        payload: dict[str, Any] = {"type": event, "timestamp": now.isoformat()}
+        if extra is not None:
+            payload |= {"sequence": sequence, **extra}
+        body = json.dumps(payload | {"data": data}, separators=(",", ":"))
         uow.webhooks.add(
             WebhookDelivery(
                 id="msg_" + self._new_id().replace("-", ""),
@@ -83,6 +96,8 @@ class WebhookService:
                 body=body,
                 created_at=now,
                 next_attempt_at=now,
+                run_id=run_id,
+                sequence=sequence,
             )
         )
 

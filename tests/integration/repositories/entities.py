@@ -193,7 +193,12 @@ def job(
 
 
 def delivery(
-    delivery_id: str, account_id: str = ME, *, t: float = 0, due: float | None = None
+    delivery_id: str,
+    account_id: str = ME,
+    *,
+    t: float = 0,
+    due: float | None = None,
+    run: tuple[str, int] | None = None,
 ) -> WebhookDelivery:
     return WebhookDelivery(
         id=delivery_id,
@@ -203,4 +208,6 @@ def delivery(
         body='{"type":"training.succeeded"}',
         created_at=at(t),
         next_attempt_at=at(t if due is None else due),
+        run_id=run[0] if run else None,
+        sequence=run[1] if run else None,
     )

@@ -108,3 +108,59 @@ def test_a_secret_for_a_missing_account_is_not_kept(uow: UnitOfWorkFactory) -> N
     write(uow, lambda tx: tx.webhooks.set_secret("acct-none", "whsec_x"))
 
     assert read(uow, lambda tx: tx.webhooks.get_secret("acct-none")) is None
+
+
+def test_due_answers_only_the_first_pending_delivery_of_each_run(uow: UnitOfWorkFactory) -> None:
+    add(
+        uow,
+        delivery("a-2", due=0, run=("run-a", 2)),
+        delivery("a-1", due=3, run=("run-a", 1)),  # retrying: due later than its successor
+        delivery("a-3", due=0, run=("run-a", 3)),
+        dataclasses.replace(delivery("b-1", due=0, run=("run-b", 1)), delivered_at=at(1)),
+        delivery("b-2", due=1, run=("run-b", 2)),
+        delivery("b-3", due=0, run=("run-b", 3)),
+        delivery("unnumbered", due=2),
+    )
+
+    assert due(uow, now=2) == ["b-2", "unnumbered"]  # a-1 not yet due holds a-2 and a-3 back
+    assert due(uow, now=3) == ["b-2", "unnumbered", "a-1"]
+
+
+def test_a_failed_delivery_no_longer_holds_its_run_back(uow: UnitOfWorkFactory) -> None:
+    add(
+        uow,
+        dataclasses.replace(delivery("a-1", due=0, run=("run-a", 1)), failed_at=at(1)),
+        delivery("a-2", due=0, run=("run-a", 2)),
+    )
+
+    assert due(uow, now=1) == ["a-2"]
+
+
+def test_a_claimed_delivery_holds_its_run_back(uow: UnitOfWorkFactory) -> None:
+    """Claimed (pushed back while one sender sends it) is still pending: its successor waits
+    for the delivered mark, whichever sender asks."""
+    add(uow, delivery("a-1", due=0, run=("run-a", 1)), delivery("a-2", due=0, run=("run-a", 2)))
+    with uow(write=True) as tx:
+        (claimed,) = tx.webhooks.due(at(1), limit=10)
+        claimed.next_attempt_at = at(120)
+        tx.webhooks.update(claimed)
+        tx.commit()
+
+    assert due(uow, now=2) == []
+    write(uow, lambda tx: tx.webhooks.update(dataclasses.replace(claimed, delivered_at=at(2))))
+    assert due(uow, now=2) == ["a-2"]
+
+
+def test_last_sequence_counts_a_run_s_deliveries(uow: UnitOfWorkFactory) -> None:
+    add(uow, delivery("a-1", run=("run-a", 1)), delivery("a-2", run=("run-a", 2)), delivery("x"))
+
+    assert read(uow, lambda tx: tx.webhooks.last_sequence("run-a")) == 2
+    assert read(uow, lambda tx: tx.webhooks.last_sequence("run-b")) == 0
+
+
+def test_one_sequence_number_of_a_run_is_stored_once(uow: UnitOfWorkFactory) -> None:
+    add(uow, delivery("a-1", run=("run-a", 1)))
+
+    with pytest.raises(Exception):  # noqa: B017,PT011 - IntegrityError in SQL, AssertionError in the fake
+        add(uow, delivery("a-1-again", run=("run-a", 1)))
+    assert [d.id for d in read(uow, lambda tx: tx.webhooks.list_for_account(ME))] == ["a-1"]

@@ -22,6 +22,7 @@ from werkzeug import Request, Response
 from loraforge.app import create_app
 from loraforge.bootstrap import Container, build, build_worker
 from loraforge.settings import Settings
+from tests import imagefactory
 from tests.integration.work.helpers import ManualClock, queued_training
 from tests.ml_fakes import FakeGenerator, FakeTrainer
 
@@ -157,3 +158,78 @@ def test_a_delivery_carries_content_type_once(settings: Settings, clock: ManualC
         v for n, _, v in (h.partition(b":") for h in lines) if n.lower() == b"content-type"
     ]
     assert [v.strip() for v in content_types] == [b"application/json"]
+
+
+@pytest.mark.parametrize(
+    ("events", "says"),
+    [
+        (["training.started", "training.exploded"], "training.exploded"),
+        (["prediction.started"], "prediction.started"),
+        ([], "names no event"),
+        ("training.started", "webhookEvents"),  # not a list
+        ([7], "webhookEvents"),
+    ],
+)
+def test_unknown_webhook_events_are_refused_naming_the_field(
+    hooked: Container, events: object, says: str
+) -> None:
+    key = hooked.keys.create(name="w").plaintext
+    headers = {"Authorization": f"Bearer {key}"}
+    with TestClient(create_app(container=hooked)) as client:
+        model_id = client.post("/v1/models", json={"displayName": "m"}, headers=headers).json()
+        refused = client.post(
+            f"/v1/models/{model_id['id']}/trainings",
+            json={"webhookUrl": "https://hooks.example/x", "webhookEvents": events},
+            headers=headers,
+        )
+        predicted = client.post(
+            "/v1/predictions",
+            json={
+                "scaleConfigs": {"a": {"scale": 1, "modelId": "m", "trainingId": "t"}},
+                "prompt": "p",
+                "webhookUrl": "https://hooks.example/x",
+                "webhookEvents": ["training.started"],
+            },
+            headers=headers,
+        )
+    assert refused.status_code == 422, refused.text
+    error = refused.json()["error"]
+    assert error["field"].startswith("webhookEvents")
+    assert says in error["message"] or says in error["field"]
+    assert predicted.status_code == 422, predicted.text
+    assert predicted.json()["error"]["field"] == "webhookEvents"
+
+
+def test_chosen_events_are_echoed_and_the_default_is_null(hooked: Container) -> None:
+    training_id = queued_training(hooked)
+    key = hooked.keys.create(name="w").plaintext
+    with hooked.uow() as uow:
+        training = uow.trainings.get(training_id)
+    assert training is not None
+    assert training.webhook_events is None
+    with TestClient(create_app(container=hooked)) as client:
+        headers = {"Authorization": f"Bearer {key}"}
+        model_id = client.post("/v1/models", json={"displayName": "m"}, headers=headers).json()
+        client.post(
+            f"/v1/models/{model_id['id']}/data",
+            content=imagefactory.png(32, 32),
+            headers=headers,
+        )
+        started = client.post(
+            f"/v1/models/{model_id['id']}/trainings",
+            json={
+                "webhookUrl": "https://hooks.example/x",
+                "webhookEvents": ["training.succeeded", "training.started"],
+            },
+            headers=headers,
+        )
+        assert started.status_code == 201, started.text
+        url = f"/v1/models/{model_id['id']}/trainings/{started.json()['trainingId']}"
+        shown = client.get(url, headers=headers).json()
+        default = client.post(f"/v1/models/{model_id['id']}/trainings", json={}, headers=headers)
+        shown_default = client.get(
+            f"/v1/models/{model_id['id']}/trainings/{default.json()['trainingId']}",
+            headers=headers,
+        ).json()
+    assert shown["webhookEvents"] == ["training.started", "training.succeeded"]
+    assert shown_default["webhookEvents"] is None

@@ -20,6 +20,7 @@ from loraforge.domain.work import (
     ScaleConfig,
     Training,
     TrainingSpeed,
+    WebhookDelivery,
 )
 from loraforge.ports import Captioner, Generator
 from loraforge.services.caption_runs import CaptionRunner
@@ -28,8 +29,10 @@ from loraforge.services.dataset_check import DatasetService
 from loraforge.services.images import ImageService
 from loraforge.services.inspections import InspectionQueue, InspectionRunner
 from loraforge.services.jobs import JobService
+from loraforge.services.links import LinkSigner
 from loraforge.services.prediction_runs import PredictionRunner
 from loraforge.services.predictions import PredictionRequest, PredictionService
+from loraforge.services.run_events import RunEvents
 from loraforge.services.training_image_jobs import TrainingImageJobs
 from loraforge.services.training_images import TrainingImageService
 from loraforge.services.training_runs import TrainingRunner
@@ -86,6 +89,7 @@ class WorkWorld:
     inspector: FakeInspector
     dataset: DatasetService
     catalog: FakeBaseModelCatalog
+    events: RunEvents
 
     def model(self, model_id: str = "m-1", *, images: int = 1, base_model: str = "tiny") -> str:
         """A model of ``ME`` with ``images`` training images (their bytes stored)."""
@@ -132,8 +136,14 @@ class WorkWorld:
 
     def webhooks(self) -> Iterator[tuple[str, dict[str, Any]]]:
         """The queued webhook deliveries: (event, data), oldest first."""
-        for delivery in sorted(self.uow.state.webhooks.values(), key=lambda d: d.created_at):
+        for delivery in self.deliveries():
             yield delivery.event, json.loads(delivery.body)["data"]
+
+    def deliveries(self) -> list[WebhookDelivery]:
+        """The queued webhook deliveries, oldest first (a run's in sequence order)."""
+        return sorted(
+            self.uow.state.webhooks.values(), key=lambda d: (d.created_at, d.sequence or 0)
+        )
 
 
 def request(training: Training, **changes: Any) -> PredictionRequest:
@@ -180,6 +190,11 @@ def make_world(
     webhooks = WebhookService(
         uow=uow, sender=_NoSender(), clock=clock, new_id=FakeIds("hook"), retry_window_s=60
     )
+    events = RunEvents(
+        webhooks=webhooks,
+        links=LinkSigner(secret=b"links", ttl_s=3600, clock=clock),
+        public_url="https://lf.example",
+    )
     captions = CaptionService(
         uow=uow,
         jobs=jobs,
@@ -211,7 +226,7 @@ def make_world(
             blobs=blobs,
             trainer=trainer,
             catalog=catalog,
-            webhooks=webhooks,
+            events=events,
             clock=clock,
             workdir=tmp_path / "trainings",
         ),
@@ -221,14 +236,14 @@ def make_world(
             images=images,
             generator=generator or FakeGenerator(),
             catalog=catalog,
-            webhooks=webhooks,
+            events=events,
             clock=clock,
             lora_cache=tmp_path / "loras",
         ),
         InspectionRunner(uow=uow, jobs=jobs, dataset=dataset),
     ]
     caption_runner = CaptionRunner(
-        uow=uow, jobs=jobs, blobs=blobs, captioner=captioner, webhooks=webhooks, clock=clock
+        uow=uow, jobs=jobs, blobs=blobs, captioner=captioner, events=events, clock=clock
     )
     return WorkWorld(
         clock=clock,
@@ -250,6 +265,7 @@ def make_world(
             dataset=dataset,
             clock=clock,
             new_id=ids,
+            events=events,
         ),
         inspector=inspector,
         dataset=dataset,
@@ -264,6 +280,7 @@ def make_world(
             pictures=images.inputs,
         ),
         trainer=trainer,
+        events=events,
         caption_runner=caption_runner,
         worker=Worker(
             jobs=jobs,

@@ -169,6 +169,7 @@ class TrainingRow(Base):
     manifest: Mapped[dict[str, Any]] = mapped_column(JSON)
     progress: Mapped[dict[str, Any]] = mapped_column(JSON)
     webhook_url: Mapped[str | None] = mapped_column(Text)
+    webhook_events: Mapped[list[str] | None] = mapped_column(JSON)
     error: Mapped[str | None] = mapped_column(Text)
     artifact_key: Mapped[str | None] = mapped_column(String(64), index=True)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -192,6 +193,7 @@ class PredictionRow(Base):
     progress: Mapped[dict[str, Any]] = mapped_column(JSON)
     output_image_ids: Mapped[list[str]] = mapped_column(JSON)
     webhook_url: Mapped[str | None] = mapped_column(Text)
+    webhook_events: Mapped[list[str] | None] = mapped_column(JSON)
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(Timestamp)
     started_at: Mapped[datetime | None] = mapped_column(Timestamp)
@@ -253,6 +255,8 @@ class WebhookDeliveryRow(Base):
     __tablename__ = "webhook_deliveries"
     __table_args__ = (
         Index("ix_webhook_deliveries_due", "delivered_at", "failed_at", "next_attempt_at"),
+        # A run's deliveries go out in sequence order; two with one number cannot both commit.
+        Index("ix_webhook_deliveries_run_sequence", "run_id", "sequence", unique=True),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -266,6 +270,8 @@ class WebhookDeliveryRow(Base):
     delivered_at: Mapped[datetime | None] = mapped_column(Timestamp)
     failed_at: Mapped[datetime | None] = mapped_column(Timestamp)
     last_error: Mapped[str | None] = mapped_column(Text)
+    run_id: Mapped[str | None] = mapped_column(String(36))
+    sequence: Mapped[int | None] = mapped_column(Integer)
 
 
 class TrainingBlobRow(Base):

@@ -6,8 +6,8 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, false, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import delete, exists, false, func, or_, select, update
+from sqlalchemy.orm import Session, aliased
 
 from loraforge.adapters.db.tables import (
     AccountRow,
@@ -36,8 +36,8 @@ from loraforge.ports.repositories import RowLock
 
 _TRAINING = (
     "id", "account_id", "model_id", "strength", "trigger_word", "manifest", "webhook_url",
-    "error", "artifact_key", "cancel_requested", "created_at", "started_at", "finished_at",
-    "deleted_at", "erased_at",
+    "webhook_events", "error", "artifact_key", "cancel_requested", "created_at", "started_at",
+    "finished_at", "deleted_at", "erased_at",
 )  # fmt: skip
 _PREDICTION_PARAMS = (
     "prompt", "seed", "width", "height", "num_images", "output_format", "guidance_scale",
@@ -45,8 +45,8 @@ _PREDICTION_PARAMS = (
 )  # fmt: skip
 _INPUT_IMAGES = ("init_image", "mask_image")
 _PREDICTION = (
-    "id", "account_id", "output_image_ids", "webhook_url", "error", "created_at", "started_at",
-    "finished_at", "deleted_at",
+    "id", "account_id", "output_image_ids", "webhook_url", "webhook_events", "error",
+    "created_at", "started_at", "finished_at", "deleted_at",
 )  # fmt: skip
 _JOB = (
     "id", "subject_id", "attempts", "max_attempts", "created_at", "available_at", "lease_owner",
@@ -54,7 +54,7 @@ _JOB = (
 )  # fmt: skip
 _DELIVERY = (
     "id", "account_id", "url", "event", "body", "created_at", "next_attempt_at", "attempts",
-    "delivered_at", "failed_at", "last_error",
+    "delivered_at", "failed_at", "last_error", "run_id", "sequence",
 )  # fmt: skip
 
 
@@ -293,18 +293,35 @@ class SqlWebhookRepository:
         self._s.add(WebhookDeliveryRow(**_pick(delivery, _DELIVERY)))
 
     def due(self, now: datetime, *, limit: int) -> list[WebhookDelivery]:
+        delivery = WebhookDeliveryRow
+        earlier = aliased(WebhookDeliveryRow)
+        # Read in the statement's snapshot: an earlier delivery counts as pending until its
+        # delivered or failed mark is committed, so no sender can overtake it.
+        earlier_pending = exists().where(
+            earlier.run_id == delivery.run_id,
+            earlier.sequence < delivery.sequence,
+            earlier.delivered_at.is_(None),
+            earlier.failed_at.is_(None),
+        )
         rows = self._s.scalars(
-            select(WebhookDeliveryRow)
+            select(delivery)
             .where(
-                WebhookDeliveryRow.delivered_at.is_(None),
-                WebhookDeliveryRow.failed_at.is_(None),
-                WebhookDeliveryRow.next_attempt_at <= now,
+                delivery.delivered_at.is_(None),
+                delivery.failed_at.is_(None),
+                delivery.next_attempt_at <= now,
+                ~earlier_pending,
             )
-            .order_by(WebhookDeliveryRow.next_attempt_at)
+            .order_by(delivery.next_attempt_at, delivery.sequence)
             .limit(limit)
-            .with_for_update(skip_locked=True)
+            .with_for_update(skip_locked=True, of=delivery)
         )
         return [WebhookDelivery(**_pick(r, _DELIVERY)) for r in rows]
+
+    def last_sequence(self, run_id: str) -> int:
+        found = self._s.scalar(
+            select(func.max(WebhookDeliveryRow.sequence)).where(WebhookDeliveryRow.run_id == run_id)
+        )
+        return int(found or 0)
 
     def update(self, delivery: WebhookDelivery) -> None:
         self._s.execute(

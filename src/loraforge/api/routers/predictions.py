@@ -76,6 +76,7 @@ def _request(body: PredictionCreate) -> PredictionRequest:
             control=control
             and Control(type=control.type, image=control.image, scale=control.scale),
         ),
+        webhook_events=body.webhookEvents,
     )
 
 

@@ -48,6 +48,7 @@ def start_training(
         strength=body.trainingStrength,
         speed=TrainingSpeed(body.trainingSpeed),
         webhook_url=body.webhookUrl,
+        webhook_events=body.webhookEvents,
         words=training_words(body),
         overrides=Overrides(flip_augment=body.flipAugment),
         require_ready_dataset=body.requireReadyDataset,

@@ -18,6 +18,15 @@ class TrainingCreate(WireModel):
     trainingStrength: int = Field(5, ge=0, le=10, strict=True, examples=[7])
     trainingSpeed: Literal["fast", "high_quality"] = "fast"
     webhookUrl: str | None = Field(None, max_length=2048)
+    webhookEvents: list[str] | None = Field(
+        None,
+        max_length=16,
+        description="The lifecycle events the webhook announces, of `training.started`, "
+        "`training.progress`, `training.sample`, `training.succeeded`, `training.failed`, "
+        "`training.canceled`; default: one webhook when the run ends, in its usual payload "
+        "(docs/api.md, Webhooks).",
+        examples=[["training.started", "training.progress", "training.succeeded"]],
+    )
     triggerWord: str | None = Field(
         None,
         pattern=r"^[A-Za-z0-9_-]{1,32}$",
@@ -86,6 +95,9 @@ class TrainingRead(BaseModel):
         None,
         description="When an image it trained on was erased: its weights, samples and export "
         "are gone (410 `erased`); its status, history and receipt stay.",
+    )
+    webhookEvents: list[str] | None = Field(
+        None, description="The lifecycle events its webhook announces; null: the default."
     )
 
 
@@ -177,6 +189,14 @@ class PredictionCreate(WireModel):
     )
     reference_scale: float | None = Field(None, ge=0, le=1, strict=True)
     control: ControlIn | None = Field(None, description="ControlNet conditioning.")
+    webhookEvents: list[str] | None = Field(
+        None,
+        max_length=16,
+        description="The lifecycle events the webhook announces, of `prediction.started`, "
+        "`prediction.succeeded`, `prediction.failed`, `prediction.canceled`; default: one "
+        "webhook when the run ends, in its usual payload (docs/api.md, Webhooks).",
+        examples=[["prediction.started", "prediction.succeeded"]],
+    )
 
 
 class PredictionCreated(BaseModel):
@@ -208,6 +228,9 @@ class PredictionRead(BaseModel):
     startedAt: datetime | None
     finishedAt: datetime | None
     error: str | None = None
+    webhookEvents: list[str] | None = Field(
+        None, description="The lifecycle events its webhook announces; null: the default."
+    )
 
 
 class BaseModelRead(BaseModel):
