@@ -11,11 +11,19 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from loraforge.adapters.ml.device import pick_placement
+from loraforge.adapters.ml.generator import DiffusersGenerator
 from loraforge.adapters.ml.pipelines import load_pipeline
 from loraforge.adapters.ml.registry import TINY
 from loraforge.adapters.ml.trainer import DiffusersLoraTrainer, render_samples
-from loraforge.domain.ml import Hyperparameters, TrainingProgress, TrainingSpec
+from loraforge.domain.ml import (
+    GenerationSpec,
+    Hyperparameters,
+    LoraWeights,
+    TrainingProgress,
+    TrainingSpec,
+)
 from loraforge.domain.samples import SamplePlan, SampleRound
+from loraforge.domain.work import DEFAULT_SIDE
 from tests.ml.pictures import samples
 
 HYPER = Hyperparameters(
@@ -31,13 +39,15 @@ PLAN = SamplePlan(
 )
 
 
-def _train(trainer: DiffusersLoraTrainer, workdir: Path) -> tuple[Path, list[SampleRound]]:
+def _train(
+    trainer: DiffusersLoraTrainer, workdir: Path, plan: SamplePlan = PLAN
+) -> tuple[Path, list[SampleRound]]:
     spec = TrainingSpec(
         TINY,
         samples(2, seed=1, shape="square", colour="red", pattern="striped"),
         HYPER,
         metadata={"ss_steps": "8"},
-        sampling=PLAN,
+        sampling=plan,
     )
     rounds: list[SampleRound] = []
     reports: list[TrainingProgress] = []
@@ -80,6 +90,35 @@ def test_samples_at_plan_steps_with_fixed_seeds_and_a_checkpoint(tmp_path: Path)
     assert any(not torch.equal(kept[k], last[k]) for k in kept)
 
 
+def test_a_sample_is_the_prediction_with_the_weights_of_its_step(
+    tmp_path: Path, generator: DiffusersGenerator
+) -> None:
+    """The same bytes as the generator gives with the checkpoint of that step (the final
+    weights at the last step) for the sample's prompt and seed at the plan's size and settings
+    and the base model's scheduler. At a default prediction's size the tiny model renders at
+    its native side and upscales, as predictions do: the samples do the same."""
+    plan = replace(PLAN, prompts=("a photo of FJA90AB",), resolution=DEFAULT_SIDE)
+    final, rounds = _train(DiffusersLoraTrainer(), tmp_path / "run", plan)
+
+    weights = {4: tmp_path / "kept-4.safetensors", 8: final}
+    for sampled in rounds:
+        [sample] = sampled.samples
+        spec = GenerationSpec(
+            TINY,
+            sample.prompt,
+            sample.seed,
+            width=DEFAULT_SIDE,
+            height=DEFAULT_SIDE,
+            num_images=1,
+            guidance_scale=plan.guidance_scale,
+            num_inference_steps=plan.inference_steps,
+            output_format="png",
+            loras=[LoraWeights("lora", weights[sampled.step], 1.0)],
+        )
+        assert generator.generate(spec) == [sample.image], f"step {sampled.step}"
+    assert rounds[0].samples[0].image != rounds[1].samples[0].image
+
+
 def test_sampling_leaves_training_as_it_was(tmp_path: Path) -> None:
     """The same training with and without samples ends with the same weights: rendering takes
     no gradient, touches no training RNG, and puts the UNet back in training mode."""
@@ -102,6 +141,6 @@ def test_render_samples_restores_the_mode_and_repeats_itself() -> None:
     pipe = load_pipeline(TINY, pick_placement())
     pipe.unet.train()
     plan = replace(PLAN, prompts=("a square",))
-    first = render_samples(pipe, plan)
+    first = render_samples(pipe, TINY, plan)
     assert pipe.unet.training
-    assert render_samples(pipe, plan)[0].image == first[0].image
+    assert render_samples(pipe, TINY, plan)[0].image == first[0].image

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from loraforge.domain.work import DEFAULT_GUIDANCE_SCALE, DEFAULT_INFERENCE_STEPS
+
 # Sampling costs about this many training steps per image and denoising step: a training
 # step is a UNet forward and backward (about three forwards), a denoising step of a sample
 # two forwards (classifier-free guidance). Only the first ETA uses it; then the measured
@@ -22,13 +24,18 @@ STEPS_PER_DENOISING_STEP = 2 / 3
 
 @dataclass(frozen=True)
 class SamplePlan:
+    """A sample is what a prediction with the LoRA of its step (scale 1) gives for its prompt
+    and seed at ``resolution`` x ``resolution`` with these settings and the base model's own
+    scheduler: the trainer renders it through the generator's code. New plans use a default
+    prediction's size and settings (``domain.work``)."""
+
     steps: tuple[int, ...]  # after these steps (ascending; the last is the final one)
     prompts: tuple[str, ...]  # the default prompt first, then the client's
     seed: int  # prompt ``n`` renders with ``seed + n``
     checkpoint_steps: tuple[int, ...]  # of ``steps``, those whose LoRA is kept
-    resolution: int
-    inference_steps: int = 20
-    guidance_scale: float = 7.5
+    resolution: int  # the sample's width and height, as a prediction's are
+    inference_steps: int = DEFAULT_INFERENCE_STEPS
+    guidance_scale: float = DEFAULT_GUIDANCE_SCALE
 
     def seed_of(self, position: int) -> int:
         return (self.seed + position) % 2**31

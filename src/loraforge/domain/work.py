@@ -158,6 +158,11 @@ class InputImage:
 
 
 DEFAULT_STRENGTH = 0.75
+# A prediction's defaults where the request names none (the native API's); training samples
+# render with them too (``domain.samples``), so a sample is what a default prediction gives.
+DEFAULT_SIDE = 512  # width and height in pixels
+DEFAULT_GUIDANCE_SCALE = 7.5
+DEFAULT_INFERENCE_STEPS = 20
 
 
 @dataclass(kw_only=True)

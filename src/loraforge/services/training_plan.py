@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from loraforge.domain.errors import InvalidInput
 from loraforge.domain.ml import BaseModel, Hyperparameters
 from loraforge.domain.samples import SamplePlan
-from loraforge.domain.work import TrainingSpeed
+from loraforge.domain.work import DEFAULT_SIDE, TrainingSpeed
 
 
 @dataclass(frozen=True)
@@ -137,7 +137,9 @@ def sample_plan(
     hyper: Hyperparameters, *, prompts: list[str], max_checkpoints: int | None
 ) -> SamplePlan:
     """When to sample and which LoRAs to keep: every sample step but the last (the final
-    weights) is a checkpoint, the latest ``max_checkpoints`` of them when capped."""
+    weights) is a checkpoint, the latest ``max_checkpoints`` of them when capped. Samples
+    render as a prediction with the default size and settings does, not at the training's
+    resolution: a sample shows what a default prediction with that step's LoRA gives."""
     steps = sample_steps(hyper.steps)
     candidates = steps[:-1]
     kept = candidates if max_checkpoints is None else candidates[::-1][:max_checkpoints][::-1]
@@ -146,5 +148,5 @@ def sample_plan(
         prompts=tuple(prompts),
         seed=hyper.seed,
         checkpoint_steps=tuple(kept),
-        resolution=hyper.resolution,
+        resolution=DEFAULT_SIDE,
     )

@@ -8,6 +8,7 @@ import itertools
 
 import pytest
 
+from loraforge.api.schemas.work import PredictionCreate
 from loraforge.domain.errors import InvalidInput
 from loraforge.domain.ml import BaseModel, Hyperparameters, ModelFamily
 from loraforge.domain.work import TrainingSpeed
@@ -17,6 +18,7 @@ from loraforge.services.training_plan import (
     MAX_STEPS,
     Overrides,
     plan,
+    sample_plan,
     tune,
 )
 
@@ -119,6 +121,24 @@ def test_fewer_steps_than_a_checkpoint_interval_checkpoint_at_the_end() -> None:
 
     assert tune(hyper, Overrides(steps=30)).checkpoint_every == 30
     assert tune(hyper, Overrides(steps=80)).checkpoint_every == hyper.checkpoint_every
+
+
+@pytest.mark.parametrize("speed", [FAST, HIGH_QUALITY])
+def test_samples_render_as_a_default_prediction(speed: TrainingSpeed) -> None:
+    """At a default prediction's size, steps and guidance, not at the training's resolution:
+    a sample shows what a prediction with that step's LoRA gives."""
+    hyper = plan(base(256), strength=5, speed=speed, seed=3)
+    sampling = sample_plan(hyper, prompts=["a photo of sks"], max_checkpoints=None)
+    config = {"scale": 1, "modelId": "m", "trainingId": "t"}
+    default = PredictionCreate.model_validate({"scaleConfigs": {"a": config}, "prompt": "p"})
+
+    assert (sampling.resolution, sampling.resolution) == (
+        default.image_size.width,
+        default.image_size.height,
+    )
+    assert sampling.inference_steps == default.num_inference_steps
+    assert sampling.guidance_scale == default.guidance_scale
+    assert default.scheduler is None  # both: the base model's own
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,7 @@ import io
 import threading
 import warnings
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -80,13 +80,12 @@ class DiffusersGenerator:
                 resident.pipe = load_pipeline(spec.base_model, self._placement_now())
                 resident.scheduler = resident.pipe.scheduler
             self._activate(resident, spec.loras)
-            with warnings.catch_warnings():
-                # Some schedulers (euler_a) turn tensors into numpy arrays with np.array(t),
-                # which numpy 2 reports as a DeprecationWarning of torch's __array__: noise
-                # between the libraries, not a problem of the request.
-                warnings.filterwarnings("ignore", "__array__ implementation", DeprecationWarning)
-                images = _run(resident, spec)
-        return [encode_image(image, spec.output_format) for image in images]
+            return render(
+                resident.pipe,
+                spec,
+                default_scheduler=resident.scheduler,
+                derive=resident.image_to_image,
+            )
 
     def _resident(self, base: BaseModel) -> _Resident:
         with self._lock:
@@ -140,14 +139,42 @@ def _file_key(path: Path) -> str:
     return f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
 
 
-def _run(resident: _Resident, spec: GenerationSpec) -> list[Image]:
+def render(
+    pipe: Pipeline,
+    spec: GenerationSpec,
+    *,
+    default_scheduler: Any,
+    derive: Callable[..., Any] | None = None,
+) -> list[bytes]:
+    """``spec``'s encoded images from ``pipe`` with the LoRA adapters active in it now
+    (``spec.loras`` is the caller's business: ``generate`` activates them, the trainer's
+    samples use the adapter it trains). ``default_scheduler`` is the one the base model came
+    with; ``derive(inpaint=...)`` gives the image-to-image pipeline over ``pipe`` (built anew
+    when not given). The one code path of predictions and training samples."""
+
+    def derived(*, inpaint: bool) -> Any:
+        from loraforge.adapters.ml.pipelines import image_to_image
+
+        return image_to_image(pipe, inpaint=inpaint)
+
+    with warnings.catch_warnings():
+        # Some schedulers (euler_a) turn tensors into numpy arrays with np.array(t), which
+        # numpy 2 reports as a DeprecationWarning of torch's __array__: noise between the
+        # libraries, not a problem of the request.
+        warnings.filterwarnings("ignore", "__array__ implementation", DeprecationWarning)
+        images = _run(pipe, spec, default_scheduler, derive or derived)
+    return [encode_image(image, spec.output_format) for image in images]
+
+
+def _run(
+    pipe: Pipeline, spec: GenerationSpec, default_scheduler: Any, derive: Callable[..., Any]
+) -> list[Image]:
     """Render at ``spec.render_size`` (from ``init_image`` when given, repainting only the
     white of ``mask_image`` when given), then resize to the requested size with Lanczos."""
     import torch
 
     from loraforge.adapters.ml.pipelines import make_scheduler
 
-    assert resident.pipe is not None
     size = spec.render_size
     generators = [torch.Generator("cpu").manual_seed(spec.seed + i) for i in range(spec.num_images)]
     common: dict[str, Any] = {
@@ -159,22 +186,22 @@ def _run(resident: _Resident, spec: GenerationSpec) -> list[Image]:
         "generator": generators,
         "output_type": "pil",
     }
-    scheduler = make_scheduler(resident.scheduler, spec.scheduler)
+    scheduler = make_scheduler(default_scheduler, spec.scheduler)
     if spec.init_image is None:
-        resident.pipe.scheduler = scheduler
-        images = resident.pipe(width=size[0], height=size[1], **common).images
+        pipe.scheduler = scheduler
+        images = pipe(width=size[0], height=size[1], **common).images
         return [_resized(i, (spec.width, spec.height)) for i in images]
     init = _fitted(spec.init_image, size)
     mask = None if spec.mask_image is None else _mask(spec.mask_image, size)
     if int(spec.num_inference_steps * spec.strength) < 1:
         images = [init] * spec.num_images  # no denoising step left: nothing is repainted
     else:
-        pipe = resident.image_to_image(inpaint=mask is not None)
-        pipe.scheduler = scheduler
+        painter = derive(inpaint=mask is not None)
+        painter.scheduler = scheduler
         extra: dict[str, Any] = {"image": init, "strength": spec.strength}
         if mask is not None:
             extra |= {"mask_image": mask, "width": size[0], "height": size[1]}
-        images = pipe(**common, **extra).images
+        images = painter(**common, **extra).images
     full = (spec.width, spec.height)
     outputs = [_resized(i, full) for i in images]
     if spec.mask_image is None:

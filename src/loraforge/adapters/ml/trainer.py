@@ -32,6 +32,7 @@ from loraforge.adapters.ml.device import Placement, pick_placement, pin_threads
 from loraforge.domain.buckets import Fit, fit
 from loraforge.domain.ml import (
     BaseModel,
+    GenerationSpec,
     Hyperparameters,
     ModelFamily,
     TrainingProgress,
@@ -533,38 +534,51 @@ def sample_round(
         path = workdir / f"step-{step:07d}.safetensors"
         checkpoint = write_lora(pipe, spec.base_model.family, path, metadata=metadata)
     return SampleRound(
-        step=step, loss=loss, samples=render_samples(pipe, plan), checkpoint=checkpoint
+        step=step,
+        loss=loss,
+        samples=render_samples(pipe, spec.base_model, plan),
+        checkpoint=checkpoint,
     )
 
 
-def render_samples(pipe: Pipeline, plan: SamplePlan) -> list[RenderedSample]:
-    """One PNG per prompt of ``plan`` with its fixed seed, from the pipeline with the LoRA as it
-    is now (the cached base with the adapter attached: no copy of the model). The UNet is in
-    eval mode meanwhile and back in training mode after; no gradients are recorded."""
+def render_samples(pipe: Pipeline, base: BaseModel, plan: SamplePlan) -> list[RenderedSample]:
+    """One PNG per prompt of ``plan`` with its fixed seed: what a prediction with the LoRA as it
+    is now would give (``generator.render``, the predictions' own code, with the plan's size,
+    steps and guidance and the base model's scheduler), from the cached base with the adapter
+    attached (no copy of the model). The UNet is in eval mode meanwhile and back in training
+    mode after; no gradients are recorded; the pipeline keeps its scheduler."""
     import torch
 
-    from loraforge.adapters.ml.generator import encode_image
+    from loraforge.adapters.ml.generator import render
 
-    unet = pipe.unet
+    unet, scheduler = pipe.unet, pipe.scheduler
     was_training = unet.training
     unet.eval()
-    pipe.set_progress_bar_config(disable=True)
     rendered = []
     try:
         with torch.no_grad():
             for position, prompt in enumerate(plan.prompts):
                 seed = plan.seed_of(position)
-                result = pipe(
-                    prompt=prompt,
-                    width=plan.resolution,
-                    height=plan.resolution,
-                    guidance_scale=plan.guidance_scale,
-                    num_inference_steps=plan.inference_steps,
-                    generator=torch.Generator("cpu").manual_seed(seed),
-                    output_type="pil",
+                [image] = render(
+                    pipe, _sample_spec(base, plan, prompt, seed), default_scheduler=scheduler
                 )
-                image = encode_image(result.images[0], "png")
                 rendered.append(RenderedSample(position, prompt, seed, image))
     finally:
+        pipe.scheduler = scheduler
         unet.train(was_training)
     return rendered
+
+
+def _sample_spec(base: BaseModel, plan: SamplePlan, prompt: str, seed: int) -> GenerationSpec:
+    """The prediction a sample is: one PNG of ``prompt`` at the plan's size and settings."""
+    return GenerationSpec(
+        base_model=base,
+        prompt=prompt,
+        seed=seed,
+        width=plan.resolution,
+        height=plan.resolution,
+        num_images=1,
+        guidance_scale=plan.guidance_scale,
+        num_inference_steps=plan.inference_steps,
+        output_format="png",
+    )

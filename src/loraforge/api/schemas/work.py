@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from loraforge.api.schemas.common import WireModel
 from loraforge.domain.captions import DEFAULT_TEMPLATE, MAX_CLASS_WORD, MAX_TEMPLATE
+from loraforge.domain.work import DEFAULT_GUIDANCE_SCALE, DEFAULT_INFERENCE_STEPS, DEFAULT_SIDE
 
 # Numbers are strict (``strict=True``): the seed says integer, so ``true`` or ``"7"`` is a 422,
 # not a silent 1 or 7. Floats still take integers (``"scale": 1``).
@@ -139,8 +140,8 @@ class ScaleConfigIn(WireModel):
 
 
 class ImageSize(WireModel):
-    width: int = Field(512, ge=512, le=1536, multiple_of=8, strict=True)
-    height: int = Field(512, ge=512, le=1536, multiple_of=8, strict=True)
+    width: int = Field(DEFAULT_SIDE, ge=512, le=1536, multiple_of=8, strict=True)
+    height: int = Field(DEFAULT_SIDE, ge=512, le=1536, multiple_of=8, strict=True)
 
 
 PICTURE = (
@@ -162,8 +163,8 @@ class PredictionCreate(WireModel):
     image_size: ImageSize = Field(default_factory=ImageSize)
     num_images: int = Field(1, ge=1, le=4, strict=True)
     output_format: Literal["jpeg", "png"] = "png"
-    guidance_scale: float = Field(7.5, ge=0, le=10, strict=True)
-    num_inference_steps: int = Field(20, ge=1, le=50, strict=True)
+    guidance_scale: float = Field(DEFAULT_GUIDANCE_SCALE, ge=0, le=10, strict=True)
+    num_inference_steps: int = Field(DEFAULT_INFERENCE_STEPS, ge=1, le=50, strict=True)
     webhookUrl: str | None = Field(None, max_length=2048)
     negative_prompt: str = Field("", max_length=1000, description="What to steer away from.")
     scheduler: (
