@@ -6,6 +6,7 @@ import os
 import socket
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 import anyio
 
@@ -52,6 +53,7 @@ from loraforge.services.inspections import InspectionQueue, InspectionRunner
 from loraforge.services.jobs import JobService
 from loraforge.services.keys import FailureLimiter, KeyService
 from loraforge.services.links import LinkSigner, signing_secret
+from loraforge.services.lora_cache import LoraCache
 from loraforge.services.models import ModelService
 from loraforge.services.prediction_runs import PredictionRunner
 from loraforge.services.predictions import PredictionService
@@ -109,6 +111,8 @@ class Container:
     receipts: ReceiptService
     provenance: ProvenanceService
     exports: ExportService
+    # This process's copies of LoRA weights (the workers' generators load files): work/loras.
+    lora_cache: LoraCache
 
     def close(self) -> None:
         self.images.close()
@@ -274,6 +278,7 @@ def build(
         uow=uow, trainings=trainings, blobs=blobs, catalog=catalog, files=SafetensorsLoraFiles()
     )
     signing_keys = SigningKeyService(uow=uow, signer=Ed25519Signer(), clock=clock)
+    lora_cache = LoraCache(folder=work_dir(settings) / "loras", uow=uow, blobs=blobs)
     return Container(
         settings=settings,
         limits=limits,
@@ -326,9 +331,16 @@ def build(
             hasher=CachedBaseModelHasher(),
             clock=clock,
         ),
-        provenance=ProvenanceService(uow=uow, blobs=blobs, clock=clock),
+        provenance=ProvenanceService(uow=uow, blobs=blobs, clock=clock, lora_cache=lora_cache),
         exports=ExportService(uow=uow, trainings=trainings, weights=weights),
+        lora_cache=lora_cache,
     )
+
+
+def work_dir(settings: Settings) -> Path:
+    """Where this process's workers keep their working files (training checkpoints, LoRA
+    copies): under the data dir, so each machine has its own."""
+    return settings.data_dir / "work"
 
 
 def build_worker(
@@ -347,7 +359,8 @@ def build_worker(
 
         trainer = trainer or DiffusersLoraTrainer()
         generator = generator or DiffusersGenerator()
-    work = settings.data_dir / "work"
+    work = work_dir(settings)
+    container.lora_cache.prune()  # copies of trainings erased while no worker ran here
     handlers: list[JobHandler] = [
         TrainingRunner(
             uow=container.uow,
@@ -361,14 +374,14 @@ def build_worker(
             receipts=container.receipts,
         ),
         PredictionRunner(
+            uow=container.uow,
             jobs=container.jobs,
-            blobs=container.blobs,
             images=container.images,
             generator=generator,
             catalog=container.catalog,
             webhooks=container.webhooks,
             clock=container.clock,
-            lora_cache=work / "loras",
+            lora_cache=container.lora_cache,
         ),
         CaptionRunner(
             uow=container.uow,

@@ -28,6 +28,7 @@ from loraforge.services.dataset_check import DatasetService
 from loraforge.services.images import ImageService
 from loraforge.services.inspections import InspectionQueue, InspectionRunner
 from loraforge.services.jobs import JobService
+from loraforge.services.lora_cache import LoraCache
 from loraforge.services.prediction_runs import PredictionRunner
 from loraforge.services.predictions import PredictionRequest, PredictionService
 from loraforge.services.training_image_jobs import TrainingImageJobs
@@ -204,6 +205,7 @@ def make_world(
     dataset = DatasetService(
         uow=uow, blobs=blobs, inspector=inspector, catalog=catalog, min_images=MIN_IMAGES
     )
+    lora_cache = LoraCache(folder=tmp_path / "loras", uow=uow, blobs=blobs)
     runners: list[JobHandler] = [
         TrainingRunner(
             uow=uow,
@@ -216,14 +218,14 @@ def make_world(
             workdir=tmp_path / "trainings",
         ),
         PredictionRunner(
+            uow=uow,
             jobs=jobs,
-            blobs=blobs,
             images=images,
             generator=generator or FakeGenerator(),
             catalog=catalog,
             webhooks=webhooks,
             clock=clock,
-            lora_cache=tmp_path / "loras",
+            lora_cache=lora_cache,
         ),
         InspectionRunner(uow=uow, jobs=jobs, dataset=dataset),
     ]

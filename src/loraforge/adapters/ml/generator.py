@@ -17,7 +17,7 @@ import io
 import threading
 import warnings
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -36,11 +36,14 @@ JPEG_QUALITY = 92
 @dataclass
 class _Resident:
     """One base pipeline, its loaded adapters (file key → adapter name, oldest first) and the
-    lock that serialises its use: a pipeline's scheduler and active adapters are shared state."""
+    lock that serialises its use: a pipeline's scheduler and active adapters are shared state.
+    ``forgotten``: files whose adapters must go once the pipeline is free (under the
+    generator's lock)."""
 
     pipe: Pipeline | None = None
     adapters: OrderedDict[str, str] = field(default_factory=OrderedDict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    forgotten: set[str] = field(default_factory=set)
 
 
 class DiffusersGenerator:
@@ -64,9 +67,33 @@ class DiffusersGenerator:
                 from loraforge.adapters.ml.pipelines import load_pipeline
 
                 resident.pipe = load_pipeline(spec.base_model, self._placement_now())
-            self._activate(resident, spec.loras)
-            images = _run(resident.pipe, spec)
+            try:
+                self._activate(resident, spec.loras)
+                images = _run(resident.pipe, spec)
+            finally:
+                self._unload_forgotten(resident)
         return [encode_image(image, spec.output_format) for image in images]
+
+    def forget(self, paths: Collection[Path]) -> None:
+        files = {str(path.resolve()) for path in paths}
+        with self._lock:
+            residents = list(self._residents.values())
+            for resident in residents:
+                resident.forgotten |= files
+        for resident in residents:
+            if resident.lock.acquire(blocking=False):  # else its generation unloads them
+                try:
+                    self._unload_forgotten(resident)
+                finally:
+                    resident.lock.release()
+
+    def _unload_forgotten(self, resident: _Resident) -> None:
+        """Under ``resident.lock``: delete the adapters loaded from forgotten files."""
+        with self._lock:
+            files, resident.forgotten = resident.forgotten, set()
+        for key in [k for k in resident.adapters if _file_of(k) in files]:
+            assert resident.pipe is not None
+            resident.pipe.delete_adapters(resident.adapters.pop(key))
 
     def _resident(self, base: BaseModel) -> _Resident:
         with self._lock:
@@ -118,6 +145,11 @@ def _file_key(path: Path) -> str:
     """A file's identity: its path plus size and mtime, so a file replaced in place reloads."""
     stat = path.stat()
     return f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+
+
+def _file_of(key: str) -> str:
+    """The resolved path in a ``_file_key``."""
+    return key.rsplit("|", 2)[0]
 
 
 def _run(pipe: Pipeline, spec: GenerationSpec) -> list[Image]:
