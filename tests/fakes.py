@@ -932,6 +932,13 @@ class FakeBaseModelCatalog:
         raise KeyError(name)
 
 
+class FakeBaseModelHasher:
+    """A base model's "sha256" is that of its name: the real one hashes its weight files."""
+
+    def sha256(self, base: BaseModel) -> str:
+        return hashlib.sha256(base.name.encode()).hexdigest()
+
+
 # --- seeding ------------------------------------------------------------------------------
 
 
