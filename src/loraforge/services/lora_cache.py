@@ -73,18 +73,19 @@ class LoraCache:
     def drop(self, training_ids: Collection[str]) -> int:
         """Remove the copies of these trainings (finished or partial) and tell the listeners;
         the number of files removed."""
-        if not training_ids:
+        wanted = set(training_ids)
+        if not wanted:
             return 0
         removed = 0
         for name in _names(self._folder):
-            if _training_id(name) in training_ids:
+            if _training_id(name) in wanted:
                 with contextlib.suppress(FileNotFoundError):
                     (self._folder / name).unlink()
                     removed += 1
         with self._lock:
-            self._handed.difference_update(training_ids)
+            self._handed -= wanted
             listeners = list(self._listeners)
-        paths = [self.path(t) for t in sorted(training_ids)]
+        paths = [self.path(t) for t in sorted(wanted)]
         for listener in listeners:
             listener(paths)
         return removed
