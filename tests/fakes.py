@@ -479,6 +479,16 @@ class FakeTrainingRepository(_Repository):
         self._changed()
         return self._state.training_blobs.pop(training_id, set())
 
+    def with_weights(self, training_ids: Collection[str]) -> set[str]:
+        trainings = self._state.trainings
+        return {
+            i
+            for i in training_ids
+            if i in trainings
+            and trainings[i].artifact_key is not None
+            and trainings[i].erased_at is None
+        }
+
     def update(self, training: Training) -> None:
         if training.id in self._state.trainings:  # like UPDATE … WHERE id = …
             self._state.trainings[training.id] = copy.deepcopy(training)
@@ -994,6 +1004,13 @@ class FakeBaseModelCatalog:
             if model.name == name:
                 return model
         raise KeyError(name)
+
+
+class FakeBaseModelHasher:
+    """A base model's "sha256" is that of its name: the real one hashes its weight files."""
+
+    def sha256(self, base: BaseModel) -> str:
+        return hashlib.sha256(base.name.encode()).hexdigest()
 
 
 # --- seeding ------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -116,8 +116,12 @@ class FakeGenerator:
 
     def __init__(self) -> None:
         self.specs: list[GenerationSpec] = []
+        self.forgotten: list[Path] = []  # what forget() was told, in order
         self.gate = threading.Event()
         self.gate.set()
+
+    def forget(self, paths: Collection[Path]) -> None:
+        self.forgotten.extend(paths)
 
     def generate(self, spec: GenerationSpec) -> list[bytes]:
         self.gate.wait(10)

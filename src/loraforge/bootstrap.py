@@ -6,6 +6,7 @@ import os
 import socket
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 import anyio
 
@@ -53,6 +54,7 @@ from loraforge.services.inspections import InspectionQueue, InspectionRunner
 from loraforge.services.jobs import JobService
 from loraforge.services.keys import FailureLimiter, KeyService
 from loraforge.services.links import LinkSigner, signing_secret
+from loraforge.services.lora_cache import LoraCache
 from loraforge.services.models import ModelService
 from loraforge.services.prediction_runs import PredictionRunner
 from loraforge.services.predictions import PredictionService
@@ -115,6 +117,8 @@ class Container:
     receipts: ReceiptService
     provenance: ProvenanceService
     exports: ExportService
+    # This process's copies of LoRA weights (the workers' generators load files): work/loras.
+    lora_cache: LoraCache
 
     def close(self) -> None:
         self.images.close()
@@ -296,6 +300,7 @@ def build(
     )
     signing_keys = SigningKeyService(uow=uow, signer=Ed25519Signer(), clock=clock)
     outputs = TrainingOutputs(uow=uow, trainings=trainings, blobs=blobs)
+    lora_cache = LoraCache(folder=work_dir(settings) / "loras", uow=uow, blobs=blobs)
     return Container(
         settings=settings,
         limits=limits,
@@ -347,12 +352,19 @@ def build(
             hasher=CachedBaseModelHasher(),
             clock=clock,
         ),
-        provenance=ProvenanceService(uow=uow, blobs=blobs, clock=clock),
+        provenance=ProvenanceService(uow=uow, blobs=blobs, clock=clock, lora_cache=lora_cache),
         exports=ExportService(
             uow=uow, trainings=trainings, weights=weights, extras=[outputs.export_entries]
         ),
         training_outputs=outputs,
+        lora_cache=lora_cache,
     )
+
+
+def work_dir(settings: Settings) -> Path:
+    """Where this process's workers keep their working files (training checkpoints, LoRA
+    copies): under the data dir, so each machine has its own."""
+    return settings.data_dir / "work"
 
 
 def build_worker(
@@ -371,7 +383,8 @@ def build_worker(
 
         trainer = trainer or DiffusersLoraTrainer()
         generator = generator or DiffusersGenerator()
-    work = settings.data_dir / "work"
+    work = work_dir(settings)
+    container.lora_cache.prune()  # copies of trainings erased while no worker ran here
     handlers: list[JobHandler] = [
         TrainingRunner(
             uow=container.uow,
@@ -392,6 +405,7 @@ def build_worker(
             ),
         ),
         PredictionRunner(
+            uow=container.uow,
             jobs=container.jobs,
             blobs=container.blobs,
             images=container.images,
@@ -399,7 +413,7 @@ def build_worker(
             catalog=container.catalog,
             events=container.events,
             clock=container.clock,
-            lora_cache=work / "loras",
+            lora_cache=container.lora_cache,
         ),
         CaptionRunner(
             uow=container.uow,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -83,3 +84,37 @@ def test_least_recently_used_adapters_are_evicted(red_lora: Path, blue_lora: Pat
 def test_sizes_must_be_multiples_of_eight(generator: DiffusersGenerator) -> None:
     with pytest.raises(ValueError, match="multiples of 8"):
         generator.generate(replace(SPEC, width=130))
+
+
+def test_forget_unloads_the_adapters_of_deleted_files(
+    red_lora: Path, blue_lora: Path, tmp_path: Path
+) -> None:
+    own = DiffusersGenerator()
+    erased, kept = tmp_path / "tr-erased.safetensors", tmp_path / "tr-kept.safetensors"
+    shutil.copy(red_lora, erased)
+    shutil.copy(blue_lora, kept)
+    own.generate(with_loras((erased, 0.6), (kept, 0.6)))
+    (resident,) = own._residents.values()  # what the pipeline holds: not observable otherwise
+    assert len(resident.adapters) == 2
+
+    erased.unlink()
+    own.forget([erased])
+
+    assert [key.split("|")[0] for key in resident.adapters] == [str(kept.resolve())]
+    assert resident.pipe is not None
+    assert set(resident.pipe.get_list_adapters()["unet"]) == set(resident.adapters.values())
+
+
+def test_forget_during_a_generation_unloads_when_it_ends(red_lora: Path, tmp_path: Path) -> None:
+    own = DiffusersGenerator()
+    copy = tmp_path / "tr-1.safetensors"
+    shutil.copy(red_lora, copy)
+    own.generate(with_loras((copy, 1.0)))
+    (resident,) = own._residents.values()
+
+    with resident.lock:  # a generation is running
+        own.forget([copy])  # returns at once
+        assert len(resident.adapters) == 1
+    own.generate(SPEC)  # the next generation's end
+
+    assert not resident.adapters

@@ -95,11 +95,21 @@ def test_every_event_of_a_training_and_a_prediction_arrives_signed_in_order(
     types = [e["type"] for e in events]
     assert types[0] == "training.started"
     assert types[-1] == "training.succeeded"
-    assert set(types[1:-1]) == {"training.progress"}  # no samples yet: none rendered
-    assert 2 <= len(types) - 2 <= 9  # at most one per tenth of the steps, the end excluded
+    assert set(types[1:-1]) == {"training.progress", "training.sample"}
+    progress = [e for e in events if e["type"] == "training.progress"]
+    assert 2 <= len(progress) <= 9  # at most one per tenth of the steps, the end excluded
     assert [e["sequence"] for e in events] == list(range(1, len(events) + 1))
-    steps = [e["step"] for e in events[1:-1]]
+    steps = [
+        e["step"] if e["type"] == "training.progress" else e["sample"]["step"] for e in events[1:-1]
+    ]
     assert steps == sorted(steps)
+    # Every sample the training lists was announced, with a signed link to its image.
+    listed = client.get(f"/v1/models/{model_id}/trainings/{training_id}/samples", headers=headers)
+    announced = [e["sample"] for e in events if e["type"] == "training.sample"]
+    assert [(s["step"], s["imageId"]) for s in announced] == [
+        (s["step"], s["image"]["id"]) for s in listed.json()
+    ]
+    assert all("&sig=" in s["image"] for s in announced)
     assert all(e["data"]["id"] == training_id for e in events)
     assert events[-1]["data"] == training.json()  # the run as the API presents it
 

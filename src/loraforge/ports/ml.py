@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Protocol
 
@@ -76,6 +76,12 @@ class Generator(Protocol):
     def generate(self, spec: GenerationSpec) -> list[bytes]:
         """Encoded images (``spec.output_format``), ``spec.num_images`` of them; the same spec
         and seed give the same bytes."""
+        ...
+
+    def forget(self, paths: Collection[Path]) -> None:
+        """Unload every LoRA adapter loaded from one of these files (they were deleted: the
+        training was erased). Never waits for a generation: one running unloads them when it
+        ends."""
         ...
 
 

@@ -151,6 +151,11 @@ class TrainingRepository(Protocol):
         """Forget the blobs the training's manifest pinned; returns their keys."""
         ...
 
+    def with_weights(self, training_ids: Collection[str]) -> set[str]:
+        """Those of ``training_ids`` that name a training whose LoRA weights are stored (not
+        erased, soft-deleted or not): one query, however many ids."""
+        ...
+
     def update(self, training: Training) -> None: ...
 
 

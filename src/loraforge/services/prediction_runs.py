@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,10 +9,18 @@ from typing import Any
 from loraforge.domain.errors import NotFound
 from loraforge.domain.ml import GenerationSpec, LoraWeights
 from loraforge.domain.work import InputImage, JobKind, Prediction, RunStatus, Training
-from loraforge.ports import BaseModelCatalog, BlobStore, Clock, Generator, UnitOfWork
+from loraforge.ports import (
+    BaseModelCatalog,
+    BlobStore,
+    Clock,
+    Generator,
+    UnitOfWork,
+    UnitOfWorkFactory,
+)
 from loraforge.services.image_bytes import PreparedImage
 from loraforge.services.images import ImageService
 from loraforge.services.jobs import JobService, Lease
+from loraforge.services.lora_cache import LoraCache, TrainingErased, cache_name
 from loraforge.services.run_endings import RunEndings, RunKind
 from loraforge.services.run_events import RunEvents
 
@@ -25,6 +31,7 @@ class PredictionRunner:
     def __init__(
         self,
         *,
+        uow: UnitOfWorkFactory,
         jobs: JobService,
         blobs: BlobStore,
         images: ImageService,
@@ -32,8 +39,9 @@ class PredictionRunner:
         catalog: BaseModelCatalog,
         events: RunEvents,
         clock: Clock,
-        lora_cache: Path,
+        lora_cache: LoraCache,
     ) -> None:
+        self._uow = uow
         self._jobs = jobs
         self._blobs = blobs
         self._images = images
@@ -42,11 +50,16 @@ class PredictionRunner:
         self._events = events
         self._endings = RunEndings(PREDICTIONS, events=events, clock=clock)
         self._clock = clock
-        self._cache = lora_cache
-        self._cache.mkdir(parents=True, exist_ok=True)
+        self._lora_cache = lora_cache
+        lora_cache.on_drop(generator.forget)
 
     def run(self, lease: Lease, lost: Callable[[], bool]) -> None:
-        begun = self._begin(lease)
+        self._lora_cache.prune()  # copies of trainings erased since (by any process) go first
+        try:
+            paths = self._copy_weights(lease.job.subject_id)
+        except TrainingErased:
+            paths = {}  # erased while copying: _begin sees it and fails the prediction
+        begun = self._begin(lease, paths)
         if begun is None:
             return
         prediction, spec = begun
@@ -71,7 +84,34 @@ class PredictionRunner:
     def give_up(self, uow: UnitOfWork, prediction_id: str, reason: str) -> None:
         self._endings.give_up(uow, prediction_id, reason)
 
-    def _begin(self, lease: Lease) -> tuple[Prediction, GenerationSpec] | None:
+    def _copy_weights(self, prediction_id: str) -> dict[str, Path]:
+        """Local copies of the weights the prediction mixes (none when it will not run)."""
+        with self._uow() as uow:
+            prediction = uow.predictions.get(prediction_id)
+            if prediction is None or prediction.status.terminal:
+                return {}
+            trainings = [uow.trainings.get(c.training_id) for c in prediction.scale_configs]
+            usable = {t.id: t for t in trainings if t is not None and t.artifact_key is not None}
+            if len(usable) < len(trainings) or any(t.erased_at for t in usable.values()):
+                return {}  # _begin fails it
+            try:
+                checkpoints = [
+                    (c.training_id, s, _weights_key(uow, usable[c.training_id], s))
+                    for c in prediction.scale_configs
+                    if (s := c.checkpoint_step) is not None
+                ]
+            except NotFound:
+                return {}  # its training was deleted since: _begin fails it
+        finals = [
+            usable[c.training_id] for c in prediction.scale_configs if c.checkpoint_step is None
+        ]
+        return self._lora_cache.copies(list({t.id: t for t in finals}.values()), checkpoints)
+
+    def _begin(
+        self, lease: Lease, paths: dict[str, Path]
+    ) -> tuple[Prediction, GenerationSpec] | None:
+        # The erase check comes after the copies were written (_copy_weights): an erase
+        # committed before this read is seen here; one committed after it drops the copies.
         with self._jobs.guarded(lease) as uow:
             prediction = uow.predictions.get(lease.job.subject_id)
             if prediction is None or prediction.status.terminal:
@@ -87,13 +127,22 @@ class PredictionRunner:
                 self._endings.finish(uow, prediction, RunStatus.FAILED, error)
                 self._jobs.finish(uow, lease, error=error)
                 uow.commit()
+                self._lora_cache.drop(erased)
                 return None
             for config, training in zip(prediction.scale_configs, trainings, strict=True):
-                # create() checked every training succeeded; its weights are pinned by the row.
+                # create() checked every training succeeded, and none is erased: copied.
                 assert training is not None
-                assert training.artifact_key is not None
                 base_name = training.manifest["baseModel"]
-                path = self._materialise(_weights_key(uow, training, config.checkpoint_step))
+                path = paths.get(cache_name(training.id, config.checkpoint_step))
+                if path is None:  # its checkpoint went with its training, deleted since
+                    error = (
+                        f"The weights of training {training.id} at step "
+                        f"{config.checkpoint_step} are no longer stored."
+                    )
+                    self._endings.finish(uow, prediction, RunStatus.FAILED, error)
+                    self._jobs.finish(uow, lease, error=error)
+                    uow.commit()
+                    return None
                 loras.append(LoraWeights(name=training.id, path=path, scale=config.scale))
             first = prediction.started_at is None  # a worker taking over is no new start
             prediction.start(self._clock.now())
@@ -126,17 +175,6 @@ class PredictionRunner:
             return None
         with self._blobs.open(picture.blob_key) as stream:
             return stream.read()
-
-    def _materialise(self, key: str) -> Path:
-        """The generator loads LoRAs from files: keep a local copy per artifact."""
-        path = self._cache / f"{key}.safetensors"
-        if not path.exists():
-            fd, tmp = tempfile.mkstemp(dir=self._cache)
-            with os.fdopen(fd, "wb") as out, self._blobs.open(key) as stream:
-                while chunk := stream.read(1024 * 1024):
-                    out.write(chunk)
-            os.replace(tmp, path)
-        return path
 
     def _end(
         self,

@@ -9,7 +9,9 @@ its variants, and every training that used them loses its artifacts (``ARTIFACTS
 ``erased_at``; its status, history and receipt (hashes and captions) stay. One write
 transaction detaches everything; the blobs are then removed unless another row (another
 account's identical upload, say) still references them. A training still running is asked to
-stop; should it finish first, its weights are not kept (``TrainingRunner``).
+stop; should it finish first, its weights are not kept (``TrainingRunner``). The local copies
+of the weights that workers keep go too: this process's at once, other workers' before their
+next prediction (``LoraCache``).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from loraforge.domain.work import Prediction, Training
 from loraforge.ports import BlobStore, Clock, UnitOfWork, UnitOfWorkFactory
 from loraforge.services import training_samples
 from loraforge.services.blob_refs import BlobReferences
+from loraforge.services.lora_cache import LoraCache
 
 
 def _weights(uow: UnitOfWork, training: Training) -> set[str]:
@@ -67,10 +70,13 @@ class Erasure:
 
 
 class ProvenanceService:
-    def __init__(self, *, uow: UnitOfWorkFactory, blobs: BlobStore, clock: Clock) -> None:
+    def __init__(
+        self, *, uow: UnitOfWorkFactory, blobs: BlobStore, clock: Clock, lora_cache: LoraCache
+    ) -> None:
         self._uow = uow
         self._refs = BlobReferences(uow=uow, blobs=blobs)
         self._clock = clock
+        self._lora_cache = lora_cache
 
     def lineage(self, who: Principal, image_id: str) -> Lineage:
         with self._uow() as uow:
@@ -99,11 +105,13 @@ class ProvenanceService:
                 uow.trainings.update(training)
             uow.commit()
         removed = self._refs.release(keys, wait=True)
+        training_ids = sorted(t.id for t in users)
+        self._lora_cache.drop(training_ids)  # after the commit: see LoraCache on the race
         return Erasure(
             image_id=image_id,
             erased_at=now,
             image_ids=[c.id for c in copies],
-            training_ids=sorted(t.id for t in users),
+            training_ids=training_ids,
             blobs_removed=removed,
         )
 

@@ -139,3 +139,32 @@ def test_prediction_update_writes_every_field(uow: UnitOfWorkFactory) -> None:
 
     assert read(uow, lambda tx: tx.predictions.get("p-1")) == finished
     assert read(uow, lambda tx: tx.predictions.get("p-missing")) is None
+
+
+def test_with_weights_answers_the_trainings_whose_weights_are_stored(
+    uow: UnitOfWorkFactory,
+) -> None:
+    stored = dataclasses.replace(training("tr-stored", "m-1"), artifact_key=blob_key("w1"))
+    write(
+        uow,
+        lambda tx: tx.trainings.add(stored, pinned_blobs=set()),
+        lambda tx: tx.trainings.add(
+            dataclasses.replace(stored, id="tr-deleted", deleted_at=at(2)), pinned_blobs=set()
+        ),
+        lambda tx: tx.trainings.add(
+            dataclasses.replace(stored, id="tr-erased", artifact_key=None, erased_at=at(3)),
+            pinned_blobs=set(),
+        ),
+        lambda tx: tx.trainings.add(training("tr-queued", "m-1"), pinned_blobs=set()),
+    )
+    many = [f"tr-missing-{n}" for n in range(1200)]  # more than one query's worth of ids
+
+    found = read(
+        uow,
+        lambda tx: tx.trainings.with_weights(
+            ["tr-stored", "tr-deleted", "tr-erased", "tr-queued", *many]
+        ),
+    )
+
+    assert found == {"tr-stored", "tr-deleted"}
+    assert read(uow, lambda tx: tx.trainings.with_weights([])) == set()

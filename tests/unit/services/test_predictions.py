@@ -4,6 +4,7 @@ and a worker's run to outputs, failure or giving up, each with its status move a
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 
 import pytest
@@ -155,6 +156,9 @@ def test_a_prediction_runs_to_success_with_its_outputs_and_webhook(
 class BrokenGenerator:
     def generate(self, spec: GenerationSpec) -> list[bytes]:
         raise RuntimeError("no memory left")
+
+    def forget(self, paths: Collection[Path]) -> None:
+        pass
 
 
 def test_a_failing_generator_fails_the_prediction_with_its_error(tmp_path: Path) -> None:

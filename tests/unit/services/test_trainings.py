@@ -282,6 +282,12 @@ def test_a_training_runs_to_success_with_its_weights_and_webhook(work: WorkWorld
     assert len(work.trainer.specs[0].samples) == 3
     assert work.trainings.open_weights(WHO, "m-1", training.id).read().startswith(b"fake-lora")
     assert [t.id for t in work.trainings.list(WHO, "m-1")] == [training.id]
+    # Signed in the training's final transaction, over its stored weights (the fake trainer's
+    # file is not a LoRA the converter reads: it is the only file served).
+    receipt = work.uow.state.training_receipts[training.id]
+    assert receipt.payload["trainingId"] == training.id
+    assert receipt.payload["weights"]["storedSha256"] == done.artifact_key
+    assert [f["format"] for f in receipt.payload["weights"]["files"]] == ["diffusers"]
     assert list(work.webhooks()) == [
         (
             "training.succeeded",
@@ -312,6 +318,7 @@ def test_a_failing_trainer_fails_the_training_with_its_error(work: WorkWorld) ->
     assert failed.error == "Training failed: out of memory"
     assert failed.progress.step == 1  # the progress it reached
     assert failed.artifact_key is None
+    assert training.id not in work.uow.state.training_receipts
     ((event, data),) = work.webhooks()
     assert (event, data["status"], data["error"]) == (
         "training.failed",

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from loraforge.adapters.ml.lora_files import SafetensorsLoraFiles
+from loraforge.adapters.signing.ed25519 import Ed25519Signer
 from loraforge.domain.entities import Limits, Principal
 from loraforge.domain.work import (
     RUN_KINDS,
@@ -30,17 +32,22 @@ from loraforge.services.images import ImageService
 from loraforge.services.inspections import InspectionQueue, InspectionRunner
 from loraforge.services.jobs import JobService
 from loraforge.services.links import LinkSigner
+from loraforge.services.lora_cache import LoraCache
 from loraforge.services.prediction_runs import PredictionRunner
 from loraforge.services.predictions import PredictionRequest, PredictionService
+from loraforge.services.receipts import ReceiptService
 from loraforge.services.run_events import RunEvents
+from loraforge.services.signing_keys import SigningKeyService
 from loraforge.services.training_image_jobs import TrainingImageJobs
 from loraforge.services.training_images import TrainingImageService
 from loraforge.services.training_runs import TrainingRunner
 from loraforge.services.trainings import TrainingService
 from loraforge.services.webhooks import WebhookService
+from loraforge.services.weights import WeightsService
 from loraforge.services.worker import JobHandler, Worker
 from tests.fakes import (
     FakeBaseModelCatalog,
+    FakeBaseModelHasher,
     FakeClock,
     FakeFetcher,
     FakeIds,
@@ -219,6 +226,18 @@ def make_world(
     dataset = DatasetService(
         uow=uow, blobs=blobs, inspector=inspector, catalog=catalog, min_images=MIN_IMAGES
     )
+    trainings = TrainingService(
+        uow=uow,
+        jobs=jobs,
+        queue=queue,
+        blobs=blobs,
+        catalog=catalog,
+        dataset=dataset,
+        clock=clock,
+        new_id=ids,
+        events=events,
+    )
+    lora_cache = LoraCache(folder=tmp_path / "loras", uow=uow, blobs=blobs)
     runners: list[JobHandler] = [
         TrainingRunner(
             uow=uow,
@@ -229,8 +248,24 @@ def make_world(
             events=events,
             clock=clock,
             workdir=tmp_path / "trainings",
+            receipts=ReceiptService(
+                uow=uow,
+                trainings=trainings,
+                weights=WeightsService(
+                    uow=uow,
+                    trainings=trainings,
+                    blobs=blobs,
+                    catalog=catalog,
+                    files=SafetensorsLoraFiles(),
+                ),
+                keys=SigningKeyService(uow=uow, signer=Ed25519Signer(), clock=clock),
+                catalog=catalog,
+                hasher=FakeBaseModelHasher(),
+                clock=clock,
+            ),
         ),
         PredictionRunner(
+            uow=uow,
             jobs=jobs,
             blobs=blobs,
             images=images,
@@ -238,7 +273,7 @@ def make_world(
             catalog=catalog,
             events=events,
             clock=clock,
-            lora_cache=tmp_path / "loras",
+            lora_cache=lora_cache,
         ),
         InspectionRunner(uow=uow, jobs=jobs, dataset=dataset),
     ]
@@ -256,17 +291,7 @@ def make_world(
         training_images=TrainingImageService(
             uow=uow, blobs=blobs, clock=clock, new_id=ids, limits=Limits(), followups=followups
         ),
-        trainings=TrainingService(
-            uow=uow,
-            jobs=jobs,
-            queue=queue,
-            blobs=blobs,
-            catalog=catalog,
-            dataset=dataset,
-            clock=clock,
-            new_id=ids,
-            events=events,
-        ),
+        trainings=trainings,
         inspector=inspector,
         dataset=dataset,
         catalog=catalog,

@@ -39,6 +39,7 @@ _TRAINING = (
     "webhook_events", "error", "artifact_key", "cancel_requested", "created_at", "started_at",
     "finished_at", "deleted_at", "erased_at",
 )  # fmt: skip
+_IDS_PER_QUERY = 500  # bound parameters per IN (…): well under every dialect's limit
 _PREDICTION_PARAMS = (
     "prompt", "seed", "width", "height", "num_images", "output_format", "guidance_scale",
     "num_inference_steps", "negative_prompt", "scheduler", "strength",
@@ -153,6 +154,21 @@ class SqlTrainingRepository:
         )
         self._s.execute(delete(TrainingBlobRow).where(TrainingBlobRow.training_id == training_id))
         return keys
+
+    def with_weights(self, training_ids: Collection[str]) -> set[str]:
+        ids = sorted(set(training_ids))
+        found: set[str] = set()
+        for start in range(0, len(ids), _IDS_PER_QUERY):
+            found.update(
+                self._s.scalars(
+                    select(TrainingRow.id).where(
+                        TrainingRow.id.in_(ids[start : start + _IDS_PER_QUERY]),
+                        TrainingRow.artifact_key.is_not(None),
+                        TrainingRow.erased_at.is_(None),
+                    )
+                )
+            )
+        return found
 
     def list_for_model(self, model_id: str) -> list[Training]:
         rows = self._s.scalars(

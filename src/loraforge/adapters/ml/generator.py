@@ -17,7 +17,7 @@ import io
 import threading
 import warnings
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,12 +39,15 @@ JPEG_QUALITY = 92
 @dataclass
 class _Resident:
     """One base pipeline, its loaded adapters (file key → adapter name, oldest first) and the
-    lock that serialises its use: a pipeline's scheduler and active adapters are shared state."""
+    lock that serialises its use: a pipeline's scheduler and active adapters are shared state.
+    ``forgotten``: files whose adapters must go once the pipeline is free (under the
+    generator's lock)."""
 
     pipe: Pipeline | None = None
     adapters: OrderedDict[str, str] = field(default_factory=OrderedDict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     scheduler: Any = None  # the scheduler the base model came with: its config is the default
+    forgotten: set[str] = field(default_factory=set)
     derived: dict[bool, Any] = field(default_factory=dict)  # inpaint? → image-to-image pipeline
 
     def image_to_image(self, *, inpaint: bool) -> Any:
@@ -79,13 +82,37 @@ class DiffusersGenerator:
 
                 resident.pipe = load_pipeline(spec.base_model, self._placement_now())
                 resident.scheduler = resident.pipe.scheduler
-            self._activate(resident, spec.loras)
-            return render(
-                resident.pipe,
-                spec,
-                default_scheduler=resident.scheduler,
-                derive=resident.image_to_image,
-            )
+            try:
+                self._activate(resident, spec.loras)
+                return render(
+                    resident.pipe,
+                    spec,
+                    default_scheduler=resident.scheduler,
+                    derive=resident.image_to_image,
+                )
+            finally:
+                self._unload_forgotten(resident)
+
+    def forget(self, paths: Collection[Path]) -> None:
+        files = {str(path.resolve()) for path in paths}
+        with self._lock:
+            residents = list(self._residents.values())
+            for resident in residents:
+                resident.forgotten |= files
+        for resident in residents:
+            if resident.lock.acquire(blocking=False):  # else its generation unloads them
+                try:
+                    self._unload_forgotten(resident)
+                finally:
+                    resident.lock.release()
+
+    def _unload_forgotten(self, resident: _Resident) -> None:
+        """Under ``resident.lock``: delete the adapters loaded from forgotten files."""
+        with self._lock:
+            files, resident.forgotten = resident.forgotten, set()
+        for key in [k for k in resident.adapters if _file_of(k) in files]:
+            assert resident.pipe is not None
+            resident.pipe.delete_adapters(resident.adapters.pop(key))
 
     def _resident(self, base: BaseModel) -> _Resident:
         with self._lock:
@@ -137,6 +164,11 @@ def _file_key(path: Path) -> str:
     """A file's identity: its path plus size and mtime, so a file replaced in place reloads."""
     stat = path.stat()
     return f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+
+
+def _file_of(key: str) -> str:
+    """The resolved path in a ``_file_key``."""
+    return key.rsplit("|", 2)[0]
 
 
 def render(
