@@ -3,8 +3,10 @@
 A client names one as an image id of its account, a data URI, or a URL fetched with the SSRF
 guard. Data URIs and URLs are decoded and checked exactly as uploads are (same decoder, same
 limits) and only their display variant is stored; an image id's display variant is used as
-is. Either way the prediction references the blob (``prediction_blobs``) from the transaction
-that commits it: deleting the image or sweeping blobs cannot take it from a queued run.
+is. Either way the prediction holds the blob (``prediction_blobs``) from the transaction that
+commits it until the one that ends it (``release``): deleting the image or sweeping blobs cannot
+take it from a queued run, and a finished prediction keeps no picture. Erasing the image drops
+the holds at once (``ProvenanceService.erase``): a queued run then fails, its input gone.
 """
 
 from __future__ import annotations
@@ -117,6 +119,12 @@ class InputPictures:
             if picture.blob_key in gone:  # the image was deleted since it was read
                 raise NotFound(f"No image {picture.source}.", field=field)
         return held
+
+    def release(self, keys: set[str]) -> None:
+        """After the commit that ended a prediction and dropped its holds (``unpin``): remove
+        its pictures' blobs unless another row (the image they came from, say) references
+        them. Best effort: one the database cannot answer for now is left to the sweep."""
+        self._bytes.release(keys)
 
     def discard(self, stored: dict[str, StoredInput]) -> None:
         """Remove the blobs ``store`` created for a prediction that was not committed."""
