@@ -116,7 +116,11 @@ class InputPictures:
         pinned = {i.blob_key for i in held.values()} - set(sources)
         gone = self._bytes.hold(uow, sources, pinned)  # one call: keys locked in one order
         for field, picture in held.items():
-            if picture.blob_key in gone:  # the image was deleted since it was read
+            # The image was deleted since it was read: its blob is gone, or (read again now
+            # that its blob is locked) an erasure that locked it first has committed.
+            if picture.blob_key in gone or (
+                field not in stored and uow.images.get(who.account_id, picture.source) is None
+            ):
                 raise NotFound(f"No image {picture.source}.", field=field)
         return held
 
