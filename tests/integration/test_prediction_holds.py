@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import base64
 import threading
-from collections.abc import Iterator
 
-import pytest
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from loraforge.adapters.db.tables import PredictionBlobRow
-from loraforge.bootstrap import Container, build, build_worker, make_blob_store
+from loraforge.bootstrap import Container, build_worker
 from loraforge.domain.entities import Principal
 from loraforge.domain.errors import NotFound
 from loraforge.domain.work import Prediction, RunStatus, ScaleConfig, TrainingSpeed
@@ -25,25 +23,16 @@ from loraforge.services.blob_refs import BlobReferences
 from loraforge.services.prediction_inputs import InputRequest
 from loraforge.services.predictions import PredictionRequest
 from loraforge.services.worker import Worker
-from loraforge.settings import Settings
 from tests import imagefactory
 from tests.blob_checks import assert_committed_blobs_exist
+from tests.integration import test_blob_lifetime
 from tests.integration.test_blob_lifetime import HeldRemovals, upload
 from tests.ml_fakes import FakeGenerator, FakeTrainer
 
 ROUNDS = 3
 
-
-@pytest.fixture
-def held(settings: Settings) -> HeldRemovals:
-    return HeldRemovals(make_blob_store(settings))
-
-
-@pytest.fixture
-def c(settings: Settings, held: HeldRemovals) -> Iterator[Container]:
-    built = build(settings.model_copy(update={"blob_sweep_grace_s": 0}), blobs=held)
-    yield built
-    built.close()
+# The removals held at their unlink, in a container with no sweep grace.
+held, c = test_blob_lifetime.held, test_blob_lifetime.c
 
 
 class Studio:

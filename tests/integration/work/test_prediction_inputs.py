@@ -13,7 +13,6 @@ import pytest
 from PIL import Image
 
 from loraforge.bootstrap import build_worker
-from loraforge.domain.errors import NotFound
 from loraforge.settings import Settings
 from tests import imagefactory
 from tests.conftest import serving
@@ -112,12 +111,12 @@ def test_every_input_is_recorded_echoed_and_reaches_the_generator(work: Work) ->
     assert deleted.status_code == 204
     held = _held_keys(work, prediction_id)
     assert len(held) == 2
-    assert all(_blob_exists(work, key) for key in held)
+    assert all(work.has_blob(key) for key in held)
     work.run_jobs()
     final = work.api.client.get(f"/v1/predictions/{prediction_id}", headers=work.api.headers)
     assert final.json()["status"] == "succeeded", final.text
     # Finished, it holds them no longer: the deleted image's picture and the mask are gone.
-    assert not any(_blob_exists(work, key) for key in held)
+    assert not any(work.has_blob(key) for key in held)
     assert {k: final.json()[k] for k in expected} == expected
     spec = work.generator.specs[-1]
     assert (spec.negative_prompt, spec.scheduler, spec.strength) == (
@@ -140,14 +139,6 @@ def _held_keys(work: Work, prediction_id: str) -> set[str]:
     return prediction.input_blob_keys
 
 
-def _blob_exists(work: Work, key: str) -> bool:
-    try:
-        work.api.container.blobs.size(key)
-    except NotFound:
-        return False
-    return True
-
-
 def test_a_finished_prediction_keeps_only_the_pictures_of_images(work: Work) -> None:
     """A data URI's picture goes when its prediction succeeds; an image's, named by id,
     stays with the image. Both are still echoed."""
@@ -159,7 +150,7 @@ def test_a_finished_prediction_keeps_only_the_pictures_of_images(work: Work) -> 
     assert (by_uri.status_code, by_id.status_code) == (201, 201), (by_uri.text, by_id.text)
     uri_id, id_id = by_uri.json()["predictionId"], by_id.json()["predictionId"]
     (uri_key,), (image_key,) = _held_keys(work, uri_id), _held_keys(work, id_id)
-    assert _blob_exists(work, uri_key)
+    assert work.has_blob(uri_key)
 
     assert work.run_jobs() == 2
 
@@ -167,11 +158,11 @@ def test_a_finished_prediction_keeps_only_the_pictures_of_images(work: Work) -> 
         url = f"/v1/predictions/{prediction_id}"
         final = work.api.client.get(url, headers=work.api.headers).json()
         assert final["status"] == "succeeded", final
-    assert not _blob_exists(work, uri_key)
+    assert not work.has_blob(uri_key)
     who = work.api.container.keys.authenticate(work.api.key)
     kept = work.api.container.images.get(who, image_id)
     assert kept.display_key == image_key
-    assert all(_blob_exists(work, key) for key in kept.blob_keys())
+    assert all(work.has_blob(key) for key in kept.blob_keys())
     assert _same_picture(work.generator.specs[-1].init_image or b"", image)
     echo = work.api.client.get(f"/v1/predictions/{uri_id}", headers=work.api.headers).json()
     assert echo["init_image"].startswith("data:sha256,")

@@ -149,14 +149,6 @@ def test_the_export_holds_everything_and_matches_the_receipt(lora_work: Work) ->
     assert all(word in readme for word in ("sks", kohya, "load_lora_weights"))
 
 
-def _blob_exists(work: Work, key: str) -> bool:
-    try:
-        work.api.container.blobs.size(key)
-    except Exception:
-        return False
-    return True
-
-
 def test_erase_removes_what_it_must_and_nothing_more(lora_work: Work) -> None:
     model_id, training_id = trained(lora_work)
     client, headers = lora_work.api.client, lora_work.api.headers
@@ -196,9 +188,9 @@ def test_erase_removes_what_it_must_and_nothing_more(lora_work: Work) -> None:
     assert answer.status_code == 200, answer.text
     assert answer.json()["erasedTrainingIds"] == [training_id]
     for key in erased_image.blob_keys() | {training.artifact_key} | artifact_keys:
-        assert not _blob_exists(lora_work, key), key  # samples, sheet, checkpoints included
+        assert not lora_work.has_blob(key), key  # samples, sheet, checkpoints included
     for key in kept_image.blob_keys():
-        assert _blob_exists(lora_work, key), key  # the other image of the training stays
+        assert lora_work.has_blob(key), key  # the other image of the training stays
     assert _get(lora_work, f"/v1/images/{erased_id}").status_code == 404
     shown = _get(lora_work, url).json()
     assert shown["status"] == "succeeded"
@@ -251,7 +243,7 @@ def test_erase_of_a_queued_predictions_init_image(lora_work: Work) -> None:
     assert answer.status_code == 200, answer.text
     assert answer.json()["erasedTrainingIds"] == []  # no training used it
     for key in image.blob_keys():  # the display variant the prediction held included
-        assert not _blob_exists(lora_work, key), key
+        assert not lora_work.has_blob(key), key
     assert lora_work.run_jobs() == 2  # neither crashes the worker
     failed = _get(lora_work, f"/v1/predictions/{doomed.json()['predictionId']}").json()
     assert failed["status"] == "failed"
@@ -299,7 +291,7 @@ def test_erase_racing_an_img2img_of_the_image(lora_work: Work) -> None:
             t.join()
 
         assert results["erase"].status_code == 200, results["erase"].text
-        assert not any(_blob_exists(lora_work, key) for key in keys)
+        assert not any(lora_work.has_blob(key) for key in keys)
         predicted = results["predict"]
         assert predicted.status_code in (201, 404), predicted.text
         lora_work.run_jobs()
@@ -345,7 +337,7 @@ def _race_once(work: Work) -> None:
     for t in threads:
         t.join()
     assert results["erase"].status_code == 200
-    assert not _blob_exists(work, artifact)
+    assert not work.has_blob(artifact)
     downloaded = results["download"]
     assert downloaded.status_code in (200, 410), downloaded.text
     if downloaded.status_code == 200:
@@ -358,7 +350,7 @@ def _race_once(work: Work) -> None:
     if predicted.status_code == 201:
         pid = predicted.json()["predictionId"]
         assert _get(work, f"/v1/predictions/{pid}").json()["status"] == "failed"
-    assert not _blob_exists(work, artifact)
+    assert not work.has_blob(artifact)
 
 
 def test_lineage_and_erase_of_another_accounts_image_are_404(lora_work: Work) -> None:
