@@ -7,18 +7,20 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from loraforge.adapters.db.tables import ImageRow, TrainingBlobRow, TrainingRow
+from loraforge.adapters.db.tables import ImageRow, PredictionBlobRow, TrainingBlobRow, TrainingRow
 from loraforge.bootstrap import Container
 from loraforge.domain.errors import NotFound
 
 
 def referenced_keys(container: Container) -> set[str]:
-    """Every blob key a committed row references: images, training inputs, LoRA weights."""
+    """Every blob key a committed row references: images, training inputs, LoRA weights,
+    the input pictures of predictions not ended yet."""
     with Session(container.uow.engine) as s:
         keys: set[str] = set()
         for image in s.scalars(select(ImageRow)):
             keys |= {image.original_key, image.display_key, image.thumbnail_key}
         keys |= set(s.scalars(select(TrainingBlobRow.blob_key)))
+        keys |= set(s.scalars(select(PredictionBlobRow.blob_key)))
         keys |= {k for k in s.scalars(select(TrainingRow.artifact_key)) if k is not None}
     return keys
 

@@ -201,6 +201,7 @@ class FakeState:
     trainings: dict[str, Training] = field(default_factory=dict)
     training_blobs: dict[str, set[str]] = field(default_factory=dict)
     predictions: dict[str, Prediction] = field(default_factory=dict)
+    prediction_blobs: dict[str, set[str]] = field(default_factory=dict)  # prediction id -> keys
     caption_runs: dict[str, CaptionRun] = field(default_factory=dict)
     jobs: dict[str, Job] = field(default_factory=dict)
     webhooks: dict[str, WebhookDelivery] = field(default_factory=dict)
@@ -380,8 +381,8 @@ class FakeImageRepository(_Repository):
             used |= pinned
         used |= {t.artifact_key for t in self._state.trainings.values() if t.artifact_key}
         used |= {c.blob_key for c in self._state.checkpoints.values()}
-        for prediction in self._state.predictions.values():
-            used |= prediction.input_blob_keys
+        for held in self._state.prediction_blobs.values():
+            used |= held
         return used & set(keys)
 
     def touch(self, image_id: str, at: datetime) -> None:
@@ -499,6 +500,7 @@ class FakePredictionRepository(_Repository):
     def add(self, prediction: Prediction) -> None:
         assert prediction.id not in self._state.predictions, "duplicate primary key"
         self._state.predictions[prediction.id] = copy.deepcopy(prediction)
+        self._state.prediction_blobs[prediction.id] = set(prediction.input_blob_keys)
         self._changed()
 
     def get(self, prediction_id: str, *, account_id: str | None = None) -> Prediction | None:
@@ -525,6 +527,21 @@ class FakePredictionRepository(_Repository):
         ]
         found.sort(key=lambda p: (p.created_at, p.id), reverse=True)
         return copy.deepcopy(found)
+
+    def pinned(self, prediction_id: str) -> set[str]:
+        return set(self._state.prediction_blobs.get(prediction_id, set()))
+
+    def unpin(self, prediction_id: str) -> set[str]:
+        self._changed()
+        return self._state.prediction_blobs.pop(prediction_id, set())
+
+    def unpin_blobs(self, keys: Iterable[str]) -> set[str]:
+        wanted = set(keys)
+        held = {p for p, pinned in self._state.prediction_blobs.items() if pinned & wanted}
+        for prediction_id in held:
+            self._state.prediction_blobs[prediction_id] -= wanted
+        self._changed()
+        return held
 
 
 class FakeSigningKeyRepository(_Repository):

@@ -150,7 +150,8 @@ class InputImage:
     ``source`` is what the client named: an image id of the account, a URL, or for a data URI
     ``data:<sha256 of its bytes>``. ``blob_key`` holds the decoded and checked picture (an
     image's display variant: orientation applied, metadata stripped) that the run uses; the
-    prediction keeps that blob alive while it exists.
+    prediction holds that blob until it ends (or the picture is erased), and keeps this record
+    of it after.
     """
 
     source: str

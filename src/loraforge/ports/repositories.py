@@ -173,6 +173,21 @@ class PredictionRepository(Protocol):
         ``training_ids``, newest first."""
         ...
 
+    def pinned(self, prediction_id: str) -> set[str]:
+        """The blobs the prediction's input pictures still hold: all of them while it is
+        queued or running, unless an erasure took them (``unpin_blobs``)."""
+        ...
+
+    def unpin(self, prediction_id: str) -> set[str]:
+        """Forget the prediction's holds on its input pictures' blobs (it ended); returns
+        the keys it held."""
+        ...
+
+    def unpin_blobs(self, keys: Iterable[str]) -> set[str]:
+        """Forget every prediction's hold on these blobs (their picture is erased); returns
+        the ids of the predictions that held one."""
+        ...
+
 
 class CaptionRunRepository(Protocol):
     def add(self, run: CaptionRun) -> None: ...

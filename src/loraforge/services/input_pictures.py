@@ -3,8 +3,10 @@
 A client names one as an image id of its account, a data URI, or a URL fetched with the SSRF
 guard. Data URIs and URLs are decoded and checked exactly as uploads are (same decoder, same
 limits) and only their display variant is stored; an image id's display variant is used as
-is. Either way the prediction references the blob (``prediction_blobs``) from the transaction
-that commits it: deleting the image or sweeping blobs cannot take it from a queued run.
+is. Either way the prediction holds the blob (``prediction_blobs``) from the transaction that
+commits it until the one that ends it (``release``): deleting the image or sweeping blobs cannot
+take it from a queued run, and a finished prediction keeps no picture. Erasing the image drops
+the holds at once (``ProvenanceService.erase``): a queued run then fails, its input gone.
 """
 
 from __future__ import annotations
@@ -114,9 +116,19 @@ class InputPictures:
         pinned = {i.blob_key for i in held.values()} - set(sources)
         gone = self._bytes.hold(uow, sources, pinned)  # one call: keys locked in one order
         for field, picture in held.items():
-            if picture.blob_key in gone:  # the image was deleted since it was read
+            # The image was deleted since it was read: its blob is gone, or (read again now
+            # that its blob is locked) an erasure that locked it first has committed.
+            if picture.blob_key in gone or (
+                field not in stored and uow.images.get(who.account_id, picture.source) is None
+            ):
                 raise NotFound(f"No image {picture.source}.", field=field)
         return held
+
+    def release(self, keys: set[str]) -> None:
+        """After the commit that ended a prediction and dropped its holds (``unpin``): remove
+        its pictures' blobs unless another row (the image they came from, say) references
+        them. Best effort: one the database cannot answer for now is left to the sweep."""
+        self._bytes.release(keys)
 
     def discard(self, stored: dict[str, StoredInput]) -> None:
         """Remove the blobs ``store`` created for a prediction that was not committed."""

@@ -17,8 +17,13 @@ from loraforge.domain.errors import MlUnavailable
 from loraforge.domain.work import RUN_KINDS, Job, JobKind, JobState
 from loraforge.ports import Clock, IdFactory, UnitOfWork, UnitOfWorkFactory
 
-# Called with the subject id when a job runs out of attempts: marks the subject failed.
-GiveUp = Callable[[UnitOfWork, str, str], None]
+# Run once the transaction that called a ``GiveUp`` has committed (removing blobs its rows
+# no longer reference, say).
+AfterCommit = Callable[[], object]
+
+# Called with the subject id when a job runs out of attempts: marks the subject failed, and
+# may return a step to run after the commit.
+GiveUp = Callable[[UnitOfWork, str, str], AfterCommit | None]
 
 
 class LeaseLost(Exception):
@@ -93,6 +98,7 @@ class JobService:
         or ``subject_id``'s, or return None when there is none nobody holds. Jobs out of
         attempts are failed on the way."""
         while True:
+            after: AfterCommit | None = None
             with self._uow(write=True) as uow:
                 now = self._clock.now()
                 job = uow.jobs.next_claimable(now, subject_id, kinds=kinds)
@@ -100,21 +106,22 @@ class JobService:
                     return None
                 previous = job.lease_token
                 if job.attempts >= job.max_attempts:
-                    self._exhaust(uow, job, previous)
+                    after = self._exhaust(uow, job, previous)
                     uow.commit()
-                    continue
-                claimed = replace(
-                    job,
-                    state=JobState.RUNNING,
-                    attempts=job.attempts + 1,
-                    lease_owner=owner,
-                    lease_token=str(uuid.uuid4()),
-                    lease_expires_at=now + self._lease,
-                )
-                if not uow.jobs.save(claimed, expected_token=previous):
-                    continue
-                uow.commit()
-                return Lease(claimed)
+                else:
+                    claimed = replace(
+                        job,
+                        state=JobState.RUNNING,
+                        attempts=job.attempts + 1,
+                        lease_owner=owner,
+                        lease_token=str(uuid.uuid4()),
+                        lease_expires_at=now + self._lease,
+                    )
+                    if uow.jobs.save(claimed, expected_token=previous):
+                        uow.commit()
+                        return Lease(claimed)
+            if after is not None:  # once the transaction has ended
+                after()
 
     def requeue_stranded(self, *, queued_for_s: float | None) -> list[str]:
         """Hand back to the queue the trainings and predictions no worker will otherwise run,
@@ -142,14 +149,15 @@ class JobService:
             uow.commit()
         return subjects
 
-    def _exhaust(self, uow: UnitOfWork, job: Job, previous: str | None) -> None:
+    def _exhaust(self, uow: UnitOfWork, job: Job, previous: str | None) -> AfterCommit | None:
         reason = (
             f"The worker stopped responding {job.attempts} times; giving up after "
             f"{job.max_attempts} attempts."
         )
         done = replace(job, state=JobState.DONE, lease_token=None, last_error=reason)
         if uow.jobs.save(done, expected_token=previous):
-            self._give_up[job.kind](uow, job.subject_id, reason)
+            return self._give_up[job.kind](uow, job.subject_id, reason)
+        return None
 
     def heartbeat(self, lease: Lease) -> bool:
         """Extend the lease; False when it was lost (expired and taken over)."""

@@ -19,7 +19,7 @@ from loraforge.ports import (
 )
 from loraforge.services.image_bytes import PreparedImage
 from loraforge.services.images import ImageService
-from loraforge.services.jobs import JobService, Lease
+from loraforge.services.jobs import AfterCommit, JobService, Lease
 from loraforge.services.lora_cache import LoraCache, TrainingErased, cache_name
 from loraforge.services.run_endings import RunEndings, RunKind
 from loraforge.services.run_events import RunEvents
@@ -81,8 +81,10 @@ class PredictionRunner:
         if not self._end(lease, prediction, RunStatus.SUCCEEDED, outputs=prepared):
             self._images.outputs.discard(prepared)
 
-    def give_up(self, uow: UnitOfWork, prediction_id: str, reason: str) -> None:
+    def give_up(self, uow: UnitOfWork, prediction_id: str, reason: str) -> AfterCommit:
         self._endings.give_up(uow, prediction_id, reason)
+        keys = uow.predictions.unpin(prediction_id)  # none if it had ended already
+        return lambda: self._images.inputs.release(keys)
 
     def _copy_weights(self, prediction_id: str) -> dict[str, Path]:
         """Local copies of the weights the prediction mixes (none when it will not run)."""
@@ -121,13 +123,14 @@ class PredictionRunner:
             loras = []
             base_name = ""
             trainings = [uow.trainings.get(c.training_id) for c in prediction.scale_configs]
-            if erased := [t.id for t in trainings if t is not None and t.erased_at is not None]:
-                # Queued before an erase of a training it mixes: those weights are gone.
-                error = f"Training {erased[0]} was erased (an image it used was erased)."
+            error = _erased(trainings) or _missing_input(uow, prediction)
+            if error is not None:
                 self._endings.finish(uow, prediction, RunStatus.FAILED, error)
+                keys = uow.predictions.unpin(prediction.id)
                 self._jobs.finish(uow, lease, error=error)
                 uow.commit()
-                self._lora_cache.drop(erased)
+                self._images.inputs.release(keys)
+                self._lora_cache.drop([t.id for t in trainings if t and t.erased_at])
                 return None
             for config, training in zip(prediction.scale_configs, trainings, strict=True):
                 # create() checked every training succeeded, and none is erased: copied.
@@ -140,11 +143,15 @@ class PredictionRunner:
                         f"{config.checkpoint_step} are no longer stored."
                     )
                     self._endings.finish(uow, prediction, RunStatus.FAILED, error)
+                    keys = uow.predictions.unpin(prediction.id)
                     self._jobs.finish(uow, lease, error=error)
                     uow.commit()
+                    self._images.inputs.release(keys)
                     return None
                 loras.append(LoraWeights(name=training.id, path=path, scale=config.scale))
             first = prediction.started_at is None  # a worker taking over is no new start
+            # Read while their blobs are locked (``_missing_input``): an erasure waits.
+            init_image, mask_image = map(self._read, (prediction.init_image, prediction.mask_image))
             prediction.start(self._clock.now())
             uow.predictions.update(prediction)
             if first:
@@ -163,14 +170,14 @@ class PredictionRunner:
             loras=loras,
             negative_prompt=prediction.negative_prompt,
             scheduler=prediction.scheduler,
-            init_image=self._read(prediction.init_image),
-            mask_image=self._read(prediction.mask_image),
+            init_image=init_image,
+            mask_image=mask_image,
             strength=prediction.strength,
         )
         return prediction, spec
 
     def _read(self, picture: InputImage | None) -> bytes | None:
-        """An input picture's bytes: its blob is referenced while the prediction exists."""
+        """An input picture's bytes: its blob is held until the prediction ends."""
         if picture is None:
             return None
         with self._blobs.open(picture.blob_key) as stream:
@@ -185,12 +192,44 @@ class PredictionRunner:
         error: str | None = None,
         outputs: list[PreparedImage] | None = None,
     ) -> bool:
+        """End the prediction and drop its holds on its input pictures in one transaction,
+        then remove those pictures' blobs that no other row references."""
+        released: set[str] = set()
+
         def record(uow: UnitOfWork) -> None:
             self._images.outputs.add(uow, outputs or [])
             prediction.output_image_ids = [o.image.id for o in outputs or []]
             self._endings.finish(uow, prediction, status, error)
+            released.update(uow.predictions.unpin(prediction.id))
 
-        return self._jobs.complete(lease, record, error=error)
+        if not self._jobs.complete(lease, record, error=error):
+            return False
+        self._images.inputs.release(released)
+        return True
+
+
+def _erased(trainings: list[Training | None]) -> str | None:
+    """Queued before an erase of a training it mixes: those weights are gone."""
+    for training in trainings:
+        if training is not None and training.erased_at is not None:
+            return f"Training {training.id} was erased (an image it used was erased)."
+    return None
+
+
+def _missing_input(uow: UnitOfWork, prediction: Prediction) -> str | None:
+    """Why an input picture cannot be read (its image was erased after the prediction was
+    queued, which dropped its hold), or None. Locks the pictures' blobs until the transaction
+    ends, so an erasure cannot remove them before they are read."""
+    uow.blob_locks.lock(prediction.input_blob_keys)
+    held = uow.predictions.pinned(prediction.id)
+    pictures = {"init_image": prediction.init_image, "mask_image": prediction.mask_image}
+    for field, picture in pictures.items():
+        if picture is not None and picture.blob_key not in held:
+            return (
+                f"The {field} picture ({picture.source}) is missing: its image was erased "
+                "after the prediction was queued."
+            )
+    return None
 
 
 def _weights_key(uow: UnitOfWork, training: Training, step: int | None) -> str:

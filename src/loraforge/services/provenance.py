@@ -6,12 +6,14 @@ predictions that mixed those trainings.
 
 Erasure (consent withdrawn): every image of the account holding those bytes is deleted with
 its variants, and every training that used them loses its artifacts (``ARTIFACTS``) and gains
-``erased_at``; its status, history and receipt (hashes and captions) stay. One write
-transaction detaches everything; the blobs are then removed unless another row (another
-account's identical upload, say) still references them. A training still running is asked to
-stop; should it finish first, its weights are not kept (``TrainingRunner``). The local copies
-of the weights that workers keep go too: this process's at once, other workers' before their
-next prediction (``LoraCache``).
+``erased_at``; its status, history and receipt (hashes and captions) stay. Predictions not
+ended yet that start from one of those pictures lose their hold on it: they fail when they
+run, their input gone. One write transaction detaches everything; the blobs are then removed
+unless another row (another account's identical upload, say) still references them. A
+training still running is asked to stop; should it finish first, its weights are not kept
+(``TrainingRunner``).
+The local copies of the weights that workers keep go too: this process's at once, other
+workers' before their next prediction (``LoraCache``).
 """
 
 from __future__ import annotations
@@ -103,6 +105,11 @@ class ProvenanceService:
                 if not training.status.terminal and not training.cancel_requested:
                     training.request_cancel(now)
                 uow.trainings.update(training)
+            # Queued predictions lose their holds on these pictures (their runs then fail,
+            # an input gone). Locked first: a prediction committing a hold on one commits
+            # before this (and loses it here) or reads the image again after (and finds none).
+            uow.blob_locks.lock(keys)
+            uow.predictions.unpin_blobs(keys)
             uow.commit()
         removed = self._refs.release(keys, wait=True)
         training_ids = sorted(t.id for t in users)

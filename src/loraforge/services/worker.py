@@ -18,7 +18,7 @@ from typing import Protocol
 
 from loraforge.domain.work import RUN_KINDS, JobKind
 from loraforge.ports import JobQueue, UnitOfWork
-from loraforge.services.jobs import JobService, Lease
+from loraforge.services.jobs import AfterCommit, JobService, Lease
 from loraforge.services.webhooks import WebhookService
 
 log = logging.getLogger("loraforge.worker")
@@ -31,8 +31,9 @@ class JobHandler(Protocol):
         """Do the job; write results only through ``JobService.guarded``."""
         ...
 
-    def give_up(self, uow: UnitOfWork, subject_id: str, reason: str) -> None:
-        """Mark the subject failed: the job ran out of attempts."""
+    def give_up(self, uow: UnitOfWork, subject_id: str, reason: str) -> AfterCommit | None:
+        """Mark the subject failed: the job ran out of attempts. May return a step to run
+        once that is committed."""
         ...
 
 

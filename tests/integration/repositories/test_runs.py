@@ -7,7 +7,7 @@ import dataclasses
 
 import pytest
 
-from loraforge.domain.work import Progress, RunStatus
+from loraforge.domain.work import InputImage, Prediction, Progress, RunStatus
 from loraforge.ports import UnitOfWorkFactory
 from tests.integration.repositories.entities import (
     ME,
@@ -116,6 +116,62 @@ def test_a_deleted_prediction_is_hidden_from_its_account_only(uow: UnitOfWorkFac
 
     assert read(uow, lambda tx: tx.predictions.get("p-1", account_id=ME)) is None
     assert read(uow, lambda tx: tx.predictions.get("p-1")) == gone
+
+
+def _with_inputs(prediction_id: str, init: str, mask: str) -> Prediction:
+    return dataclasses.replace(
+        prediction(prediction_id, ["m-1"]),
+        init_image=InputImage(source="img-init", blob_key=blob_key(init)),
+        mask_image=InputImage(source="data:sha256,00", blob_key=blob_key(mask)),
+    )
+
+
+def test_a_predictions_input_holds_last_until_unpinned(uow: UnitOfWorkFactory) -> None:
+    """Held from the add to the unpin (its end); the echo of its inputs stays."""
+    stored = _with_inputs("p-1", "init", "mask")
+    write(
+        uow,
+        lambda tx: tx.predictions.add(stored),
+        lambda tx: tx.predictions.add(_with_inputs("p-2", "init", "other")),
+    )
+    both = {blob_key("init"), blob_key("mask")}
+    assert read(uow, lambda tx: tx.predictions.pinned("p-1")) == both
+    asked = [*both, blob_key("other")]
+
+    with uow(write=True) as tx:
+        assert tx.predictions.unpin("p-1") == both
+        tx.commit()
+
+    assert read(uow, lambda tx: tx.predictions.pinned("p-1")) == set()
+    assert read(uow, lambda tx: tx.predictions.get("p-1")) == stored
+    # p-2 still holds the shared init picture and its own mask.
+    held = {blob_key("init"), blob_key("other")}
+    assert read(uow, lambda tx: tx.images.referenced_blob_keys(asked)) == held
+    with uow(write=True) as tx:
+        assert tx.predictions.unpin("p-1") == set()  # once
+
+
+def test_unpin_blobs_drops_every_predictions_hold_on_them(uow: UnitOfWorkFactory) -> None:
+    write(
+        uow,
+        lambda tx: tx.predictions.add(_with_inputs("p-1", "erased", "mask-1")),
+        lambda tx: tx.predictions.add(_with_inputs("p-2", "kept", "erased")),
+        lambda tx: tx.predictions.add(_with_inputs("p-3", "kept", "mask-3")),
+    )
+
+    with uow(write=True) as tx:
+        assert tx.predictions.unpin_blobs([blob_key("erased"), blob_key("none")]) == {"p-1", "p-2"}
+        tx.commit()
+
+    assert read(uow, lambda tx: tx.predictions.pinned("p-1")) == {blob_key("mask-1")}
+    assert read(uow, lambda tx: tx.predictions.pinned("p-2")) == {blob_key("kept")}
+    assert read(uow, lambda tx: tx.predictions.pinned("p-3")) == {
+        blob_key("kept"),
+        blob_key("mask-3"),
+    }
+    assert read(uow, lambda tx: tx.images.referenced_blob_keys([blob_key("erased")])) == set()
+    with uow(write=True) as tx:
+        assert tx.predictions.unpin_blobs([]) == set()
 
 
 def test_prediction_update_writes_every_field(uow: UnitOfWorkFactory) -> None:

@@ -6,6 +6,7 @@ from typing import Any
 import pytest
 
 from loraforge.bootstrap import build_worker
+from loraforge.domain.errors import NotFound
 from loraforge.services.worker import Worker
 from tests import imagefactory
 from tests.conftest import Api
@@ -45,6 +46,14 @@ class Work:
         while self.worker.run_once():
             ran += 1
         return ran
+
+    def has_blob(self, key: str) -> bool:
+        """Whether the blob store holds ``key``."""
+        try:
+            self.api.container.blobs.size(key)
+        except NotFound:
+            return False
+        return True
 
     def training(self, model_id: str, training_id: str) -> dict[str, Any]:
         answer = self.api.client.get(

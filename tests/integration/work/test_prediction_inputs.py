@@ -109,9 +109,15 @@ def test_every_input_is_recorded_echoed_and_reaches_the_generator(work: Work) ->
     # The init image's picture is the run's even once its image is deleted while queued.
     deleted = work.api.client.delete(f"/v1/images/{init_id}", headers=work.api.headers)
     assert deleted.status_code == 204
+    held = _held_keys(work, prediction_id)
+    assert len(held) == 2
+    assert all(work.has_blob(key) for key in held)
     work.run_jobs()
     final = work.api.client.get(f"/v1/predictions/{prediction_id}", headers=work.api.headers)
     assert final.json()["status"] == "succeeded", final.text
+    # Finished, it holds them no longer: the deleted image's picture and the mask are gone.
+    assert not any(work.has_blob(key) for key in held)
+    assert {k: final.json()[k] for k in expected} == expected
     spec = work.generator.specs[-1]
     assert (spec.negative_prompt, spec.scheduler, spec.strength) == (
         "blurry, low contrast",
@@ -123,6 +129,43 @@ def test_every_input_is_recorded_echoed_and_reaches_the_generator(work: Work) ->
     assert _same_picture(spec.init_image, init)
     assert _same_picture(spec.mask_image, mask)
     assert [lora.scale for lora in spec.loras] == [0.8]
+
+
+def _held_keys(work: Work, prediction_id: str) -> set[str]:
+    """The blobs of the prediction's input pictures (held or not)."""
+    with work.api.container.uow() as uow:
+        prediction = uow.predictions.get(prediction_id)
+    assert prediction is not None
+    return prediction.input_blob_keys
+
+
+def test_a_finished_prediction_keeps_only_the_pictures_of_images(work: Work) -> None:
+    """A data URI's picture goes when its prediction succeeds; an image's, named by id,
+    stays with the image. Both are still echoed."""
+    trained = _trained(work)
+    image = imagefactory.png(64, 48)
+    image_id = _reference(work, image)
+    by_uri = _create(work, _body(trained, init_image=_data_uri(imagefactory.png(50, 40))))
+    by_id = _create(work, _body(trained, init_image=image_id))
+    assert (by_uri.status_code, by_id.status_code) == (201, 201), (by_uri.text, by_id.text)
+    uri_id, id_id = by_uri.json()["predictionId"], by_id.json()["predictionId"]
+    (uri_key,), (image_key,) = _held_keys(work, uri_id), _held_keys(work, id_id)
+    assert work.has_blob(uri_key)
+
+    assert work.run_jobs() == 2
+
+    for prediction_id in (uri_id, id_id):
+        url = f"/v1/predictions/{prediction_id}"
+        final = work.api.client.get(url, headers=work.api.headers).json()
+        assert final["status"] == "succeeded", final
+    assert not work.has_blob(uri_key)
+    who = work.api.container.keys.authenticate(work.api.key)
+    kept = work.api.container.images.get(who, image_id)
+    assert kept.display_key == image_key
+    assert all(work.has_blob(key) for key in kept.blob_keys())
+    assert _same_picture(work.generator.specs[-1].init_image or b"", image)
+    echo = work.api.client.get(f"/v1/predictions/{uri_id}", headers=work.api.headers).json()
+    assert echo["init_image"].startswith("data:sha256,")
 
 
 def test_defaults_are_echoed_as_such(work: Work) -> None:

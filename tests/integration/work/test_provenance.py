@@ -19,6 +19,7 @@ from sqlalchemy import text
 
 from loraforge.bootstrap import build
 from loraforge.settings import Settings
+from tests import imagefactory
 from tests.conftest import Api
 from tests.integration.work.conftest import Work
 from tests.integration.work.test_weights import trained, working
@@ -148,14 +149,6 @@ def test_the_export_holds_everything_and_matches_the_receipt(lora_work: Work) ->
     assert all(word in readme for word in ("sks", kohya, "load_lora_weights"))
 
 
-def _blob_exists(work: Work, key: str) -> bool:
-    try:
-        work.api.container.blobs.size(key)
-    except Exception:
-        return False
-    return True
-
-
 def test_erase_removes_what_it_must_and_nothing_more(lora_work: Work) -> None:
     model_id, training_id = trained(lora_work)
     client, headers = lora_work.api.client, lora_work.api.headers
@@ -195,9 +188,9 @@ def test_erase_removes_what_it_must_and_nothing_more(lora_work: Work) -> None:
     assert answer.status_code == 200, answer.text
     assert answer.json()["erasedTrainingIds"] == [training_id]
     for key in erased_image.blob_keys() | {training.artifact_key} | artifact_keys:
-        assert not _blob_exists(lora_work, key), key  # samples, sheet, checkpoints included
+        assert not lora_work.has_blob(key), key  # samples, sheet, checkpoints included
     for key in kept_image.blob_keys():
-        assert _blob_exists(lora_work, key), key  # the other image of the training stays
+        assert lora_work.has_blob(key), key  # the other image of the training stays
     assert _get(lora_work, f"/v1/images/{erased_id}").status_code == 404
     shown = _get(lora_work, url).json()
     assert shown["status"] == "succeeded"
@@ -225,6 +218,86 @@ def test_erase_removes_what_it_must_and_nothing_more(lora_work: Work) -> None:
     queued = _get(lora_work, f"/v1/predictions/{prediction.json()['predictionId']}").json()
     assert queued["status"] == "failed"
     assert "erased" in queued["error"]
+
+
+def test_erase_of_a_queued_predictions_init_image(lora_work: Work) -> None:
+    """The hold of a prediction not run yet does not keep an erased picture: its bytes go
+    with the erase, and the prediction fails when it runs, saying why; the worker goes on."""
+    model_id, training_id = trained(lora_work)
+    client, headers = lora_work.api.client, lora_work.api.headers
+    container = lora_work.api.container
+    image_id = client.post(
+        "/v1/images",
+        params={"type": "auxiliaryType"},
+        content=imagefactory.png(64, 48),
+        headers={**headers, "Content-Type": "image/png"},
+    ).json()["id"]
+    image = container.images.get(container.keys.authenticate(lora_work.api.key), image_id)
+    img2img = {**_mix(model_id, training_id), "init_image": image_id, "strength": 0.5}
+    doomed = client.post("/v1/predictions", json=img2img, headers=headers)
+    unrelated = client.post("/v1/predictions", json=_mix(model_id, training_id), headers=headers)
+    assert (doomed.status_code, unrelated.status_code) == (201, 201)
+
+    answer = client.post(f"/v1/images/{image_id}/erase", headers=headers)
+
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["erasedTrainingIds"] == []  # no training used it
+    for key in image.blob_keys():  # the display variant the prediction held included
+        assert not lora_work.has_blob(key), key
+    assert lora_work.run_jobs() == 2  # neither crashes the worker
+    failed = _get(lora_work, f"/v1/predictions/{doomed.json()['predictionId']}").json()
+    assert failed["status"] == "failed"
+    assert "init_image" in failed["error"]
+    assert "erased" in failed["error"]
+    assert failed["init_image"] == image_id  # the echo stays
+    ran = _get(lora_work, f"/v1/predictions/{unrelated.json()['predictionId']}").json()
+    assert ran["status"] == "succeeded"
+    again = client.post("/v1/predictions", json=img2img, headers=headers)
+    assert (again.status_code, again.json()["error"]["field"]) == (404, "init_image")
+
+
+def test_erase_racing_an_img2img_of_the_image(lora_work: Work) -> None:
+    """Whatever the interleaving: the prediction is refused (404) or committed before the
+    erase, which then takes its hold; either way the picture is gone once the erase answered,
+    and an accepted prediction fails when it runs."""
+    model_id, training_id = trained(lora_work)
+    client, headers = lora_work.api.client, lora_work.api.headers
+    container = lora_work.api.container
+    who = container.keys.authenticate(lora_work.api.key)
+    start = threading.Barrier(2)  # reused round after round
+    results: dict[str, Any] = {}
+
+    def call(name: str, url: str, body: Any) -> None:
+        start.wait()
+        results[name] = client.post(url, json=body, headers=headers)
+
+    for n in range(4):
+        image_id = client.post(
+            "/v1/images",
+            params={"type": "auxiliaryType"},
+            content=imagefactory.png(60 + n, 48),
+            headers={**headers, "Content-Type": "image/png"},
+        ).json()["id"]
+        keys = container.images.get(who, image_id).blob_keys()
+        img2img = {**_mix(model_id, training_id), "init_image": image_id}
+        results.clear()
+        threads = [
+            threading.Thread(target=call, args=("predict", "/v1/predictions", img2img)),
+            threading.Thread(target=call, args=("erase", f"/v1/images/{image_id}/erase", None)),
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+
+        assert results["erase"].status_code == 200, results["erase"].text
+        assert not any(lora_work.has_blob(key) for key in keys)
+        predicted = results["predict"]
+        assert predicted.status_code in (201, 404), predicted.text
+        lora_work.run_jobs()
+        if predicted.status_code == 201:
+            pid = predicted.json()["predictionId"]
+            assert _get(lora_work, f"/v1/predictions/{pid}").json()["status"] == "failed"
 
 
 def test_erase_racing_predictions_and_downloads(lora_work: Work) -> None:
@@ -264,7 +337,7 @@ def _race_once(work: Work) -> None:
     for t in threads:
         t.join()
     assert results["erase"].status_code == 200
-    assert not _blob_exists(work, artifact)
+    assert not work.has_blob(artifact)
     downloaded = results["download"]
     assert downloaded.status_code in (200, 410), downloaded.text
     if downloaded.status_code == 200:
@@ -277,7 +350,7 @@ def _race_once(work: Work) -> None:
     if predicted.status_code == 201:
         pid = predicted.json()["predictionId"]
         assert _get(work, f"/v1/predictions/{pid}").json()["status"] == "failed"
-    assert not _blob_exists(work, artifact)
+    assert not work.has_blob(artifact)
 
 
 def test_lineage_and_erase_of_another_accounts_image_are_404(lora_work: Work) -> None:

@@ -4,6 +4,7 @@ and a worker's run to outputs, failure or giving up, each with its status move a
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Collection
 from pathlib import Path
 
@@ -13,7 +14,9 @@ from loraforge.domain.entities import ImageKind
 from loraforge.domain.errors import Conflict, DomainError, InvalidInput, NotFound, Unavailable
 from loraforge.domain.ml import GenerationSpec
 from loraforge.domain.work import JobState, Progress, RunStatus, ScaleConfig, Training
+from loraforge.services.prediction_inputs import InputRequest
 from loraforge.services.predictions import PredictionRequest
+from tests import imagefactory
 from tests.unit.services.work_world import (
     HOOK,
     STRANGER,
@@ -188,3 +191,39 @@ def test_a_prediction_whose_job_ran_out_of_attempts_fails_with_the_reason(
     assert failed.error is not None
     assert "2 attempts" in failed.error
     assert [e for e, _ in work.webhooks()] == ["prediction.failed"]
+
+
+def _img2img(work: WorkWorld, training: Training) -> tuple[str, str]:
+    """A queued prediction from a data-URI picture: its id and the picture's blob key."""
+    data_uri = "data:image/png;base64," + base64.b64encode(imagefactory.png(40, 30)).decode()
+    inputs = InputRequest(init_image=data_uri, strength=0.5)
+    prediction = work.predictions.create(WHO, request(training, inputs=inputs))
+    assert prediction.init_image is not None
+    key = prediction.init_image.blob_key
+    assert work.uow.state.prediction_blobs[prediction.id] == {key}
+    assert key in work.blobs.blobs
+    return prediction.id, key
+
+
+@pytest.mark.parametrize("gave_up", [False, True])
+def test_a_failed_prediction_keeps_no_picture(tmp_path: Path, gave_up: bool) -> None:
+    """Failed by its generator or given up: the end commits with the holds dropped, then the
+    picture's blob is removed; the prediction still says which picture it started from.
+    (Succeeded: tests/integration/work/test_prediction_inputs.py, where the fake processor's
+    one display variant is not also every output's.)"""
+    work = make_world(tmp_path, generator=BrokenGenerator())
+    prediction_id, key = _img2img(work, work.trained("m-1"))
+    if gave_up:
+        work.exhaust_attempts()
+
+    work.run_jobs()
+
+    ended = work.prediction(prediction_id)
+    assert ended.status is RunStatus.FAILED
+    assert ended.error is not None
+    assert ("2 attempts" in ended.error) is gave_up
+    assert ended.init_image is not None
+    assert ended.init_image.blob_key == key  # the echo stays
+    assert work.uow.state.prediction_blobs.get(prediction_id, set()) == set()
+    assert key not in work.blobs.blobs
+    work.images.close()

@@ -284,9 +284,10 @@ class TrainingBlobRow(Base):
 
 
 class PredictionBlobRow(Base):
-    """Blobs of a prediction's input pictures (init and mask images): kept while the
-    prediction exists, so deleting the image they came from cannot take them from a queued
-    run, and a rerun of its job reads the same bytes."""
+    """Blobs of a prediction's input pictures (init and mask images): held from the
+    transaction that commits the prediction to the one that ends it, so deleting the image
+    they came from cannot take them from a queued run, and a rerun of its job reads the same
+    bytes. An erasure of the picture deletes its rows at once."""
 
     __tablename__ = "prediction_blobs"
 

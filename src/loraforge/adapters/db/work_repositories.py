@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from datetime import datetime
 from typing import Any
 
@@ -227,6 +227,31 @@ class SqlPredictionRepository:
             for prediction in map(_prediction, rows)
             if any(c.training_id in training_ids for c in prediction.scale_configs)
         ]
+
+    def pinned(self, prediction_id: str) -> set[str]:
+        return set(
+            self._s.scalars(
+                select(PredictionBlobRow.blob_key).where(
+                    PredictionBlobRow.prediction_id == prediction_id
+                )
+            )
+        )
+
+    def unpin(self, prediction_id: str) -> set[str]:
+        keys = self.pinned(prediction_id)
+        self._s.execute(
+            delete(PredictionBlobRow).where(PredictionBlobRow.prediction_id == prediction_id)
+        )
+        return keys
+
+    def unpin_blobs(self, keys: Iterable[str]) -> set[str]:
+        wanted = sorted(set(keys))
+        held: set[str] = set()
+        for start in range(0, len(wanted), 500):
+            chunk = PredictionBlobRow.blob_key.in_(wanted[start : start + 500])
+            held.update(self._s.scalars(select(PredictionBlobRow.prediction_id).where(chunk)))
+            self._s.execute(delete(PredictionBlobRow).where(chunk))
+        return held
 
 
 class SqlJobRepository:
