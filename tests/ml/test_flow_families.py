@@ -5,17 +5,30 @@ from __future__ import annotations
 
 import io
 import json
+import math
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from PIL import Image
+from safetensors import safe_open
 
 from loraforge.adapters.ml.generator import DiffusersGenerator
 from loraforge.adapters.ml.registry import BaseModelRegistry
-from loraforge.domain.ml import BaseModel, GenerationSpec, ModelFamily, PredictionInput
+from loraforge.adapters.ml.trainer import DiffusersLoraTrainer
+from loraforge.domain.ml import (
+    BaseModel,
+    GenerationSpec,
+    LoraWeights,
+    ModelFamily,
+    PredictionInput,
+    TrainingSpec,
+)
 from loraforge.domain.ml import supported_inputs as inputs_of
-from tests.ml.pictures import TRIGGER
+from tests.ml.conftest import LORA_HYPER, train
+from tests.ml.pictures import samples
 from tests.ml.shaped import flux_shaped, sd3_shaped
+from tests.ml.test_generator import SPEC
 
 
 @pytest.fixture(scope="module")
@@ -36,16 +49,9 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> BaseModelRegistry:
 
 
 def request(base: BaseModel) -> GenerationSpec:
-    return GenerationSpec(
-        base_model=base,
-        prompt=f"{TRIGGER}, a square",
-        seed=1,
-        width=64,
-        height=64,
-        num_images=2,
-        guidance_scale=3.5,
-        num_inference_steps=3,
-        output_format="png",
+    """test_generator's request, two small pictures in three steps on ``base``."""
+    return replace(
+        SPEC, base_model=base, width=64, height=64, num_images=2, num_inference_steps=3, seed=1
     )
 
 
@@ -103,3 +109,29 @@ def test_each_family_repaints_and_inpaints(
     inpainted = generator.generate(replace(repainted, mask_image=buffer.getvalue()))
     with Image.open(io.BytesIO(inpainted[0])) as out, Image.open(io.BytesIO(init)) as before:
         assert out.getpixel((2, 2)) == before.convert("RGB").getpixel((2, 2))  # kept as it was
+
+
+@pytest.mark.parametrize("name", ["flux", "flux-schnell", "sd3"])
+def test_each_family_trains_a_lora_that_its_pipeline_loads(
+    registry: BaseModelRegistry,
+    trainer: DiffusersLoraTrainer,
+    generator: DiffusersGenerator,
+    tmp_path: Path,
+    name: str,
+) -> None:
+    base = registry.get(name)
+    hyper = replace(LORA_HYPER, steps=4, resolution=64, learning_rate=1e-2)
+    lora, reports = train(trainer, TrainingSpec(base, samples(3, seed=6, size=64), hyper), tmp_path)
+    assert [r.step for r in reports] == [1, 2, 3, 4]
+    assert all(r.loss is not None and math.isfinite(r.loss) for r in reports)
+    with safe_open(str(lora), "pt") as weights:
+        keys = list(weights.keys())
+    assert keys
+    assert all(k.startswith("transformer.") for k in keys)
+
+    spec = request(base)
+    plain = generator.generate(spec)
+    tuned = generator.generate(replace(spec, loras=[LoraWeights("x", lora, 1.0)]))
+    assert tuned != plain
+    assert generator.generate(replace(spec, loras=[LoraWeights("x", lora, 1.0)])) == tuned
+    assert generator.generate(replace(spec, loras=[LoraWeights("x", lora, 0.0)])) == plain
