@@ -10,12 +10,21 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import torch
 from PIL import Image
 from safetensors import safe_open
 
+from loraforge.adapters.ml.device import pick_placement
 from loraforge.adapters.ml.generator import DiffusersGenerator
+from loraforge.adapters.ml.pipelines import load_pipeline
 from loraforge.adapters.ml.registry import BaseModelRegistry
-from loraforge.adapters.ml.trainer import DiffusersLoraTrainer
+from loraforge.adapters.ml.trainer import (
+    DiffusersLoraTrainer,
+    encode_samples,
+    flow_matching_loss,
+    run_training,
+    training_scheduler,
+)
 from loraforge.domain.ml import (
     BaseModel,
     GenerationSpec,
@@ -135,3 +144,50 @@ def test_each_family_trains_a_lora_that_its_pipeline_loads(
     assert tuned != plain
     assert generator.generate(replace(spec, loras=[LoraWeights("x", lora, 1.0)])) == tuned
     assert generator.generate(replace(spec, loras=[LoraWeights("x", lora, 0.0)])) == plain
+    # two LoRAs mixed with their scales (set_adapters), as for the SD families
+    second = tmp_path / "second.safetensors"
+    second.write_bytes(lora.read_bytes())
+    mix = [LoraWeights("x", lora, 0.5), LoraWeights("y", second, -0.8)]
+    mixed = generator.generate(replace(spec, loras=mix))
+    assert mixed not in (plain, tuned)
+    assert generator.generate(replace(spec, loras=mix)) == mixed
+
+
+@pytest.mark.parametrize("name", ["flux", "sd3"])
+def test_the_flow_matching_loss_falls_on_the_training_data(
+    registry: BaseModelRegistry, tmp_path: Path, name: str
+) -> None:
+    base = registry.get(name)
+    pipe = load_pipeline(base, pick_placement())
+    pipe.transformer.requires_grad_(False)
+    pictures = samples(3, seed=6, size=64)
+    data = encode_samples(pipe, pictures, resolution=64)
+    scheduler = training_scheduler(pipe, base.family)
+
+    def held_loss() -> float:
+        """The mean loss over every sample and eight fixed draws of t and noise."""
+        with torch.no_grad():
+            losses = [
+                flow_matching_loss(
+                    pipe.transformer,
+                    scheduler,
+                    base.family,
+                    data,
+                    [i],
+                    torch.Generator().manual_seed(d),
+                ).item()
+                for i in range(len(pictures))
+                for d in range(8)
+            ]
+        return sum(losses) / len(losses)
+
+    before = held_loss()
+    hyper = replace(LORA_HYPER, steps=60, resolution=64, learning_rate=1e-2)
+    spec = TrainingSpec(base, pictures, hyper)
+    lora = run_training(
+        pipe, spec, workdir=tmp_path, report=lambda _: None, should_stop=lambda: False
+    )
+    pipe.load_lora_weights(str(lora))
+    after = held_loss()
+    # measured: FLUX 3.48 → 3.25, SD3 1.36 → 1.24 (a rank-4 LoRA on a random tiny transformer)
+    assert after < before * 0.95, (before, after)
