@@ -1,9 +1,12 @@
 """Tiny pipelines in the block layouts of SD 1.5 and SDXL, built from configs here: what the
 real ones have (four or three blocks of two layers, SDXL's two text encoders, several
-transformer layers per attention block), at a size that runs on a CPU in seconds."""
+transformer layers per attention block), at a size that runs on a CPU in seconds; and tiny SD3-
+and FLUX-shaped ones built as diffusers' own pipeline tests build them (their T5 tokenizer made
+here: nothing comes from a hub)."""
 
 from __future__ import annotations
 
+import string
 from pathlib import Path
 from typing import Any
 
@@ -11,11 +14,26 @@ import torch
 from diffusers import (
     AutoencoderKL,
     DDIMScheduler,
+    FlowMatchEulerDiscreteScheduler,
+    FluxPipeline,
+    FluxTransformer2DModel,
+    SD3Transformer2DModel,
+    StableDiffusion3Pipeline,
     StableDiffusionPipeline,
     StableDiffusionXLPipeline,
     UNet2DConditionModel,
 )
-from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
+from tokenizers.processors import TemplateProcessing
+from transformers import (
+    CLIPTextConfig,
+    CLIPTextModel,
+    CLIPTextModelWithProjection,
+    CLIPTokenizer,
+    T5Config,
+    T5EncoderModel,
+    T5TokenizerFast,
+)
 
 from loraforge.adapters.ml.tiny import WEIGHTS_DIR
 from loraforge.domain.ml import BaseModel, ModelFamily
@@ -118,3 +136,137 @@ def tiny_vae() -> AutoencoderKL:
         latent_channels=4,
         norm_num_groups=8,
     )
+
+
+# --- the flow-matching families, as diffusers' own pipeline tests build them ------------------
+
+T5_WORDS = ("a", "the", "photo", "of", "square", "circle", "red", "blue", "striped", "sks")
+
+
+def t5_tokenizer() -> T5TokenizerFast:
+    """A T5 tokenizer built here (no hub): a unigram vocabulary of a few words and the
+    letters and digits, ``</s>`` appended as T5's is."""
+    letters = [(c, -5.0) for c in string.ascii_lowercase + string.digits + ",.▁"]
+    vocab = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0)]
+    vocab += [("▁" + word, -1.0) for word in T5_WORDS] + letters
+    model = Tokenizer(models.Unigram(vocab, unk_id=2))
+    model.normalizer = normalizers.Lowercase()
+    model.pre_tokenizer = pre_tokenizers.Metaspace()
+    model.decoder = decoders.Metaspace()
+    model.post_processor = TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
+    return T5TokenizerFast(
+        tokenizer_object=model, pad_token="<pad>", eos_token="</s>", unk_token="<unk>"
+    )
+
+
+def t5_encoder(vocab: int) -> T5EncoderModel:
+    """The size of hf-internal-testing/tiny-random-t5 (what diffusers' tests load)."""
+    config = T5Config(
+        vocab_size=vocab,
+        d_model=32,
+        d_kv=8,
+        d_ff=37,
+        num_layers=5,
+        num_heads=4,
+        relative_attention_num_buckets=8,
+        decoder_start_token_id=0,
+    )
+    return T5EncoderModel(config)
+
+
+def clip_config() -> CLIPTextConfig:
+    """diffusers' tests' tiny CLIP text encoder, over the tiny model's tokenizer."""
+    tokenizer = CLIPTokenizer.from_pretrained(str(WEIGHTS_DIR / "tokenizer"))
+    return text_config(len(tokenizer))
+
+
+def flow_vae(latent_channels: int) -> AutoencoderKL:
+    """diffusers' tests' tiny VAE with a second block: latents at half the picture's side."""
+    return AutoencoderKL(
+        block_out_channels=(4, 8),
+        down_block_types=("DownEncoderBlock2D",) * 2,
+        up_block_types=("UpDecoderBlock2D",) * 2,
+        layers_per_block=1,
+        latent_channels=latent_channels,
+        norm_num_groups=1,
+        use_quant_conv=False,
+        use_post_quant_conv=False,
+        shift_factor=0.0609,
+        scaling_factor=1.5035,
+    )
+
+
+def flux_shaped(folder: Path, *, guidance: bool = True) -> Path:
+    """A FLUX.1-shaped pipeline (one double- and one single-stream block; ``guidance``: the
+    dev variant's guidance embedding, else schnell's) saved to ``folder``."""
+    tokenizer = CLIPTokenizer.from_pretrained(str(WEIGHTS_DIR / "tokenizer"))
+    torch.manual_seed(0)
+    transformer = FluxTransformer2DModel(
+        patch_size=1,
+        in_channels=4,
+        num_layers=1,
+        num_single_layers=1,
+        attention_head_dim=16,
+        num_attention_heads=2,
+        joint_attention_dim=32,
+        pooled_projection_dim=32,
+        axes_dims_rope=[4, 4, 8],
+        guidance_embeds=guidance,
+    )
+    torch.manual_seed(0)
+    text_encoder = CLIPTextModel(clip_config())
+    t5 = t5_tokenizer()
+    torch.manual_seed(0)
+    text_encoder_2 = t5_encoder(len(t5))
+    torch.manual_seed(0)
+    pipe = FluxPipeline(
+        scheduler=FlowMatchEulerDiscreteScheduler(),
+        vae=flow_vae(latent_channels=1),
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        text_encoder_2=text_encoder_2,
+        tokenizer_2=t5,
+        transformer=transformer,
+    )
+    pipe.save_pretrained(str(folder))
+    return folder
+
+
+def sd3_shaped(folder: Path) -> Path:
+    """An SD3-shaped pipeline (one joint block, two CLIPs and a T5) saved to ``folder``; with
+    SD3's 16 latent channels (diffusers' test has 4), which its inpainting pipeline requires."""
+    tokenizer = CLIPTokenizer.from_pretrained(str(WEIGHTS_DIR / "tokenizer"))
+    torch.manual_seed(0)
+    transformer = SD3Transformer2DModel(
+        sample_size=32,
+        patch_size=1,
+        in_channels=16,
+        num_layers=1,
+        attention_head_dim=8,
+        num_attention_heads=4,
+        caption_projection_dim=32,
+        joint_attention_dim=32,
+        pooled_projection_dim=64,
+        out_channels=16,
+    )
+    encoders = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        encoders.append(CLIPTextModelWithProjection(clip_config()))
+    t5 = t5_tokenizer()
+    torch.manual_seed(0)
+    text_encoder_3 = t5_encoder(len(t5))
+    torch.manual_seed(0)
+    pipe = StableDiffusion3Pipeline(
+        scheduler=FlowMatchEulerDiscreteScheduler(),
+        vae=flow_vae(latent_channels=16),
+        text_encoder=encoders[0],
+        tokenizer=tokenizer,
+        text_encoder_2=encoders[1],
+        tokenizer_2=tokenizer,
+        text_encoder_3=text_encoder_3,
+        tokenizer_3=t5,
+        transformer=transformer,
+    )
+    pipe.save_pretrained(str(folder))
+    return folder

@@ -66,7 +66,8 @@ def test_a_toml_file_names_its_default(tmp_path: Path) -> None:
     [
         [{"name": "tiny", "family": "sd15", "resolution": 512, "path": "x"}],
         [{"name": "Bad Name", "family": "sd15", "resolution": 512, "path": "x"}],
-        [{"name": "a", "family": "flux", "resolution": 512, "path": "x"}],
+        [{"name": "a", "family": "sd4", "resolution": 512, "path": "x"}],
+        [{"name": "a", "family": "flux", "resolution": 1024, "path": "flux.safetensors"}],
         [{"name": "a", "family": "sd15", "resolution": 500, "path": "x"}],
         [{"name": "a", "family": "sd15", "resolution": 512}],
         {"models": "nope"},

@@ -17,6 +17,7 @@ from pydantic.fields import FieldInfo
 
 from loraforge.adapters.ml.registry import TINY
 from loraforge.app import create_app
+from loraforge.domain.ml import BaseModel, ModelFamily
 from loraforge.domain.work import TrainingSpeed
 from loraforge.services.training_plan import plan
 from loraforge.settings import Settings
@@ -111,22 +112,27 @@ def test_the_settings_table_parser(text: str, expected: set[str]) -> None:
     assert _settings_table_vars(text) == expected
 
 
-def plan_table_rows() -> list[str]:
-    """The hyperparameter table of docs/training.md, as ``training_plan.py`` computes it."""
+FLOW_MODEL = BaseModel(name="flux", family=ModelFamily.FLUX, resolution=1024)
+
+
+def plan_table_rows(base: BaseModel = TINY) -> list[str]:
+    """A hyperparameter table of docs/training.md, as ``training_plan.py`` computes it."""
     rows = []
     for speed in TrainingSpeed:
         for strength in (0, 5, 10):
-            h = plan(TINY, strength=strength, speed=speed, seed=0)
+            h = plan(base, strength=strength, speed=speed, seed=0)
+            gamma = "—" if h.snr_gamma is None else h.snr_gamma
             rows.append(
                 f"| `{speed.value}` | {strength} | {h.steps} | {h.learning_rate:g} | "
-                f"{h.rank} | {h.resolution} | {h.snr_gamma} | {h.checkpoint_every} |"
+                f"{h.rank} | {h.resolution} | {gamma} | {h.checkpoint_every} |"
             )
     return rows
 
 
-def test_the_training_table_matches_the_plan() -> None:
+@pytest.mark.parametrize("base", [TINY, FLOW_MODEL], ids=["sd", "flow-matching"])
+def test_the_training_tables_match_the_plan(base: BaseModel) -> None:
     text = _page("training.md")
-    missing = [row for row in plan_table_rows() if row not in text]
+    missing = [row for row in plan_table_rows(base) if row not in text]
     assert not missing, "update the training table in docs/training.md:\n" + "\n".join(missing)
 
 

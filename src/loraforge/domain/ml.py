@@ -12,6 +12,20 @@ from loraforge.domain.samples import SamplePlan
 class ModelFamily(enum.StrEnum):
     SD15 = "sd15"
     SDXL = "sdxl"
+    SD3 = "sd3"  # Stable Diffusion 3 / 3.5: StableDiffusion3Pipeline
+    FLUX = "flux"  # FLUX.1 dev and schnell: FluxPipeline
+
+    @property
+    def flow_matching(self) -> bool:
+        """A rectified-flow transformer (SD3, FLUX): trained on the flow-matching loss and
+        sampled with its own flow-matching Euler scheduler only."""
+        return self in (ModelFamily.SD3, ModelFamily.FLUX)
+
+    @property
+    def guidance_free(self) -> bool:
+        """FLUX.1 dev and schnell are guidance-distilled: one pass per step and no classifier-
+        free guidance, so there is nothing a negative prompt could steer away from."""
+        return self is ModelFamily.FLUX
 
 
 @dataclass(frozen=True)
@@ -132,13 +146,15 @@ class PredictionInput(enum.StrEnum):
 
 
 def supported_inputs(base: BaseModel) -> list[PredictionInput]:
-    """What ``base`` can use: SD 1.5 and SDXL pipelines take a negative prompt, any of the
-    ``SCHEDULERS``, image-to-image and inpainting natively. Reference images need an
-    IP-Adapter and control a ControlNet configured for the base model: none can be yet."""
-    del base  # every family known so far supports the same inputs
+    """What ``base`` can use: every family takes image-to-image and inpainting natively; SD 1.5
+    and SDXL also any of the ``SCHEDULERS``, which flow-matching families (SD3, FLUX) cannot
+    use (they sample with their own); all but guidance-free FLUX take a negative prompt (FLUX
+    ignores one). Reference images need an IP-Adapter and control a ControlNet configured for
+    the base model: none can be yet."""
+    family = base.family
     return [
-        PredictionInput.NEGATIVE_PROMPT,
-        PredictionInput.SCHEDULER,
+        *([] if family.guidance_free else [PredictionInput.NEGATIVE_PROMPT]),
+        *([] if family.flow_matching else [PredictionInput.SCHEDULER]),
         PredictionInput.INIT_IMAGE,
         PredictionInput.MASK_IMAGE,
     ]

@@ -54,6 +54,9 @@ TINY_NOTE = (
 KINDS = {
     ModelFamily.SD15: ("stable-diffusion-v1/lora", "sd_v1"),
     ModelFamily.SDXL: ("stable-diffusion-xl-v1-base/lora", "sdxl_base_v1-0"),
+    # The variant (3 medium / 3.5 large, FLUX dev / schnell) is not known from the family.
+    ModelFamily.SD3: ("stable-diffusion-v3/lora", "sd3"),
+    ModelFamily.FLUX: ("flux-1/lora", "flux1"),
 }
 TINY_KIND = ("loraforge-tiny/lora", "loraforge_tiny")
 

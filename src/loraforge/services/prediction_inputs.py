@@ -56,6 +56,13 @@ def check_inputs(inputs: InputRequest, base_name: str, base: BaseModel | None) -
     _check_reference(inputs)
     _check_control(inputs.control)
     supported = set(supported_inputs(base)) if base is not None else set(PredictionInput)
+    if inputs.scheduler is not None and PredictionInput.SCHEDULER not in supported:
+        raise InvalidInput(
+            f"Base model {base_name} is a flow-matching model: it samples with its own "
+            "scheduler only, so scheduler cannot be set.",
+            code="scheduler_unsupported",
+            field="scheduler",
+        )
     if inputs.reference_images and PredictionInput.REFERENCE_IMAGES not in supported:
         raise InvalidInput(
             f"Base model {base_name} has no IP-Adapter configured: reference_images "

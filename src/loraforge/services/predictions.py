@@ -184,8 +184,11 @@ class PredictionService:
                 )
             base_models.add(training.manifest["baseModel"])
         if len(base_models) > 1:
+            names = ", ".join(sorted(base_models))
             raise InvalidInput(
-                "All trainings in scaleConfigs must share one base model.",
+                "All trainings in scaleConfigs must share one base model: a LoRA loads only "
+                f"into the model it was trained on (these are on {names}).",
+                code="mixed_base_models",
                 field="scaleConfigs",
             )
         return str(base_models.pop())

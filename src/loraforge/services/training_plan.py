@@ -3,6 +3,7 @@
 ``trainingStrength`` 0-10: stronger means closer to the data, i.e. more optimisation (steps)
 and a higher learning rate. ``trainingSpeed``: ``fast`` trains at a lower resolution with
 fewer steps; ``high_quality`` at the base model's native resolution, with more steps and rank.
+The flow-matching families (SD3, FLUX) have rows of their own (``FLOW_PROFILES``).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from loraforge.domain.errors import InvalidInput
-from loraforge.domain.ml import BaseModel, Hyperparameters
+from loraforge.domain.ml import BaseModel, Hyperparameters, ModelFamily
 from loraforge.domain.samples import SamplePlan
 from loraforge.domain.work import DEFAULT_SIDE, TrainingSpeed
 
@@ -48,10 +49,40 @@ PROFILES = {
 }
 
 
+# SD3 and FLUX: the learning rate of diffusers' DreamBooth-LoRA scripts for them (1e-4; a
+# transformer of billions of weights moves far per step at the SD rates), more steps to make up
+# for it, rank 8 / 16, and the fast plan at half the native side (FLUX and SD 3.5 are 1,024 px
+# models that still render 512 px well). The flow-matching loss has no Min-SNR weighting.
+FLOW_PROFILES = {
+    TrainingSpeed.FAST: SpeedProfile(
+        base_steps=300,
+        steps_per_strength=40,
+        base_lr=1e-4,
+        lr_per_strength=1e-5,
+        rank=8,
+        resolution_factor=0.5,
+        checkpoint_every=100,
+    ),
+    TrainingSpeed.HIGH_QUALITY: SpeedProfile(
+        base_steps=800,
+        steps_per_strength=80,
+        base_lr=8e-5,
+        lr_per_strength=8e-6,
+        rank=16,
+        resolution_factor=1.0,
+        checkpoint_every=200,
+    ),
+}
+
+
+def profile_of(family: ModelFamily, speed: TrainingSpeed) -> SpeedProfile:
+    return (FLOW_PROFILES if family.flow_matching else PROFILES)[speed]
+
+
 def plan(base: BaseModel, *, strength: int, speed: TrainingSpeed, seed: int) -> Hyperparameters:
     if not 0 <= strength <= 10:
         raise InvalidInput("trainingStrength must be between 0 and 10.", field="trainingStrength")
-    profile = PROFILES[speed]
+    profile = profile_of(base.family, speed)
     resolution = max(64, int(base.resolution * profile.resolution_factor) // 8 * 8)
     return Hyperparameters(
         steps=profile.base_steps + profile.steps_per_strength * strength,
@@ -61,6 +92,7 @@ def plan(base: BaseModel, *, strength: int, speed: TrainingSpeed, seed: int) -> 
         batch_size=1,
         checkpoint_every=profile.checkpoint_every,
         seed=seed,
+        snr_gamma=None if base.family.flow_matching else Hyperparameters.snr_gamma,
     )
 
 

@@ -20,10 +20,10 @@ class Work:
     trainer: FakeTrainer
     generator: FakeGenerator
 
-    def model_with_images(self, count: int = 3) -> str:
+    def model_with_images(self, count: int = 3, **fields: Any) -> str:
         client, headers = self.api.client, self.api.headers
         model_id: str = client.post(
-            "/v1/models", json={"displayName": "m"}, headers=headers
+            "/v1/models", json={"displayName": "m", **fields}, headers=headers
         ).json()["id"]
         for n in range(count):
             body = imagefactory.png(48 + n, 40)

@@ -178,3 +178,14 @@ def test_choices_out_of_range_are_refused_by_name(overrides: Overrides, field: s
         tune(plan(base(), strength=0, speed=FAST, seed=0), overrides)
     assert caught.value.field == field
     assert field in caught.value.message
+
+
+@pytest.mark.parametrize("family", [ModelFamily.SD3, ModelFamily.FLUX])
+def test_flow_matching_families_have_rows_of_their_own(family: ModelFamily) -> None:
+    flow = BaseModel(name="m", family=family, resolution=1024)
+    fast = plan(flow, strength=0, speed=FAST, seed=1)
+    assert (fast.steps, fast.learning_rate, fast.rank, fast.resolution) == (300, 1e-4, 8, 512)
+    assert fast.snr_gamma is None  # Min-SNR weights the DDPM loss, not flow matching
+    best = plan(flow, strength=10, speed=HIGH_QUALITY, seed=1)
+    assert (best.steps, best.rank, best.resolution) == (1600, 16, 1024)
+    assert plan(base(1024), strength=0, speed=FAST, seed=1).snr_gamma == 5.0

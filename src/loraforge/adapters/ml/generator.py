@@ -26,7 +26,7 @@ from PIL import Image as PILImage
 from PIL import ImageOps
 
 from loraforge.adapters.ml.device import Placement, pick_placement, pin_threads
-from loraforge.domain.ml import BaseModel, GenerationSpec, LoraWeights
+from loraforge.domain.ml import BaseModel, GenerationSpec, LoraWeights, ModelFamily
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -209,9 +209,14 @@ def _run(
 
     size = spec.render_size
     generators = [torch.Generator("cpu").manual_seed(spec.seed + i) for i in range(spec.num_images)]
+    family = spec.base_model.family
+    if family.flow_matching and spec.scheduler is not None:
+        raise ValueError(f"a {family} base model samples with its own scheduler only")
     common: dict[str, Any] = {
         "prompt": spec.prompt,
-        "negative_prompt": spec.negative_prompt or None,
+        # FLUX is guidance-distilled: no classifier-free guidance, so a negative prompt is
+        # ignored (passing it would switch on diffusers' doubled-cost "true CFG").
+        "negative_prompt": None if family.guidance_free else spec.negative_prompt or None,
         "num_images_per_prompt": spec.num_images,
         "guidance_scale": spec.guidance_scale,
         "num_inference_steps": spec.num_inference_steps,
@@ -233,7 +238,13 @@ def _run(
         extra: dict[str, Any] = {"image": init, "strength": spec.strength}
         if mask is not None:
             extra |= {"mask_image": mask, "width": size[0], "height": size[1]}
-        images = painter(**common, **extra).images
+        if family is ModelFamily.SD3:
+            # diffusers' SD3 image-to-image encodes the init image once per generator but
+            # indexes it as a batch of that many (0.42): an empty batch. One image per call.
+            one = common | {"num_images_per_prompt": 1}
+            images = [painter(**one | {"generator": [g]}, **extra).images[0] for g in generators]
+        else:
+            images = painter(**common, **extra).images
     full = (spec.width, spec.height)
     outputs = [_resized(i, full) for i in images]
     if spec.mask_image is None:

@@ -1,8 +1,9 @@
 """Loading a base model's diffusers pipeline from local disk (heavy: imports diffusers).
 
 SD 1.5 and SDXL pipelines come from a diffusers folder (``from_pretrained``) or a single-file
-checkpoint (``from_single_file`` with the configs folder beside it); ``tiny`` from the folder
-shipped in the package. ``local_files_only`` everywhere: a hub is never asked.
+checkpoint (``from_single_file`` with the configs folder beside it); SD3 and FLUX from a
+diffusers folder; ``tiny`` from the folder shipped in the package. ``local_files_only``
+everywhere: a hub is never asked.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from diffusers import (
     DPMSolverMultistepScheduler,
     EulerAncestralDiscreteScheduler,
     EulerDiscreteScheduler,
+    FluxPipeline,
+    StableDiffusion3Pipeline,
     StableDiffusionPipeline,
     StableDiffusionXLPipeline,
     UniPCMultistepScheduler,
@@ -28,14 +31,27 @@ from loraforge.adapters.ml.registry import check_model_path, single_file_config_
 from loraforge.adapters.ml.tiny import WEIGHTS_DIR
 from loraforge.domain.ml import BaseModel, ModelFamily
 
-Pipeline: TypeAlias = StableDiffusionPipeline | StableDiffusionXLPipeline
+Pipeline: TypeAlias = (
+    StableDiffusionPipeline | StableDiffusionXLPipeline | StableDiffusion3Pipeline | FluxPipeline
+)
+PIPELINE_CLASSES: dict[ModelFamily, type[Pipeline]] = {
+    ModelFamily.SD15: StableDiffusionPipeline,
+    ModelFamily.SDXL: StableDiffusionXLPipeline,
+    ModelFamily.SD3: StableDiffusion3Pipeline,
+    ModelFamily.FLUX: FluxPipeline,
+}
 
 
 def pipeline_class(family: ModelFamily) -> type[Pipeline]:
-    cls: type[Pipeline] = StableDiffusionPipeline
-    if family is ModelFamily.SDXL:
-        cls = StableDiffusionXLPipeline
-    return cls
+    return PIPELINE_CLASSES[family]
+
+
+def denoiser(pipe: Pipeline) -> Any:
+    """The network that denoises: the UNet of SD 1.5 and SDXL, the transformer of SD3 and FLUX
+    (the one the LoRA goes into)."""
+    if isinstance(pipe, StableDiffusion3Pipeline | FluxPipeline):
+        return pipe.transformer
+    return pipe.unet
 
 
 def load_pipeline(base: BaseModel, placement: Placement) -> Pipeline:

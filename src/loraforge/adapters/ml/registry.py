@@ -7,7 +7,7 @@ TOML by its ``.toml`` suffix::
 
     [[models]]
     name = "sd15"
-    family = "sd15"                         # sd15 | sdxl
+    family = "sd15"                         # sd15 | sdxl | sd3 | flux
     resolution = 512                        # native side in pixels
     path = "/models/stable-diffusion-v1-5"  # a diffusers folder (model_index.json inside) …
     description = "Stable Diffusion 1.5"
@@ -17,6 +17,12 @@ TOML by its ``.toml`` suffix::
     family = "sd15"
     resolution = 512
     path = "/models/dreamshaper_8.safetensors"  # … or a single-file checkpoint
+
+    [[models]]
+    name = "flux-dev"
+    family = "flux"                         # FLUX.1 dev or schnell (FluxPipeline)
+    resolution = 1024
+    path = "/models/FLUX.1-dev"             # SD3 and FLUX: a diffusers folder only
 
 Relative paths are relative to the file. Nothing is downloaded, ever: a single-file checkpoint
 holds only weights, so its diffusers configs must sit beside it in a folder named after it with
@@ -124,13 +130,18 @@ def _parse_entry(entry: Any, *, base_dir: Path) -> BaseModel:
     try:
         family = ModelFamily(str(entry.get("family")))
     except ValueError:
-        raise RegistryConfigError(f"{name}: family must be one of sd15, sdxl") from None
+        families = ", ".join(ModelFamily)
+        raise RegistryConfigError(f"{name}: family must be one of {families}") from None
     resolution = entry.get("resolution")
     if not isinstance(resolution, int) or not 256 <= resolution <= 2048 or resolution % 8:
         raise RegistryConfigError(f"{name}: resolution must be a multiple of 8 in 256..2048")
     if not entry.get("path"):
         raise RegistryConfigError(f"{name}: path is required")
     path = base_dir / Path(str(entry["path"]))
+    if family.flow_matching and path.suffix == ".safetensors":
+        raise RegistryConfigError(
+            f"{name}: a {family} base model is a diffusers folder, not a single-file checkpoint"
+        )
     return BaseModel(
         name=name,
         family=family,

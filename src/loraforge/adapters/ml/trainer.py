@@ -4,7 +4,13 @@ Read ``run_training`` top to bottom: the samples are decoded and fitted to their
 bucket (``domain.buckets``: a thin margin cut at most, never a centre square), encoded into
 latents and text embeddings once (the base is frozen, so they never change); a LoRA is added to
 the UNet's attention projections; then each step noises the latents with the DDPM schedule and
-teaches the LoRA to predict that noise. Every step reports progress and checks for a stop;
+teaches the LoRA to predict that noise. SD3 and FLUX (flow-matching transformers) differ in
+three places, each a function of its own: their LoRA goes into the transformer's attention (and,
+for FLUX, feed-forward) projections (``LORA_TARGETS``), their captions are encoded with all
+their text encoders once and the encoders then leave the GPU (T5 need not stay resident), and
+their step is ``flow_matching_loss``, as diffusers' train_dreambooth_lora_flux.py / _sd3.py
+do it. On a GPU their weights are bf16 and the transformer recomputes activations (gradient
+checkpointing); on a CPU neither. Every step reports progress and checks for a stop;
 checkpoints let a stopped or crashed training resume; the result is saved with
 ``save_lora_weights`` so a stock ``pipe.load_lora_weights(path)`` reads it.
 
@@ -50,6 +56,30 @@ if TYPE_CHECKING:
 
 ADAPTER = "loraforge"
 TARGET_MODULES = ["to_k", "to_q", "to_v", "to_out.0"]
+_SD3_TARGETS = [
+    "attn.add_k_proj",
+    "attn.add_q_proj",
+    "attn.add_v_proj",
+    "attn.to_add_out",
+    "attn.to_k",
+    "attn.to_out.0",
+    "attn.to_q",
+    "attn.to_v",
+]
+# Each family's LoRA layers: the reference scripts' defaults (FLUX's adds the feed-forwards).
+LORA_TARGETS = {
+    ModelFamily.SD15: TARGET_MODULES,
+    ModelFamily.SDXL: TARGET_MODULES,
+    ModelFamily.SD3: _SD3_TARGETS,
+    ModelFamily.FLUX: [
+        *_SD3_TARGETS,
+        "ff.net.0.proj",
+        "ff.net.2",
+        "ff_context.net.0.proj",
+        "ff_context.net.2",
+    ],
+}
+FLUX_TRAINING_GUIDANCE = 3.5  # what FLUX.1 dev's guidance embedding is fed (the script's default)
 FINAL_NAME = "lora.safetensors"
 _CHECKPOINT_GLOB = "checkpoint-*.pt"
 
@@ -97,8 +127,11 @@ class DiffusersLoraTrainer:
         return self._base[1]
 
 
+_TEXT_ENCODERS = ("text_encoder", "text_encoder_2", "text_encoder_3")
+
+
 def _frozen_modules(pipe: Pipeline) -> list[torch.nn.Module]:
-    names = ("unet", "vae", "text_encoder", "text_encoder_2")
+    names = ("unet", "transformer", "vae", *_TEXT_ENCODERS)
     return [module for name in names if (module := getattr(pipe, name, None)) is not None]
 
 
@@ -118,36 +151,49 @@ def run_training(
     After each of ``spec.sampling``'s steps, ``on_sample`` gets that step's samples (and its
     LoRA file at a checkpoint step)."""
     import torch
-    from diffusers import DDPMScheduler
+
+    from loraforge.adapters.ml.pipelines import denoiser
 
     hyper = spec.hyper
+    family = spec.base_model.family
     if not spec.samples:
         raise ValueError("a training needs at least one sample")
     workdir.mkdir(parents=True, exist_ok=True)
     data = encode_samples(
         pipe, spec.samples, resolution=hyper.resolution, flipped=hyper.flip_augment
     )
-    noise_scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
-    params = add_lora(pipe.unet, rank=hyper.rank, alpha=hyper.lora_alpha, seed=hyper.seed)
+    net = denoiser(pipe)
+    on_gpu = net.device.type == "cuda"
+    if family.flow_matching and on_gpu:
+        _text_encoders_to(pipe, torch.device("cpu"))  # the captions are encoded: free the GPU
+    noise_scheduler = training_scheduler(pipe, family)
+    params = add_lora(net, rank=hyper.rank, alpha=hyper.lora_alpha, seed=hyper.seed, family=family)
+    if family.flow_matching and on_gpu:
+        net.enable_gradient_checkpointing()
     try:
         optimizer = torch.optim.AdamW(params, lr=hyper.learning_rate, weight_decay=1e-2)
         fingerprint = spec_fingerprint(spec)
-        start = resume(workdir, fingerprint, pipe.unet, optimizer)
-        pipe.unet.train()
+        start = resume(workdir, fingerprint, net, optimizer)
+        net.train()
         for step in range(start, hyper.steps):
             if should_stop():
                 raise TrainingStopped
             picks = batch_indices(data.buckets, hyper.batch_size, step=step, seed=hyper.seed)
             generator = torch.Generator().manual_seed(_mix(hyper.seed, step))
-            loss = denoising_loss(
-                pipe.unet,
-                noise_scheduler,
-                data,
-                picks,
-                generator,
-                snr_gamma=hyper.snr_gamma,
-                flip=hyper.flip_augment,
-            )
+            if family.flow_matching:
+                loss = flow_matching_loss(
+                    net, noise_scheduler, family, data, picks, generator, flip=hyper.flip_augment
+                )
+            else:
+                loss = denoising_loss(
+                    net,
+                    noise_scheduler,
+                    data,
+                    picks,
+                    generator,
+                    snr_gamma=hyper.snr_gamma,
+                    flip=hyper.flip_augment,
+                )
             loss.backward()  # type: ignore[no-untyped-call]  # a gap in torch's annotations
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             optimizer.step()
@@ -157,11 +203,29 @@ def run_training(
             if on_sample is not None and plan is not None and step + 1 in plan.steps:
                 on_sample(sample_round(pipe, spec, plan, step + 1, loss.item(), workdir))
             if _checkpoint_due(step + 1, hyper):
-                save_checkpoint(workdir, step + 1, fingerprint, pipe.unet, optimizer)
-        return save_lora(pipe, spec.base_model.family, workdir, metadata=spec.metadata)
+                save_checkpoint(workdir, step + 1, fingerprint, net, optimizer)
+        return save_lora(pipe, family, workdir, metadata=spec.metadata)
     finally:
-        pipe.unet.eval()
-        pipe.unet.unload_lora()  # the cached base goes back to exactly what was loaded
+        net.eval()
+        if family.flow_matching and on_gpu:
+            net.disable_gradient_checkpointing()
+            _text_encoders_to(pipe, net.device)
+        net.unload_lora()  # the cached base goes back to exactly what was loaded
+
+
+def training_scheduler(pipe: Pipeline, family: ModelFamily) -> Any:
+    """The noise schedule trained on: DDPM from the base's scheduler config, or for the
+    flow-matching families their own flow-matching schedule (its 1,000 training sigmas)."""
+    from diffusers import DDPMScheduler, FlowMatchEulerDiscreteScheduler
+
+    cls = FlowMatchEulerDiscreteScheduler if family.flow_matching else DDPMScheduler
+    return cls.from_config(pipe.scheduler.config)
+
+
+def _text_encoders_to(pipe: Pipeline, device: torch.device) -> None:
+    for name in _TEXT_ENCODERS:
+        if (encoder := getattr(pipe, name, None)) is not None:
+            encoder.to(device)
 
 
 # --- step 1: samples to latents and text embeddings, once ------------------------------------
@@ -175,7 +239,8 @@ class EncodedSamples:
     latent_mean: list[torch.Tensor]  # (C, h, w) float32, already times the VAE's scaling factor
     latent_std: list[torch.Tensor]
     prompt_embeds: torch.Tensor  # (N, tokens, width) in the UNet's dtype
-    added_cond: dict[str, torch.Tensor] | None  # SDXL: pooled text embeds and size/crop ids
+    # SDXL: pooled text embeds and size/crop ids; SD3 and FLUX: pooled text embeds
+    added_cond: dict[str, torch.Tensor] | None
     buckets: list[str]  # each sample's bucket ("WxH"): a batch never mixes two
     # The mirror images' latents (``flip_augment``), in the same order; None when off.
     flipped_mean: list[torch.Tensor] | None = None
@@ -228,19 +293,24 @@ def encode_latents(
 ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """Posterior mean and std of each picture, scaled into the UNet's latent space. One picture
     at a time caps memory at any resolution (and pictures differ in size); fp16 VAEs that ask
-    for it are upcast to fp32 (the SDXL VAE overflows in fp16)."""
+    for it are upcast to fp32 (the SDXL VAE overflows in fp16). SD3's and FLUX's VAEs also
+    shift the latents (``shift_factor``) before scaling them."""
     import torch
 
-    vae, device = pipe.vae, pipe.unet.device
+    from loraforge.adapters.ml.pipelines import denoiser
+
+    net = denoiser(pipe)
+    vae, device = pipe.vae, net.device
     upcast = vae.dtype == torch.float16 and bool(vae.config.force_upcast)
     dtype = torch.float32 if upcast else vae.dtype
     vae.to(dtype)
     try:
         dists = [vae.encode(p[None].to(device, dtype)).latent_dist for p in pixels]
     finally:
-        vae.to(pipe.unet.dtype if upcast else dtype)
+        vae.to(net.dtype if upcast else dtype)
     scale = float(vae.config.scaling_factor)
-    mean = [d.mean[0].float() * scale for d in dists]
+    shift = float(getattr(vae.config, "shift_factor", None) or 0.0)
+    mean = [(d.mean[0].float() - shift) * scale for d in dists]
     std = [d.std[0].float() * scale for d in dists]
     return mean, std
 
@@ -250,11 +320,22 @@ def encode_captions(
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor] | None]:
     """Text embeddings as the pipeline computes them at generation (SDXL: both encoders'
     penultimate layers, the pooled embedding, and each picture's size/crop ids: its original
-    size, the top-left of the kept window and the bucket, as SDXL was trained to read them)."""
+    size, the top-left of the kept window and the bucket, as SDXL was trained to read them;
+    SD3 and FLUX: their CLIPs' pooled embedding and the T5 (with SD3's CLIPs) token embeddings)."""
     import torch
-    from diffusers import StableDiffusionXLPipeline
+    from diffusers import FluxPipeline, StableDiffusion3Pipeline, StableDiffusionXLPipeline
 
-    device = pipe.unet.device
+    from loraforge.adapters.ml.pipelines import denoiser
+
+    device = denoiser(pipe).device
+    if isinstance(pipe, FluxPipeline):
+        embeds, pooled, _ = pipe.encode_prompt(captions, None, device=device)
+        return embeds, {"pooled_projections": pooled}
+    if isinstance(pipe, StableDiffusion3Pipeline):
+        embeds, _, pooled, _ = pipe.encode_prompt(
+            captions, None, None, device=device, do_classifier_free_guidance=False
+        )
+        return embeds, {"pooled_projections": pooled}
     if not isinstance(pipe, StableDiffusionXLPipeline):
         embeds, _ = pipe.encode_prompt(captions, device, 1, do_classifier_free_guidance=False)
         return embeds, None
@@ -277,16 +358,26 @@ def _size_and_crop_ids(how: Fit) -> list[int]:
 
 
 def add_lora(
-    unet: UNet2DConditionModel, *, rank: int, alpha: int, seed: int
+    unet: UNet2DConditionModel,
+    *,
+    rank: int,
+    alpha: int,
+    seed: int,
+    family: ModelFamily = ModelFamily.SD15,
 ) -> list[torch.nn.Parameter]:
     """Add the adapter (seeded init, without touching the global RNG) and return its
-    parameters in fp32, as diffusers' ``cast_training_params`` does for half-precision bases."""
+    parameters in fp32, as diffusers' ``cast_training_params`` does for half-precision bases.
+    ``unet`` is the family's denoiser (SD3's and FLUX's transformer), ``family`` picks its
+    layers (``LORA_TARGETS``)."""
     import torch
     from diffusers.training_utils import cast_training_params
     from peft import LoraConfig
 
     config = LoraConfig(
-        r=rank, lora_alpha=alpha, init_lora_weights="gaussian", target_modules=TARGET_MODULES
+        r=rank,
+        lora_alpha=alpha,
+        init_lora_weights="gaussian",
+        target_modules=LORA_TARGETS[family],
     )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -372,6 +463,75 @@ def denoising_loss(
     if snr_gamma is not None:
         per_sample = per_sample * min_snr_weights(noise_scheduler, timesteps, snr_gamma)
     return per_sample.mean()
+
+
+def flow_matching_loss(
+    transformer: Any,
+    noise_scheduler: Any,
+    family: ModelFamily,
+    data: EncodedSamples,
+    picks: list[int],
+    generator: torch.Generator,
+    flip: bool = False,
+) -> torch.Tensor:
+    """The flow-matching loss of SD3 and FLUX on the picked samples, as diffusers' DreamBooth-
+    LoRA scripts compute it: a sigma from the schedule's 1,000 training sigmas (t drawn
+    uniformly for FLUX, logit-normally for SD3: their scripts' default weighting schemes, whose
+    loss weights are then 1), the noisy latents (1 - sigma) x + sigma noise, and the MSE
+    against the velocity noise - x. FLUX's transformer sees 2x2 patches of latents as tokens
+    and, in dev, the guidance it is distilled for; SD3's prediction is preconditioned back to a
+    picture (the script's ``--precondition_outputs``), so its target is x itself."""
+    import torch
+    from diffusers import FluxPipeline
+    from diffusers.training_utils import compute_density_for_timestep_sampling
+
+    index = torch.tensor(picks)
+    mean, std = _latents(data, picks, generator, flip=flip)
+    latents = mean + std * torch.randn(mean.shape, generator=generator).to(mean.device)
+    noise = torch.randn(mean.shape, generator=generator).to(mean.device)
+    scheme = "none" if family is ModelFamily.FLUX else "logit_normal"
+    u = compute_density_for_timestep_sampling(
+        scheme, len(picks), logit_mean=0.0, logit_std=1.0, generator=generator
+    )
+    indices = (u * noise_scheduler.config.num_train_timesteps).long()
+    timesteps = noise_scheduler.timesteps[indices].to(mean.device)
+    sigmas = noise_scheduler.sigmas[indices].to(mean.device).view(-1, 1, 1, 1)
+    noisy = (1.0 - sigmas) * latents + sigmas * noise
+    dtype = transformer.dtype
+    embeds = data.prompt_embeds[index].to(dtype)
+    added = data.added_cond
+    assert added is not None
+    pooled = added["pooled_projections"][index].to(dtype)
+    if family is ModelFamily.FLUX:
+        b, c, h, w = noisy.shape
+        guidance = None
+        if transformer.config.guidance_embeds:
+            guidance = torch.full((b,), FLUX_TRAINING_GUIDANCE, device=mean.device)
+        packed = transformer(
+            hidden_states=FluxPipeline._pack_latents(noisy.to(dtype), b, c, h, w),
+            timestep=timesteps / 1000,
+            guidance=guidance,
+            pooled_projections=pooled,
+            encoder_hidden_states=embeds,
+            txt_ids=torch.zeros(embeds.shape[1], 3, device=mean.device, dtype=dtype),
+            img_ids=FluxPipeline._prepare_latent_image_ids(b, h // 2, w // 2, mean.device, dtype),
+            return_dict=False,
+        )[0]
+        # back to (b, c, h, w): sizes in latent units (a VAE scale factor of 1)
+        prediction = FluxPipeline._unpack_latents(packed, h, w, 1).float()
+        target = noise - latents
+    else:
+        prediction = transformer(
+            hidden_states=noisy.to(dtype),
+            timestep=timesteps,
+            encoder_hidden_states=embeds,
+            pooled_projections=pooled,
+            return_dict=False,
+        )[0].float()
+        prediction = prediction * (-sigmas) + noisy
+        target = latents
+    loss: torch.Tensor = ((prediction - target.float()) ** 2).mean()
+    return loss
 
 
 def _latents(
@@ -503,14 +663,15 @@ def write_lora(
     from peft import get_peft_model_state_dict
 
     from loraforge.adapters.ml.lora_files import stamp
-    from loraforge.adapters.ml.pipelines import pipeline_class
+    from loraforge.adapters.ml.pipelines import denoiser, pipeline_class
 
-    layers = convert_state_dict_to_diffusers(
-        get_peft_model_state_dict(pipe.unet, adapter_name=ADAPTER)
-    )
+    layers = get_peft_model_state_dict(denoiser(pipe), adapter_name=ADAPTER)
+    if not family.flow_matching:  # SD3's and FLUX's scripts save peft's names as they are
+        layers = convert_state_dict_to_diffusers(layers)
     staging = path.parent / f".{path.stem}"
+    which = "transformer_lora_layers" if family.flow_matching else "unet_lora_layers"
     pipeline_class(family).save_lora_weights(
-        save_directory=str(staging), unet_lora_layers=layers, safe_serialization=True
+        save_directory=str(staging), safe_serialization=True, **{which: layers}
     )
     os.replace(staging / "pytorch_lora_weights.safetensors", path)
     staging.rmdir()
@@ -548,12 +709,16 @@ def render_samples(pipe: Pipeline, base: BaseModel, plan: SamplePlan) -> list[Re
     attached (no copy of the model). The UNet is in eval mode meanwhile and back in training
     mode after; no gradients are recorded; the pipeline keeps its scheduler."""
     import torch
+    from diffusers import FluxPipeline, StableDiffusion3Pipeline
 
     from loraforge.adapters.ml.generator import render
+    from loraforge.adapters.ml.pipelines import denoiser
 
-    unet, scheduler = pipe.unet, pipe.scheduler
+    unet, scheduler = denoiser(pipe), pipe.scheduler
     was_training = unet.training
     unet.eval()
+    _text_encoders_to(pipe, unet.device)  # SD3's and FLUX's left the GPU while training
+    pipe.set_progress_bar_config(disable=True)
     rendered = []
     try:
         with torch.no_grad():
@@ -566,6 +731,8 @@ def render_samples(pipe: Pipeline, base: BaseModel, plan: SamplePlan) -> list[Re
     finally:
         pipe.scheduler = scheduler
         unet.train(was_training)
+        if isinstance(pipe, StableDiffusion3Pipeline | FluxPipeline) and unet.training:
+            _text_encoders_to(pipe, torch.device("cpu"))  # off the GPU again
     return rendered
 
 
