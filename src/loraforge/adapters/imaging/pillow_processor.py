@@ -228,15 +228,16 @@ class PillowImageProcessor:
         """A large YCbCr or greyscale JPEG's display pixels from libvips (``vips_resample``):
         ~0.4x the CPU of the Pillow path. None where the Pillow path decides: JPEGs within the
         display size or over 4x it, CMYK ones, and any file libvips finds fault with (Pillow
-        then accepts or refuses it as it always has). Raises ``Incomplete`` for a file that
-        stops before its end marker."""
+        then accepts or refuses it as it always has), a file that stops before its end marker
+        included: truncated ones are refused by the Pillow path's reduced decode, and one whose
+        scans are whole but whose end marker is missing is accepted, as it always was."""
         if not self._vips_jpeg or im.mode not in ("RGB", "L"):
             return None
         size = _fitted_size(im.size, self._display_max_side)
         if size == im.size or not vips_resample.resamples(im.size, size):
             return None
         if not jpeg_end.ends_complete(stream):
-            raise completeness.Incomplete("the JPEG stops before its end-of-image marker")
+            return None  # libvips is not asked: the Pillow path's verdict stands
         fitted = vips_resample.fit(stream, mode=im.mode, size=im.size, out=size)
         return None if fitted is None else _to_mode(fitted, "RGB")
 
